@@ -1,0 +1,35 @@
+"""Shared command-line plumbing for job configs: flags that fall back to environment variables."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from connectors.flink_env import FlinkJobSettings
+
+
+def env_default(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def add_flink_flags(parser: argparse.ArgumentParser, job: str) -> None:
+    """Flags every streaming job takes; each names its environment variable in its help."""
+    up = job.upper()
+    parser.add_argument("--parallelism", type=int,
+                        default=int(env_default(f"{up}_PARALLELISM", "1")),
+                        help=f"operator parallelism (env {up}_PARALLELISM, default 1)")
+    parser.add_argument("--checkpoint-interval-ms", type=int,
+                        default=int(env_default("ONAIR_CHECKPOINT_INTERVAL_MS", "10000")),
+                        help="checkpoint interval (env ONAIR_CHECKPOINT_INTERVAL_MS, default 10000)")
+    parser.add_argument("--python-mode", choices=("thread", "process"),
+                        default=env_default("ONAIR_PYTHON_MODE", "thread"),
+                        help="PyFlink Python execution mode (env ONAIR_PYTHON_MODE, default thread)")
+    parser.add_argument("--bounded", action="store_true",
+                        help="read the input topics up to their current end, then finish")
+
+
+def flink_settings(args: argparse.Namespace) -> FlinkJobSettings:
+    return FlinkJobSettings(
+        parallelism=args.parallelism, checkpoint_interval_ms=args.checkpoint_interval_ms,
+        python_mode=args.python_mode, bounded=args.bounded,
+    )

