@@ -20,10 +20,12 @@ def add_flink_flags(parser: argparse.ArgumentParser, job: str) -> None:
                         help=f"operator parallelism (env {up}_PARALLELISM, default 1)")
     parser.add_argument("--checkpoint-interval-ms", type=int,
                         default=int(env_default("ONAIR_CHECKPOINT_INTERVAL_MS", "10000")),
-                        help="checkpoint interval (env ONAIR_CHECKPOINT_INTERVAL_MS, default 10000)")
+                        help="checkpoint interval, ms "
+                             "(env ONAIR_CHECKPOINT_INTERVAL_MS, default 10000)")
     parser.add_argument("--python-mode", choices=("thread", "process"),
                         default=env_default("ONAIR_PYTHON_MODE", "thread"),
-                        help="PyFlink Python execution mode (env ONAIR_PYTHON_MODE, default thread)")
+                        help="PyFlink Python execution mode "
+                             "(env ONAIR_PYTHON_MODE, default thread)")
     parser.add_argument("--bounded", action="store_true",
                         help="read the input topics up to their current end, then finish")
 

@@ -69,7 +69,8 @@ def data_files(root: Path) -> list[Path]:
         return []
     return sorted(
         p for p in root.rglob("*")
-        if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
+        if p.is_file()
+        and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts)
     )
 
 

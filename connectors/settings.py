@@ -74,7 +74,8 @@ class KafkaSettings:
         return kw
 
     def __repr__(self) -> str:
-        return f"KafkaSettings(bootstrap_servers={self.bootstrap_servers!r}, options={_mask(self.options)})"
+        masked = _mask(self.options)
+        return f"KafkaSettings(bootstrap_servers={self.bootstrap_servers!r}, options={masked})"
 
 
 @dataclass(frozen=True)

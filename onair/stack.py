@@ -7,6 +7,7 @@ what it started in ``$ONAIR_HOME/stack.json``; ``down`` stops exactly those. Log
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -123,7 +124,8 @@ def pyflink_home() -> Path:
 
 def check_java() -> str:
     """Return the Java version line, or raise with the fix."""
-    java = shutil.which("java", path=(os.environ.get("JAVA_HOME", "") + "/bin:") + os.environ["PATH"])
+    java_home = os.environ.get("JAVA_HOME", "")
+    java = shutil.which("java", path=f"{java_home}/bin:{os.environ['PATH']}")
     if not java:
         raise StackError(
             "Java was not found, and Flink needs Java 11 or 17. Install it "
@@ -401,10 +403,8 @@ def _terminate(pid: int, grace_s: float = 10) -> None:
         except ProcessLookupError:
             return
         time.sleep(0.2)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _wait_closed(port: int, timeout_s: float) -> None:

@@ -72,7 +72,9 @@ def parse(raw: bytes | None, schema: MessageSchema) -> dict[str, Any]:
     if raw is None:
         raise InvalidRecord("empty value (null or tombstone)")
     if len(raw) > schema.max_bytes:
-        raise InvalidRecord(f"value is {len(raw)} bytes, larger than the {schema.max_bytes} allowed")
+        raise InvalidRecord(
+            f"value is {len(raw)} bytes, larger than the {schema.max_bytes} allowed"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
