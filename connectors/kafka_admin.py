@@ -34,17 +34,20 @@ def consumer(kafka: KafkaSettings, **overrides) -> KafkaConsumer:
 
 def create_topics(kafka: KafkaSettings, topics: list[Topic] | None = None,
                   replication_factor: int = 1) -> dict[str, str]:
-    """Create each topic that does not exist yet; return topic -> "created" / "exists"."""
+    """Create each topic that does not exist yet (with ``kafka.topic_prefix``); return
+    logical topic name -> "created" / "exists"."""
     topics = list(TOPICS.values()) if topics is None else topics
     admin = admin_client(kafka)
     try:
         existing = set(admin.list_topics())
-        result = {t.name: "exists" for t in topics if t.name in existing}
+        result = {}
         for t in topics:
-            if t.name in existing:
+            name = kafka.topic(t.name)
+            if name in existing:
+                result[t.name] = "exists"
                 continue
             try:
-                admin.create_topics([NewTopic(t.name, t.partitions, replication_factor)])
+                admin.create_topics([NewTopic(name, t.partitions, replication_factor)])
                 result[t.name] = "created"
             except TopicAlreadyExistsError:
                 result[t.name] = "exists"
@@ -54,6 +57,7 @@ def create_topics(kafka: KafkaSettings, topics: list[Topic] | None = None,
 
 
 def partitions_of(kafka: KafkaSettings, topic: str) -> list[int]:
+    """Partitions of a physical topic name."""
     c = consumer(kafka)
     try:
         parts = c.partitions_for_topic(topic)
@@ -65,7 +69,8 @@ def partitions_of(kafka: KafkaSettings, topic: str) -> list[int]:
 
 
 def end_offsets(kafka: KafkaSettings, topic: str, probe_timeout_ms: int = 2000) -> dict[int, int]:
-    """The true end offset (one past the last record) of every partition of ``topic``."""
+    """The true end offset (one past the last record) of every partition of the physical
+    topic ``topic``."""
     c = consumer(kafka, isolation_level="read_uncommitted")
     try:
         parts = [TopicPartition(topic, p) for p in partitions_of(kafka, topic)]
@@ -83,5 +88,24 @@ def end_offsets(kafka: KafkaSettings, topic: str, probe_timeout_ms: int = 2000) 
             for tp, records in batch.items():
                 ends[tp.partition] = max(ends[tp.partition], records[-1].offset + 1)
         return ends
+    finally:
+        c.close()
+
+
+def read_all(kafka: KafkaSettings, topic: str, idle_ms: int = 3000) -> list:
+    """Every committed record of a physical topic, from the beginning until ``idle_ms`` pass
+    without a new one (partitions assigned directly: no consumer-group wait)."""
+    c = consumer(kafka)
+    try:
+        parts = [TopicPartition(topic, p) for p in partitions_of(kafka, topic)]
+        c.assign(parts)
+        c.seek_to_beginning(*parts)
+        records = []
+        while True:
+            batch = c.poll(timeout_ms=idle_ms, max_records=10000)
+            if not batch:
+                return records
+            for rs in batch.values():
+                records.extend(rs)
     finally:
         c.close()

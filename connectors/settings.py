@@ -47,12 +47,19 @@ class KafkaSettings:
 
     bootstrap_servers: str = "127.0.0.1:9092"
     options: dict[str, str] = field(default_factory=dict, repr=False)
+    topic_prefix: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> KafkaSettings:
         env = os.environ if env is None else env
         options = {o: env[_env_name(o)] for o in KAFKA_PASSTHROUGH_OPTIONS if env.get(_env_name(o))}
-        return cls(env.get("KAFKA_BOOTSTRAP_SERVERS", cls.bootstrap_servers), options)
+        return cls(env.get("KAFKA_BOOTSTRAP_SERVERS", cls.bootstrap_servers), options,
+                   env.get("ONAIR_TOPIC_PREFIX", ""))
+
+    def topic(self, name: str) -> str:
+        """Physical name of a project topic: ``ONAIR_TOPIC_PREFIX`` + name. The prefix lets
+        several environments (or test runs) share one cluster without seeing each other."""
+        return self.topic_prefix + name
 
     def java_properties(self) -> dict[str, str]:
         """Properties for Flink's Kafka connector (Java client names)."""
@@ -75,7 +82,8 @@ class KafkaSettings:
 
     def __repr__(self) -> str:
         masked = _mask(self.options)
-        return f"KafkaSettings(bootstrap_servers={self.bootstrap_servers!r}, options={masked})"
+        return (f"KafkaSettings(bootstrap_servers={self.bootstrap_servers!r}, options={masked}, "
+                f"topic_prefix={self.topic_prefix!r})")
 
 
 @dataclass(frozen=True)

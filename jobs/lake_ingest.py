@@ -64,14 +64,15 @@ def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironmen
     routes = {}
     tags = {}
     for topic in INPUTS:
+        physical = cfg.kafka.topic(topic.name)
         source = KafkaSourceSpec(
-            table=f"src_{RAW_TABLES[topic.name]}", topic=topic.name, group_id=cfg.group_id,
-            stop_offsets=end_offsets(cfg.kafka, topic.name) if cfg.flink.bounded else None,
+            table=f"src_{RAW_TABLES[topic.name]}", topic=physical, group_id=cfg.group_id,
+            stop_offsets=end_offsets(cfg.kafka, physical) if cfg.flink.bounded else None,
         )
         t_env.execute_sql(source.ddl(cfg.kafka))
         streams.append(t_env.to_data_stream(t_env.from_path(source.table)))
         tag = OutputTag(f"valid-{topic.name}", row_type(lake_columns(topic.schema)))
-        routes[topic.name] = (topic.schema, tag, functools.partial(flatten, schema=topic.schema))
+        routes[physical] = (topic.schema, tag, functools.partial(flatten, schema=topic.schema))
         tags[topic.name] = tag
 
     raw = streams[0].union(*streams[1:])
@@ -84,7 +85,8 @@ def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironmen
         t_env.execute_sql(sink.ddl())
         statements.add_insert(f"lake_{sink.table}",
                               t_env.from_data_stream(validated.get_side_output(tags[topic.name])))
-    dlq = KafkaSinkSpec("dead_letters", DEAD_LETTERS.name, transactional_id_prefix=f"onair-{JOB}")
+    dlq = KafkaSinkSpec("dead_letters", cfg.kafka.topic(DEAD_LETTERS.name),
+                        transactional_id_prefix=f"onair-{JOB}-{cfg.kafka.topic_prefix}")
     t_env.execute_sql(dlq.ddl(cfg.kafka))
     statements.add_insert(dlq.table, t_env.from_data_stream(validated.get_side_output(
         DEAD_LETTER_TAG)))

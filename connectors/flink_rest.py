@@ -1,0 +1,47 @@
+"""A small client for Flink's REST API (jobs overview, cancel, wait for a state)."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+from connectors.settings import FlinkSettings
+
+TERMINAL = {"FINISHED", "CANCELED", "FAILED"}
+
+
+def _call(url: str, method: str = "GET") -> dict:
+    req = urllib.request.Request(url, method=method)
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        body = resp.read()
+    return json.loads(body) if body else {}
+
+
+def jobs_overview(flink: FlinkSettings | None = None) -> list[dict]:
+    """``/jobs/overview``: every job with its ``jid``, ``name`` and ``state``."""
+    flink = flink or FlinkSettings.from_env()
+    return _call(f"{flink.rest_url}/jobs/overview")["jobs"]
+
+
+def job_state(job_id: str, flink: FlinkSettings | None = None) -> str:
+    flink = flink or FlinkSettings.from_env()
+    return _call(f"{flink.rest_url}/jobs/{job_id}")["state"]
+
+
+def cancel(job_id: str, flink: FlinkSettings | None = None) -> None:
+    flink = flink or FlinkSettings.from_env()
+    _call(f"{flink.rest_url}/jobs/{job_id}?mode=cancel", method="PATCH")
+
+
+def wait_for_state(job_id: str, states: set[str], timeout_s: float = 120,
+                   flink: FlinkSettings | None = None) -> str:
+    """Poll until the job reaches one of ``states`` (or a terminal state); return it."""
+    deadline = time.monotonic() + timeout_s
+    state = "UNKNOWN"
+    while time.monotonic() < deadline:
+        state = job_state(job_id, flink)
+        if state in states or state in TERMINAL:
+            return state
+        time.sleep(0.5)
+    raise TimeoutError(f"job {job_id} still {state} after {timeout_s}s")

@@ -1,0 +1,50 @@
+import re
+import socket
+
+import pytest
+import yaml
+
+from onair.stack import Stack, StackError
+
+
+@pytest.fixture()
+def busy_port():
+    """A port held by a listener that never speaks any protocol."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    yield s.getsockname()[1]
+    s.close()
+
+
+def test_port_taken_by_a_stranger_is_a_clear_error(tmp_path, busy_port):
+    stack = Stack(tmp_path, kafka_port=busy_port, redis_port=busy_port, flink_port=busy_port)
+    stack.logs.mkdir(parents=True)
+    for start, what in ((stack._up_kafka, "Kafka"), (stack._up_redis, "Redis"),
+                        (stack._up_flink, "Flink")):
+        with pytest.raises(StackError, match=rf"port {busy_port} is taken .*{what}"):
+            start(lambda _msg: None)
+
+
+def test_external_endpoint_that_does_not_answer_names_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    expected = re.escape("REDIS_URL=redis://127.0.0.1:1/0 does not answer")
+    with pytest.raises(StackError, match=expected):
+        Stack(tmp_path).up(lambda _msg: None)
+
+
+def test_flink_conf_keeps_defaults_and_sizes_for_two_cores(tmp_path):
+    stack = Stack(tmp_path, flink_port=18081)
+    conf = yaml.safe_load((stack.write_flink_conf() / "config.yaml").read_text())
+    assert conf["rest.port"] == 18081
+    assert conf["taskmanager.numberOfTaskSlots"] == 8
+    assert conf["python.execution-mode"] == "thread"
+    assert conf["env.pid.dir"] == str(tmp_path / "pids")
+    assert "--add-opens" in conf["env.java.opts.all"]
+    assert (tmp_path / "flink-conf" / "log4j.properties").exists()
+
+
+def test_down_with_nothing_started_stops_nothing(tmp_path):
+    said = []
+    Stack(tmp_path).down(said.append)
+    assert said == ["nothing to stop: this state directory started no services"]

@@ -1,0 +1,90 @@
+import base64
+import json
+
+import pytest
+
+from connectors.topics import AUDIO_CHUNK, BEHAVIOR_EVENT, RANKING, SHOW_EVENT
+from onair.sample_events import behavior_events, malformed_values, show_events
+from operators.validation import RAW_PREVIEW_BYTES, InvalidRecord, dead_letter, parse
+
+GOOD = {"event_id": "e1", "event_type": "like", "ts": 1_764_000_000_000, "user_id": "u1",
+        "show_id": "s1"}
+
+
+def raw(message) -> bytes:
+    return json.dumps(message).encode()
+
+
+def test_valid_event_is_returned_unchanged():
+    assert parse(raw(GOOD), BEHAVIOR_EVENT) == GOOD
+
+
+@pytest.mark.parametrize("event", list(behavior_events(200)) + list(show_events(50)))
+def test_sample_events_are_valid(event):
+    schema = BEHAVIOR_EVENT if event["event_id"].startswith("b-") else SHOW_EVENT
+    assert parse(raw(event), schema) == event
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (None, "empty value"),
+        (b"{not json", "bad JSON"),
+        (b"\xff\xfe\x00", "not UTF-8"),
+        (raw([GOOD]), "must be a JSON object, got list"),
+        (raw({k: v for k, v in GOOD.items() if k != "user_id"}),
+         "missing required field 'user_id'"),
+        (raw(GOOD | {"ts": "yesterday"}), "field 'ts' must be integer, got str"),
+        (raw(GOOD | {"ts": 1.5e12}), "field 'ts' must be integer, got float"),
+        (raw(GOOD | {"ts": True}), "field 'ts' must be integer, got boolean"),
+        (raw(GOOD | {"ts": 1_700_000_000}), "not epoch milliseconds"),
+        (raw(GOOD | {"user_id": 42}), "field 'user_id' must be string, got int"),
+        (raw(GOOD | {"event_type": "teleport"}), "unknown event_type 'teleport'"),
+        (raw({k: v for k, v in GOOD.items() if k != "show_id"}), "'like' requires field 'show_id'"),
+        (raw(GOOD | {"event_type": "follow"}), "'follow' requires field 'creator_id'"),
+        (raw(GOOD | {"event_id": ""}), "field 'event_id' is empty"),
+        (raw(GOOD | {"pad": "x" * 70_000}), "larger than the 65536 allowed"),
+    ],
+)
+def test_malformed_records_are_rejected_with_reason(value, reason):
+    with pytest.raises(InvalidRecord, match=None) as err:
+        parse(value, BEHAVIOR_EVENT)
+    assert reason in str(err.value)
+
+
+def test_every_sample_malformed_value_is_rejected():
+    for value in malformed_values(16):
+        with pytest.raises(InvalidRecord):
+            parse(value, BEHAVIOR_EVENT)
+
+
+def test_enum_fields_are_enforced():
+    chunk = {"chunk_id": "c", "stream_id": "s", "seq": 0, "ts": 1_764_000_000_000,
+             "sample_rate": 16000, "encoding": "mp3", "pcm": ""}
+    with pytest.raises(InvalidRecord, match="'encoding' is 'mp3'"):
+        parse(raw(chunk), AUDIO_CHUNK)
+
+
+def test_non_finite_numbers_are_rejected():
+    with pytest.raises(InvalidRecord, match="'latency_ms' must be a finite number"):
+        parse(b'{"request_id":"r","user_id":"u","ts":1764000000000,"variant":"ml",'
+              b'"items":[],"latency_ms":NaN}', RANKING)
+
+
+def test_dead_letter_keeps_metadata_and_truncates():
+    big = b'{"x": "' + "é".encode() * 2000 + b'"}'
+    letter = dead_letter(raw=big, source_topic="behavior-events", partition=3, offset=42,
+                         error="boom", job="j", now_ms=5)
+    assert letter["dead_letter_id"] == "behavior-events:3:42"
+    assert (letter["partition"], letter["offset"], letter["error"]) == (3, 42, "boom")
+    assert letter["raw_size"] == len(big)
+    assert letter["raw_encoding"] == "utf8"
+    assert len(letter["raw"].encode()) <= RAW_PREVIEW_BYTES
+    assert big.decode().startswith(letter["raw"])
+
+
+def test_dead_letter_of_binary_is_base64():
+    letter = dead_letter(raw=b"\xff\x00\x01", source_topic="t", partition=0, offset=0,
+                         error="e", job="j")
+    assert letter["raw_encoding"] == "base64"
+    assert base64.b64decode(letter["raw"]) == b"\xff\x00\x01"
