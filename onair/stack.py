@@ -432,6 +432,19 @@ class Stack:
                 say(f"{name}: stopped (pid {mine[name]['pid']})")
         if not mine:
             say("nothing to stop: this state directory started no services")
+        left = self.leftovers()
+        if left:
+            say(f"still running after down: {left} (kill them, or see {self.logs})")
+
+    def leftovers(self) -> dict[str, list[int]]:
+        """Processes named in the pid files that are still alive (should be none after down)."""
+        alive: dict[str, list[int]] = {}
+        for pid_file in sorted(self.pids.glob("*.pid")) if self.pids.exists() else []:
+            pids = [int(x) for x in pid_file.read_text().split() if x.isdigit()]
+            alive_pids = [p for p in pids if _alive(p)]
+            if alive_pids:
+                alive[pid_file.stem] = alive_pids
+        return alive
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
@@ -443,6 +456,15 @@ def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:
         else:
             flat[name] = value
     return flat
+
+
+def _alive(pid: int) -> bool:
+    """True for a live process (a zombie awaiting its parent counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def _terminate(pid: int, grace_s: float = 10) -> None:

@@ -60,6 +60,8 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     endpoints = stack.up()
     yield Services(endpoints["kafka"], endpoints["redis"], endpoints["flink"])
     stack.down()
+    # `onair down` must leave nothing behind of what this session started.
+    assert stack.leftovers() == {}
     for c in containers:
         c.stop()
 
