@@ -12,8 +12,10 @@ def env_default(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
-def add_flink_flags(parser: argparse.ArgumentParser, job: str) -> None:
-    """Flags every streaming job takes; each names its environment variable in its help."""
+def add_flink_flags(parser: argparse.ArgumentParser, job: str, *,
+                    python_mode: str = "thread") -> None:
+    """Flags every streaming job takes; each names its environment variable in its help.
+    ``python_mode`` is the job's measured-best default (README, Performance)."""
     up = job.upper()
     parser.add_argument("--parallelism", type=int,
                         default=int(env_default(f"{up}_PARALLELISM", "1")),
@@ -23,9 +25,9 @@ def add_flink_flags(parser: argparse.ArgumentParser, job: str) -> None:
                         help="checkpoint interval, ms "
                              "(env ONAIR_CHECKPOINT_INTERVAL_MS, default 10000)")
     parser.add_argument("--python-mode", choices=("thread", "process"),
-                        default=env_default("ONAIR_PYTHON_MODE", "thread"),
+                        default=env_default("ONAIR_PYTHON_MODE", python_mode),
                         help="PyFlink Python execution mode "
-                             "(env ONAIR_PYTHON_MODE, default thread)")
+                             f"(env ONAIR_PYTHON_MODE, default {python_mode})")
     parser.add_argument("--bounded", action="store_true",
                         help="read the input topics up to their current end, then finish")
 
