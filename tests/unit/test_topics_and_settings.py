@@ -54,3 +54,13 @@ def test_defaults_point_at_the_embedded_stack():
     assert FlinkSettings.from_env({}).address == "127.0.0.1:8081"
     assert lake_root({"ONAIR_HOME": "/tmp/x"}) == "file:///tmp/x/lake"
     assert "hunter2" not in repr(RedisSettings.from_env({"REDIS_PASSWORD": "hunter2"}))
+
+
+def test_committed_json_schema_files_match_the_topics_module():
+    import json
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "schemas"
+    for t in TOPICS.values():
+        committed = json.loads((folder / f"{t.name}.schema.json").read_text())
+        assert committed == t.schema.json_schema(), f"regenerate: onair topics schemas ({t.name})"
