@@ -220,12 +220,22 @@ class Stack:
         """Start whatever is not already reachable; return endpoints by service."""
         for d in (self.home, self.logs, self.pids):
             d.mkdir(parents=True, exist_ok=True)
-        return {
-            "kafka": self._external("KAFKA_BOOTSTRAP_SERVERS", kafka_healthy, say)
-            or self._up_kafka(say),
-            "redis": self._external("REDIS_URL", redis_info, say) or self._up_redis(say),
-            "flink": self._external("FLINK_REST_URL", flink_overview, say) or self._up_flink(say),
+        # Externals first: a wrong variable must fail before anything is started.
+        endpoints = {
+            "kafka": self._external("KAFKA_BOOTSTRAP_SERVERS", kafka_healthy, say),
+            "redis": self._external("REDIS_URL", redis_info, say),
+            "flink": self._external("FLINK_REST_URL", flink_overview, say),
         }
+        before = set(self.started())
+        starters = {"kafka": self._up_kafka, "redis": self._up_redis, "flink": self._up_flink}
+        try:
+            for name, start in starters.items():
+                endpoints[name] = endpoints[name] or start(say)
+        except BaseException:
+            # Leave nothing half-started behind: stop what this call started, then re-raise.
+            self.down(say, only=set(self.started()) - before)
+            raise
+        return endpoints
 
     @staticmethod
     def _external(variable: str, healthy: Callable[[str], object],
@@ -410,9 +420,9 @@ class Stack:
             },
         }
 
-    def down(self, say: Callable[[str], None] = print) -> None:
-        """Stop what ``up`` started (and nothing else)."""
-        mine = self.started()
+    def down(self, say: Callable[[str], None] = print, only: set[str] | None = None) -> None:
+        """Stop what ``up`` started (and nothing else); ``only`` narrows it to some services."""
+        mine = {k: v for k, v in self.started().items() if only is None or k in only}
         if "flink" in mine:
             env = self.flink_env()
             env["FLINK_CONF_DIR"] = mine["flink"]["conf_dir"]

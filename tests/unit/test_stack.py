@@ -48,3 +48,21 @@ def test_down_with_nothing_started_stops_nothing(tmp_path):
     said = []
     Stack(tmp_path).down(said.append)
     assert said == ["nothing to stop: this state directory started no services"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_failed_up_stops_what_it_started(tmp_path, busy_port):
+    from onair.stack import port_open
+
+    kafka_port = _free_port()
+    stack = Stack(tmp_path, kafka_port=kafka_port, redis_port=busy_port)
+    with pytest.raises(StackError, match="does not speak Redis"):
+        stack.up(lambda _msg: None)
+    assert stack.started() == {}
+    assert stack.leftovers() == {}
+    assert not port_open(kafka_port)
