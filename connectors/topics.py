@@ -226,6 +226,25 @@ CORRECTED_TRANSCRIPT = MessageSchema(
     ),
 )
 
+TRANSCRIPT_WER = MessageSchema(
+    name="transcript_wer",
+    id_field="update_id",
+    time_field="ts",
+    fields=(
+        Field("update_id", "string", description="stream_id:segments"),
+        Field("stream_id", "string"),
+        Field("ts", "integer", description="Event time of the newest scored segment."),
+        Field("segment_id", "string", description="The segment that triggered this update."),
+        Field("segments", "integer", description="Segments in the window."),
+        Field("ref_words", "integer"),
+        Field("errors", "integer", description="Errors of the corrected text in the window."),
+        Field("wer", "number", description="errors / ref_words over the window."),
+        Field("wer_original", "number", description="The same before the vocabulary."),
+        Field("segments_total", "integer", description="Segments scored since the start."),
+        Field("wer_total", "number", description="WER over every segment since the start."),
+    ),
+)
+
 DEAD_LETTER = MessageSchema(
     name="dead_letter",
     id_field="dead_letter_id",
@@ -260,6 +279,8 @@ TRANSCRIPT_REFERENCES = Topic("transcript-references", 2, "stream_id", TRANSCRIP
                               "Reference (human) transcripts of segments, for WER.")
 TRANSCRIPTS_CORRECTED = Topic("transcripts-corrected", 2, "stream_id", CORRECTED_TRANSCRIPT,
                               "Segments after the custom vocabulary.")
+TRANSCRIPT_WER_TOPIC = Topic("transcript-wer", 1, "stream_id", TRANSCRIPT_WER,
+                             "Rolling word error rate per stream.")
 DEAD_LETTERS = Topic("dead-letters", 1, "source_topic", DEAD_LETTER,
                      "Every record a job rejected, with the reason.")
 
@@ -267,7 +288,8 @@ TOPICS: dict[str, Topic] = {
     t.name: t
     for t in (
         BEHAVIOR_EVENTS, SHOW_EVENTS, REC_REQUESTS, REC_RANKINGS, AUDIO_CHUNKS, ALARM_ALERTS,
-        TRANSCRIPTS, TRANSCRIPT_REFERENCES, TRANSCRIPTS_CORRECTED, DEAD_LETTERS,
+        TRANSCRIPTS, TRANSCRIPT_REFERENCES, TRANSCRIPTS_CORRECTED, TRANSCRIPT_WER_TOPIC,
+        DEAD_LETTERS,
     )
 }
 

@@ -14,19 +14,16 @@ import functools
 import sys
 from dataclasses import dataclass
 
-from pyflink.common import Types
-from pyflink.datastream import OutputTag, StreamExecutionEnvironment
+from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
 from connectors.flink_env import FlinkJobSettings, stream_env, table_env
+from connectors.flink_io import Input, add_dead_letter_sink, validated_inputs
 from connectors.job_config import add_flink_flags, env_default, flink_settings
-from connectors.kafka_admin import end_offsets
-from connectors.kafka_sql import KafkaSinkSpec, KafkaSourceSpec
 from connectors.lake import RAW_TABLES, RawZoneSinkSpec
 from connectors.settings import KafkaSettings, lake_root
-from connectors.topics import BEHAVIOR_EVENTS, DEAD_LETTERS, SHOW_EVENTS, Topic
+from connectors.topics import BEHAVIOR_EVENTS, SHOW_EVENTS, Topic
 from operators.lake_rows import flatten, lake_columns
-from operators.validate_function import DEAD_LETTER_TAG, ValidateFunction, row_type
 
 JOB = "lake_ingest"
 INPUTS: tuple[Topic, ...] = (BEHAVIOR_EVENTS, SHOW_EVENTS)
@@ -62,44 +59,23 @@ class LakeIngestConfig:
 
 def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,
                    cfg: LakeIngestConfig) -> None:
-    streams = []
-    routes = {}
-    tags = {}
-    for topic in INPUTS:
-        physical = cfg.kafka.topic(topic.name)
-        source = KafkaSourceSpec(
-            table=f"src_{RAW_TABLES[topic.name]}", topic=physical, group_id=cfg.group_id,
-            stop_offsets=end_offsets(cfg.kafka, physical) if cfg.flink.bounded else None,
-        )
-        t_env.execute_sql(source.ddl(cfg.kafka))
-        streams.append(t_env.to_data_stream(t_env.from_path(source.table)))
-        tag = OutputTag(f"valid-{topic.name}", row_type(lake_columns(topic.schema)))
-        routes[physical] = (topic.schema, tag, functools.partial(flatten, schema=topic.schema))
-        tags[topic.name] = tag
-
-    raw = streams[0].union(*streams[1:])
-    validated = (raw.process(ValidateFunction(JOB, routes), output_type=Types.STRING())
-                 .name("validate").uid("lake-ingest-validate"))
-
+    inputs = [Input(t, lake_columns(t.schema), functools.partial(flatten, schema=t.schema))
+              for t in INPUTS]
+    valid, dead = validated_inputs(t_env, cfg.kafka, inputs, job=JOB, group_id=cfg.group_id,
+                                   bounded=cfg.flink.bounded)
     statements = t_env.create_statement_set()
     for topic in INPUTS:
         sink = RawZoneSinkSpec(RAW_TABLES[topic.name], topic.schema, cfg.lake_root, cfg.rollover_s)
         t_env.execute_sql(sink.ddl())
-        statements.add_insert(f"lake_{sink.table}",
-                              t_env.from_data_stream(validated.get_side_output(tags[topic.name])))
-    dlq = KafkaSinkSpec("dead_letters", cfg.kafka.topic(DEAD_LETTERS.name),
-                        transactional_id_prefix=f"onair-{JOB}-{cfg.kafka.topic_prefix}")
-    t_env.execute_sql(dlq.ddl(cfg.kafka))
-    statements.add_insert(dlq.table, t_env.from_data_stream(validated.get_side_output(
-        DEAD_LETTER_TAG)))
+        statements.add_insert(f"lake_{sink.table}", t_env.from_data_stream(valid[topic.name]))
+    add_dead_letter_sink(t_env, statements, cfg.kafka, dead, job=JOB)
     statements.attach_as_datastream()
 
 
 def main(argv: list[str] | None = None) -> None:
     cfg = LakeIngestConfig.from_args(argv)
     env = stream_env(cfg.flink)
-    t_env = table_env(env)
-    build_pipeline(env, t_env, cfg)
+    build_pipeline(env, table_env(env), cfg)
     env.execute(JOB)
 
 

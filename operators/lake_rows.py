@@ -24,10 +24,14 @@ SQL_TYPES = {
 PARTITION_COLUMNS = ("dt", "hour")
 
 
+def schema_columns(schema: MessageSchema) -> list[tuple[str, str]]:
+    """(name, Flink SQL type) of each field of a message as a flat row."""
+    return [(f.name, SQL_TYPES[f.type]) for f in schema.fields]
+
+
 def lake_columns(schema: MessageSchema) -> list[tuple[str, str]]:
     """(name, Flink SQL type) of each raw-zone column, partition columns last."""
-    cols = [(f.name, SQL_TYPES[f.type]) for f in schema.fields]
-    return cols + [(c, "STRING") for c in PARTITION_COLUMNS]
+    return schema_columns(schema) + [(c, "STRING") for c in PARTITION_COLUMNS]
 
 
 def partition_of(ts_ms: int) -> tuple[str, str]:
@@ -36,8 +40,8 @@ def partition_of(ts_ms: int) -> tuple[str, str]:
     return t.strftime("%Y-%m-%d"), t.strftime("%H")
 
 
-def flatten(message: dict[str, Any], schema: MessageSchema) -> list[Any]:
-    """The raw-zone row of a validated message, in ``lake_columns`` order."""
+def schema_values(message: dict[str, Any], schema: MessageSchema) -> list[Any]:
+    """A validated message as a flat row, in ``schema_columns`` order."""
     row: list[Any] = []
     for f in schema.fields:
         value = message.get(f.name)
@@ -46,4 +50,9 @@ def flatten(message: dict[str, Any], schema: MessageSchema) -> list[Any]:
         elif value is not None and f.type == "number":
             value = float(value)
         row.append(value)
-    return row + list(partition_of(message[schema.time_field]))
+    return row
+
+
+def flatten(message: dict[str, Any], schema: MessageSchema) -> list[Any]:
+    """The raw-zone row of a validated message, in ``lake_columns`` order."""
+    return schema_values(message, schema) + list(partition_of(message[schema.time_field]))

@@ -1,0 +1,76 @@
+"""Wiring Kafka into PyFlink jobs: validated input streams and Kafka sinks, in a few calls.
+
+``validated_inputs`` reads topics as raw bytes + metadata, routes every record through
+``ValidateFunction`` and returns one typed stream per topic plus the dead-letter stream;
+``add_kafka_sink`` attaches a (transactional) Kafka sink for rows ``(key, value, headers)``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pyflink.common import Types
+from pyflink.datastream import DataStream, OutputTag
+from pyflink.table import StatementSet, StreamTableEnvironment
+
+from connectors.kafka_admin import end_offsets
+from connectors.kafka_sql import KafkaSinkSpec, KafkaSourceSpec
+from connectors.settings import KafkaSettings
+from connectors.topics import DEAD_LETTERS, Topic
+from operators.lake_rows import schema_columns, schema_values
+from operators.validate_function import DEAD_LETTER_TAG, ValidateFunction, row_type
+
+
+@dataclass(frozen=True)
+class Input:
+    """A topic to read, with the columns of its typed rows and how to build them."""
+
+    topic: Topic
+    columns: list[tuple[str, str]]
+    to_row: Callable[[dict], list]
+
+    @classmethod
+    def of(cls, topic: Topic) -> Input:
+        """The schema's fields as a flat row."""
+        return cls(topic, schema_columns(topic.schema),
+                   functools.partial(schema_values, schema=topic.schema))
+
+
+def validated_inputs(
+    t_env: StreamTableEnvironment, kafka: KafkaSettings, inputs: list[Input], *, job: str,
+    group_id: str, bounded: bool,
+) -> tuple[dict[str, DataStream], DataStream]:
+    """Typed streams by logical topic name, and the dead-letter stream (Kafka rows)."""
+    streams, routes, tags = [], {}, {}
+    for inp in inputs:
+        physical = kafka.topic(inp.topic.name)
+        table = "src_" + inp.topic.name.replace("-", "_")
+        source = KafkaSourceSpec(table, physical, group_id,
+                                 stop_offsets=end_offsets(kafka, physical) if bounded else None)
+        t_env.execute_sql(source.ddl(kafka))
+        streams.append(t_env.to_data_stream(t_env.from_path(table)))
+        tag = OutputTag(f"valid-{inp.topic.name}", row_type(inp.columns))
+        routes[physical] = (inp.topic.schema, tag, inp.to_row)
+        tags[inp.topic.name] = tag
+    raw = streams[0].union(*streams[1:]) if len(streams) > 1 else streams[0]
+    validated = (raw.process(ValidateFunction(job, routes), output_type=Types.STRING())
+                 .name("validate").uid(f"{job}-validate"))
+    return ({name: validated.get_side_output(tag) for name, tag in tags.items()},
+            validated.get_side_output(DEAD_LETTER_TAG))
+
+
+def add_kafka_sink(t_env: StreamTableEnvironment, statements: StatementSet, kafka: KafkaSettings,
+                   topic: Topic, rows: DataStream, *, job: str) -> None:
+    """Write ``rows`` (``KAFKA_ROW_TYPE``) to ``topic``, exactly once."""
+    physical = kafka.topic(topic.name)
+    spec = KafkaSinkSpec(f"sink_{topic.name.replace('-', '_')}", physical,
+                         transactional_id_prefix=f"onair-{job}-{physical}")
+    t_env.execute_sql(spec.ddl(kafka))
+    statements.add_insert(spec.table, t_env.from_data_stream(rows))
+
+
+def add_dead_letter_sink(t_env: StreamTableEnvironment, statements: StatementSet,
+                         kafka: KafkaSettings, dead: DataStream, *, job: str) -> None:
+    add_kafka_sink(t_env, statements, kafka, DEAD_LETTERS, dead, job=job)
