@@ -1,8 +1,8 @@
 """The end-to-end demo on the embedded stack (``./dev demo`` / ``onair demo``).
 
-Starts what is not running, creates the topics, submits ``lake_ingest`` to the standalone
-Flink cluster with ``flink run``, produces sample events (some of them malformed), and shows
-what came out: the lake's raw-zone files and the dead letters with their reasons.
+Starts what is not running, creates the topics, then on the standalone Flink cluster:
+``lake_ingest`` (sample events, some malformed -> the lake's raw zone and dead letters) and
+``correct_transcripts`` (Hindi–English segments -> corrected text and a rolling WER per stream).
 """
 
 from __future__ import annotations
@@ -31,6 +31,23 @@ def run_demo(keep: bool = False) -> int:
     stack.up()
     kafka = KafkaSettings.from_env()
     create_topics(kafka)
+    ok = demo_lake_ingest(stack, kafka, keep)
+    ok = demo_transcripts(kafka, keep) and ok
+    print("\nDEMO OK" if ok else "\nDEMO INCOMPLETE: see the counts above")
+    if not keep:
+        print("jobs cancelled; the stack stays up (`.venv/bin/onair down` stops it)")
+    return 0 if ok else 1
+
+
+def _finish(job_id: str, keep: bool) -> None:
+    for j in flink_rest.jobs_overview():
+        if j["jid"] == job_id:
+            print(f"  in /jobs/overview: {j['name']} {j['jid']} {j['state']}")
+    if not keep:
+        flink_rest.cancel(job_id)
+
+
+def demo_lake_ingest(stack: Stack, kafka: KafkaSettings, keep: bool) -> bool:
     lake = lake_root()
     # Each run produces events with its own ids; the job's consumer group carries on from the
     # offsets committed by the previous run's last checkpoint, so nothing is ingested twice.
@@ -82,15 +99,50 @@ def run_demo(keep: bool = False) -> int:
         print(f"  {letter['dead_letter_id']}: {letter['error']}")
     print(f"  {len(letters) - dead_before} new dead letters (expected {M_BAD})")
 
-    _step("6. the job in Flink's REST API (/jobs/overview)")
-    for j in flink_rest.jobs_overview():
-        if j["jid"] == job_id:
-            print(f"  {j['name']} {j['jid']} {j['state']}")
-    if keep:
-        print("\nleaving the job running; stop everything with `.venv/bin/onair down`")
-    else:
-        flink_rest.cancel(job_id)
-        print("\njob cancelled; the stack stays up (`.venv/bin/onair down` stops it)")
-    ok = all(counts[t] == want[t] for t in want) and len(letters) - dead_before == M_BAD
-    print("\nDEMO OK" if ok else "\nDEMO INCOMPLETE: see the counts above")
-    return 0 if ok else 1
+    _finish(job_id, keep)
+    return all(counts[t] == want[t] for t in want) and len(letters) - dead_before == M_BAD
+
+
+def demo_transcripts(kafka: KafkaSettings, keep: bool) -> bool:
+    from onair.sample_transcripts import EXAMPLE, segments
+    from operators.wer import score_lines
+
+    _step("6. submit correct_transcripts with the Hindi–English vocabulary")
+    job_id = submit("correct_transcripts", ["--vocab", str(EXAMPLE / "vocab.tsv"),
+                                            "--checkpoint-interval-ms", "3000"])
+    flink_rest.wait_for_state(job_id, {"RUNNING"}, 120)
+    seed = int(time.time()) % 1_000_000
+    pairs = segments(15, seed=seed)
+    p = producer(kafka)
+    for hyp, ref in pairs:
+        p.send(kafka.topic("transcripts"), json.dumps(hyp, ensure_ascii=False).encode())
+        p.send(kafka.topic("transcript-references"), json.dumps(ref, ensure_ascii=False).encode())
+    p.flush()
+    p.close()
+
+    _step("7. corrected segments and the rolling WER per stream")
+    wanted = {h["segment_id"] for h, _ in pairs}
+    deadline = time.monotonic() + 120
+    corrected: dict[str, dict] = {}
+    updates: list[dict] = []
+    while time.monotonic() < deadline and (len(corrected) < len(wanted)
+                                           or len(updates) < len(wanted)):
+        time.sleep(1)
+        corrected = {c["segment_id"]: c for c in (json.loads(r.value) for r in read_all(
+            kafka, kafka.topic("transcripts-corrected"), 1000)) if c["segment_id"] in wanted}
+        updates = [u for u in (json.loads(r.value) for r in read_all(
+            kafka, kafka.topic("transcript-wer"), 1000)) if u["segment_id"] in wanted]
+    for hyp, _ in pairs[:5]:
+        c = corrected.get(hyp["segment_id"])
+        if c:
+            print(f"  heard:     {c['original_text']}\n  corrected: {c['text']}")
+    latest: dict[str, dict] = {}
+    for u in updates:
+        latest[u["stream_id"]] = u
+    for stream, u in sorted(latest.items()):
+        print(f"  {stream}: rolling WER {u['wer']:.1%} (before the vocabulary "
+              f"{u['wer_original']:.1%}) over {u['segments']} segments")
+    offline = score_lines([r["text"] for _, r in pairs], [h["text"] for h, _ in pairs])
+    print(f"  offline WER of the same segments without the vocabulary: {offline.wer:.1%}")
+    _finish(job_id, keep)
+    return len(corrected) == len(wanted) and len(updates) == len(wanted)
