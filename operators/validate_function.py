@@ -51,8 +51,9 @@ def dead_letter_row(letter: dict[str, Any]) -> Row:
 class ValidateFunction(ProcessFunction):
     """Route each raw Kafka row to its topic's side output or to dead letters.
 
-    ``routes`` maps a topic name to (schema, output tag, to_row); ``to_row`` turns the validated
-    message into the values of the tag's row type.
+    ``routes`` maps a topic name to (schema, output tag, to_value); ``to_value`` turns the
+    validated message into what the tag carries (a list of the row's values, or for a pickled
+    tag, any object: it is emitted as is).
     """
 
     def __init__(
@@ -75,8 +76,9 @@ class ValidateFunction(ProcessFunction):
             route = self.routes.get(topic)
             if route is None:
                 raise InvalidRecord(f"no schema routed for topic {topic!r}")
-            schema, tag, to_row = route
-            row = Row(*to_row(parse(raw, schema)))
+            schema, tag, to_value = route
+            value = to_value(parse(raw, schema))
+            row = Row(*value) if isinstance(value, list) else value
         except Exception as e:
             self.dead_letters.inc()
             reason = str(e) if isinstance(e, InvalidRecord) else f"{type(e).__name__}: {e}"

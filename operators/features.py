@@ -1,0 +1,350 @@
+"""Point-in-time features of shows, creators and users: pure state machines, no PyFlink.
+
+Each entity has a small state object driven by ``apply(event)`` and ``advance(watermark)``;
+``features()`` is what goes to the online store. The same classes run inside the Flink job
+(``operators.feature_functions``) and in the plain-Python reference the tests compare against.
+
+Semantics, chosen so that the result does not depend on arrival order (a replay after a
+restart, or events reordered across partitions, lands on the same values):
+
+- Every event is applied at most once per entity (de-duplicated by ``event_id`` for
+  ``DEDUPE_MS`` of event time).
+- Likes, notification opt-ins and follows keep the *latest action by event time* per user
+  (ties broken by event id): ``like_count`` is the number of users whose latest like/unlike is a
+  like, and so on.
+- A listening session pairs ``listen_start`` and ``listen_stop`` of one (user, show). A stop that
+  arrives before its start is kept and closes the session when the start arrives. A session left
+  open is closed when the show ends (at the end time) or after ``MAX_SESSION_MS`` of event time
+  (the inactivity cut-off: the app sends no heartbeats), so live counts never drift upward.
+  ``sessions_5min`` counts sessions that lasted 5 minutes or more, counted once, as soon as the
+  watermark shows they passed the line (or when they close).
+- ``plays_7d`` of a creator counts listen starts on the creator's shows whose event time is in
+  the 7 days before the watermark (hourly buckets; older buckets fall out as time passes).
+- Late events (behind the watermark) are applied like any other; the Flink job counts them.
+  A play older than the 7-day window when it arrives is not counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+SESSION_LONG_MS = 5 * MINUTE_MS
+MAX_SESSION_MS = 4 * HOUR_MS
+PLAYS_WINDOW_MS = 7 * DAY_MS
+DEDUPE_MS = DAY_MS
+
+
+@dataclass
+class _Dedupe:
+    """Event ids applied in the last ``DEDUPE_MS`` of event time."""
+
+    seen: dict[str, int] = field(default_factory=dict)
+    newest: int = 0
+
+    def first_time(self, event_id: str, ts: int) -> bool:
+        if event_id in self.seen:
+            return False
+        self.seen[event_id] = ts
+        if ts > self.newest:
+            self.newest = ts
+            if len(self.seen) > 1024:  # prune rarely: amortised O(1)
+                cutoff = ts - DEDUPE_MS
+                self.seen = {k: v for k, v in self.seen.items() if v >= cutoff}
+        return True
+
+
+def _later(new: tuple[int, str], old: tuple[int, str] | None) -> bool:
+    return old is None or new > old
+
+
+@dataclass
+class _LatestFlags:
+    """Per user: the latest (ts, event_id) and whether the flag is on."""
+
+    latest: dict[str, tuple[int, str, bool]] = field(default_factory=dict)
+    on: int = 0
+
+    def set(self, user: str, ts: int, event_id: str, value: bool) -> None:
+        old = self.latest.get(user)
+        if not _later((ts, event_id), old[:2] if old else None):
+            return
+        self.on += int(value) - int(old[2] if old else False)
+        self.latest[user] = (ts, event_id, value)
+
+    def members(self) -> list[str]:
+        return sorted(u for u, (_, _, v) in self.latest.items() if v)
+
+
+@dataclass
+class EntityState:
+    """What every entity keeps for the online store: how many events it applied (``seq``,
+    the version Redis writes compare) and the newest contributing event time."""
+
+    seq: int = 0
+    event_ts: int = 0
+    dedupe: _Dedupe = field(default_factory=_Dedupe)
+
+    def accept(self, event: dict) -> bool:
+        if not self.dedupe.first_time(event["event_id"], event["ts"]):
+            return False
+        self.seq += 1
+        self.event_ts = max(self.event_ts, event["ts"])
+        return True
+
+
+@dataclass
+class ShowState(EntityState):
+    status: str = "unknown"
+    status_ts: int = 0
+    scheduled_start: int = 0
+    ended_ts: int = 0
+    creator_id: str = ""
+    topic: str = ""
+    likes: _LatestFlags = field(default_factory=_LatestFlags)
+    notify: _LatestFlags = field(default_factory=_LatestFlags)
+    listen_count: int = 0
+    listeners: set[str] = field(default_factory=set)
+    open_sessions: dict[str, int] = field(default_factory=dict)  # user -> start ts
+    early_stops: dict[str, int] = field(default_factory=dict)  # user -> stop ts without start
+    long_counted: set[tuple[str, int]] = field(default_factory=set)  # (user, start ts)
+    sessions_5min: int = 0
+    unattributed_plays: list[int] = field(default_factory=list)  # play ts, creator unknown
+
+    def apply(self, event: dict) -> list[dict]:
+        """Apply one show-related event; return derived creator updates (plays, live)."""
+        if not self.accept(event):
+            return []
+        kind, ts, out = event["event_type"], event["ts"], []
+        if event.get("creator_id") and not self.creator_id:
+            self.creator_id = event["creator_id"]
+            out += [_play(self.creator_id, t) for t in self.unattributed_plays]
+            self.unattributed_plays = []
+            if self.status == "live":
+                out.append(_live(self.creator_id, event["show_id"], True, self.status_ts))
+        if kind in ("scheduled", "live", "ended", "updated"):
+            out += self._show_event(event)
+        elif kind in ("like", "unlike"):
+            self.likes.set(event["user_id"], ts, event["event_id"], kind == "like")
+        elif kind in ("notify_on", "notify_off"):
+            self.notify.set(event["user_id"], ts, event["event_id"], kind == "notify_on")
+        elif kind == "listen_start":
+            out += self._start(event["user_id"], ts)
+        elif kind == "listen_stop":
+            self._stop(event["user_id"], ts)
+        return out
+
+    def _show_event(self, event: dict) -> list[dict]:
+        self.topic = event.get("topic") or self.topic
+        if event.get("scheduled_start"):
+            self.scheduled_start = event["scheduled_start"]
+        kind, ts = event["event_type"], event["ts"]
+        if kind == "updated" or (ts, kind) < (self.status_ts, self.status):
+            return []
+        was_live = self.status == "live"
+        self.status, self.status_ts = kind, ts
+        if kind == "ended":
+            self.ended_ts = ts
+            for user in list(self.open_sessions):
+                self._close(user, ts)
+        if self.creator_id and was_live != (kind == "live"):
+            return [_live(self.creator_id, event["show_id"], kind == "live", ts)]
+        return []
+
+    def _start(self, user: str, ts: int) -> list[dict]:
+        self.listen_count += 1
+        self.listeners.add(user)
+        play = [_play(self.creator_id, ts)] if self.creator_id else []
+        if not self.creator_id:
+            self.unattributed_plays.append(ts)
+        stop = self.early_stops.pop(user, None)
+        if stop is not None and stop >= ts:
+            self._count_if_long(user, ts, stop)
+        elif user not in self.open_sessions and not (self.ended_ts and ts >= self.ended_ts):
+            self.open_sessions[user] = ts
+        return play
+
+    def _stop(self, user: str, ts: int) -> None:
+        start = self.open_sessions.get(user)
+        if start is None or ts < start:
+            self.early_stops[user] = ts
+            return
+        self._close(user, ts)
+
+    def _close(self, user: str, ts: int) -> None:
+        start = self.open_sessions.pop(user)
+        self._count_if_long(user, start, ts)
+
+    def _count_if_long(self, user: str, start: int, end: int) -> None:
+        if end - start >= SESSION_LONG_MS and (user, start) not in self.long_counted:
+            self.long_counted.add((user, start))
+            self.sessions_5min += 1
+
+    def advance(self, watermark: int) -> None:
+        """Event time has reached ``watermark``: count sessions that passed 5 minutes, close
+        sessions open longer than ``MAX_SESSION_MS``."""
+        for user, start in list(self.open_sessions.items()):
+            if watermark - start >= SESSION_LONG_MS:
+                self._count_if_long(user, start, watermark)
+            if watermark - start >= MAX_SESSION_MS:
+                self._close(user, start + MAX_SESSION_MS)
+
+    def next_timer(self) -> int | None:
+        """Event time of the next ``advance`` that can change something."""
+        times = [s + (SESSION_LONG_MS if (u, s) not in self.long_counted else MAX_SESSION_MS)
+                 for u, s in self.open_sessions.items()]
+        return min(times) if times else None
+
+    def features(self) -> dict[str, Any]:
+        return {
+            "status": self.status, "scheduled_start": self.scheduled_start,
+            "creator_id": self.creator_id, "topic": self.topic,
+            "like_count": self.likes.on, "listen_count": self.listen_count,
+            "live_listeners": len(self.open_sessions), "sessions_5min": self.sessions_5min,
+            "unique_listeners": len(self.listeners), "notify_count": self.notify.on,
+        }
+
+
+def _play(creator_id: str, ts: int) -> dict:
+    return {"kind": "play", "creator_id": creator_id, "ts": ts}
+
+
+def _live(creator_id: str, show_id: str, live: bool, ts: int) -> dict:
+    return {"kind": "live", "creator_id": creator_id, "show_id": show_id, "live": live, "ts": ts}
+
+
+@dataclass
+class CreatorState(EntityState):
+    followers: _LatestFlags = field(default_factory=_LatestFlags)
+    plays_by_hour: dict[int, int] = field(default_factory=dict)
+    live_shows: dict[str, tuple[int, bool]] = field(default_factory=dict)  # show -> (ts, live)
+    watermark: int = 0
+
+    def apply(self, event: dict) -> None:
+        """A follow/unfollow event, or a derived update from a show (``kind`` play/live)."""
+        kind = event.get("kind") or event["event_type"]
+        if kind == "play":
+            if event["ts"] >= self.watermark - PLAYS_WINDOW_MS:
+                hour = event["ts"] // HOUR_MS
+                self.plays_by_hour[hour] = self.plays_by_hour.get(hour, 0) + 1
+            self._touch(event["ts"])
+        elif kind == "live":
+            old = self.live_shows.get(event["show_id"])
+            if old is None or event["ts"] >= old[0]:
+                self.live_shows[event["show_id"]] = (event["ts"], event["live"])
+            self._touch(event["ts"])
+        elif self.accept(event):
+            self.followers.set(event["user_id"], event["ts"], event["event_id"],
+                               kind == "follow")
+
+    def _touch(self, ts: int) -> None:
+        # Derived updates are already de-duplicated by the show that made them.
+        self.seq += 1
+        self.event_ts = max(self.event_ts, ts)
+
+    def advance(self, watermark: int) -> None:
+        self.watermark = max(self.watermark, watermark)
+        oldest = (self.watermark - PLAYS_WINDOW_MS) // HOUR_MS
+        for hour in [h for h in self.plays_by_hour if h < oldest]:
+            del self.plays_by_hour[hour]
+
+    def next_timer(self) -> int | None:
+        """When the oldest hour of plays leaves the window."""
+        if not self.plays_by_hour:
+            return None
+        return (min(self.plays_by_hour) + 1) * HOUR_MS + PLAYS_WINDOW_MS
+
+    def features(self) -> dict[str, Any]:
+        return {
+            "follower_count": self.followers.on,
+            "plays_7d": sum(self.plays_by_hour.values()),
+            "live_shows": sum(1 for _, live in self.live_shows.values() if live),
+        }
+
+
+@dataclass
+class UserState(EntityState):
+    """What ranking needs of a listener in real time: the creators they follow now and their
+    listen starts by topic over the last 7 days."""
+
+    follows: _LatestFlags = field(default_factory=_LatestFlags)
+    listens_by_topic_day: dict[tuple[str, int], int] = field(default_factory=dict)
+    watermark: int = 0
+
+    def apply(self, event: dict) -> None:
+        if not self.accept(event):
+            return
+        kind = event["event_type"]
+        if kind in ("follow", "unfollow"):
+            self.follows.set(event["creator_id"], event["ts"], event["event_id"],
+                             kind == "follow")
+        elif (kind == "listen_start" and event.get("topic")
+              and event["ts"] >= self.watermark - PLAYS_WINDOW_MS):
+            key = (event["topic"], event["ts"] // DAY_MS)
+            self.listens_by_topic_day[key] = self.listens_by_topic_day.get(key, 0) + 1
+
+    def advance(self, watermark: int) -> None:
+        self.watermark = max(self.watermark, watermark)
+        oldest = (self.watermark - PLAYS_WINDOW_MS) // DAY_MS
+        for key in [k for k in self.listens_by_topic_day if k[1] < oldest]:
+            del self.listens_by_topic_day[key]
+
+    def next_timer(self) -> int | None:
+        """When the oldest day of listens leaves the window."""
+        if not self.listens_by_topic_day:
+            return None
+        return (min(d for _, d in self.listens_by_topic_day) + 1) * DAY_MS + PLAYS_WINDOW_MS
+
+    def features(self) -> dict[str, Any]:
+        by_topic: dict[str, int] = {}
+        for (topic, _), n in self.listens_by_topic_day.items():
+            by_topic[topic] = by_topic.get(topic, 0) + n
+        return {"follow_count": self.follows.on, "follows": ",".join(self.follows.members()),
+                "listens_7d_by_topic": dict(sorted(by_topic.items()))}
+
+
+def routes(event: dict) -> list[tuple[str, str]]:
+    """(entity kind, entity id) that an incoming event updates first-hand."""
+    kind = event["event_type"]
+    if kind in ("follow", "unfollow"):
+        return [("creator", event["creator_id"]), ("user", event["user_id"])]
+    if "user_id" not in event:  # a show event
+        return [("show", event["show_id"])]
+    out = [("show", event["show_id"])]
+    if kind == "listen_start":
+        out.append(("user", event["user_id"]))
+    return out
+
+
+STATE_TYPES = {"show": ShowState, "creator": CreatorState, "user": UserState}
+
+
+class FeatureReference:
+    """The plain-Python reference: every entity's state from a log of events, in one process.
+
+    ``apply`` routes an event to its entities (and a show's derived updates to its creator);
+    ``finish(watermark)`` advances every entity to the final watermark.
+    """
+
+    def __init__(self) -> None:
+        self.entities: dict[tuple[str, str], EntityState] = {}
+
+    def state(self, kind: str, entity_id: str) -> EntityState:
+        key = (kind, entity_id)
+        if key not in self.entities:
+            self.entities[key] = STATE_TYPES[kind]()
+        return self.entities[key]
+
+    def apply(self, event: dict) -> None:
+        for kind, entity_id in routes(event):
+            derived = self.state(kind, entity_id).apply(event)
+            for update in derived or ():
+                self.state("creator", update["creator_id"]).apply(update)
+
+    def finish(self, watermark: int) -> dict[tuple[str, str], EntityState]:
+        for st in self.entities.values():
+            st.advance(watermark)
+        return self.entities
