@@ -1,12 +1,16 @@
 """The online feature store in Redis: one hash per entity, versioned writes, matrix reads.
 
-Layout: ``onair:{kind}:{id}`` (kind = show, creator, user) holds the features plus
+Layout: ``onair:{kind}:{id}`` (kind = show, creator, user; ``onair`` is
+``RedisSettings.key_prefix``) holds the features plus
 ``_seq`` (how many events the entity has applied: the version), ``_event_ts`` (event time of
 the newest contributing event) and ``_write_ts`` (wall clock of the write), all UTC ms.
 
-Writes go in pipelined batches through a Lua script that applies a write only when its
-``_seq`` is greater than the stored one: a replay after a restart (which recomputes the same
-versions) never moves a feature backwards or applies it twice. Ended shows get a TTL.
+Writes go in pipelined batches through a Lua script that ignores a write whose ``_seq`` is
+lower than the stored one: a replay after a restart (which recomputes the same versions from
+the checkpoint on) never moves a feature back to an older version. At an equal version the
+write goes through: that is how changes made by the passing of event time (a session closed by
+its timer) reach the store, and a replay at the same version carries the same events. Ended
+shows get a TTL.
 
 ``read_shows`` returns the feature matrix of up to thousands of shows in one round trip;
 missing shows (never seen, or expired) read as ``SHOW_DEFAULTS``.
@@ -23,8 +27,6 @@ import numpy as np
 
 from connectors.redis_client import redis_client
 from connectors.settings import RedisSettings
-
-PREFIX = "onair"
 
 # Numeric show features in matrix order, with the value a missing show reads as.
 SHOW_NUMERIC: tuple[tuple[str, float], ...] = (
@@ -43,7 +45,7 @@ SHOW_DEFAULTS = np.array([d for _, d in SHOW_NUMERIC], dtype=np.float32)
 # KEYS[1] = hash; ARGV = seq, ttl_ms, then field/value pairs (which include _seq).
 _WRITE_IF_NEWER = """
 local stored = tonumber(redis.call('HGET', KEYS[1], '_seq') or '-1')
-if tonumber(ARGV[1]) <= stored then return 0 end
+if tonumber(ARGV[1]) < stored then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 3))
 local ttl = tonumber(ARGV[2])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end
@@ -59,10 +61,6 @@ class FeatureWrite:
     event_ts: int
     features: dict
     ttl_ms: int = 0
-
-
-def entity_key(kind: str, entity_id: str) -> str:
-    return f"{PREFIX}:{kind}:{entity_id}"
 
 
 def _encode(value) -> str:
@@ -81,6 +79,9 @@ class RedisFeatureStore:
         self._client = None
         self._script = None
 
+    def key(self, kind: str, entity_id: str) -> str:
+        return f"{self.settings.key_prefix}:{kind}:{entity_id}"
+
     @property
     def client(self):
         if self._client is None:
@@ -89,7 +90,7 @@ class RedisFeatureStore:
         return self._client
 
     def write_many(self, writes: Iterable[FeatureWrite]) -> int:
-        """One pipelined round trip; returns how many writes were newer than what was stored."""
+        """One pipelined round trip; returns how many writes were not older than the store's."""
         client = self.client
         now = str(int(time.time() * 1000))
         pipe = client.pipeline(transaction=False)
@@ -98,12 +99,12 @@ class RedisFeatureStore:
             fields = [("_seq", str(w.seq)), ("_event_ts", str(w.event_ts)), ("_write_ts", now)]
             fields += [(k, _encode(v)) for k, v in w.features.items()]
             args = [str(w.seq), str(w.ttl_ms)] + [x for pair in fields for x in pair]
-            self._script(keys=[entity_key(w.kind, w.entity_id)], args=args, client=pipe)
+            self._script(keys=[self.key(w.kind, w.entity_id)], args=args, client=pipe)
             n += 1
         return sum(int(r) for r in pipe.execute()) if n else 0
 
     def read(self, kind: str, entity_id: str) -> dict[str, str]:
-        raw = self.client.hgetall(entity_key(kind, entity_id))
+        raw = self.client.hgetall(self.key(kind, entity_id))
         return {k.decode(): v.decode() for k, v in raw.items()}
 
     def read_shows(self, show_ids: Sequence[str]) -> np.ndarray:
@@ -114,7 +115,7 @@ class RedisFeatureStore:
         fields = [name for name, _ in SHOW_NUMERIC if not name.startswith("is_")] + ["status"]
         pipe = self.client.pipeline(transaction=False)
         for sid in show_ids:
-            pipe.hmget(entity_key("show", sid), fields)
+            pipe.hmget(self.key("show", sid), fields)
         out = np.tile(SHOW_DEFAULTS, (len(show_ids), 1))
         col = {name: i for i, (name, _) in enumerate(SHOW_NUMERIC)}
         for row, values in enumerate(pipe.execute()):

@@ -94,13 +94,15 @@ class RedisSettings:
     url: str = "redis://127.0.0.1:6379/0"
     password: str | None = field(default=None, repr=False)
     tls_ca: str | None = None
+    key_prefix: str = "onair"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> RedisSettings:
+        """``ONAIR_REDIS_PREFIX`` (default ``onair``) starts every key onair writes."""
         env = os.environ if env is None else env
         return cls(
             env.get("REDIS_URL", cls.url), env.get("REDIS_PASSWORD") or None,
-            env.get("REDIS_TLS_CA") or None,
+            env.get("REDIS_TLS_CA") or None, env.get("ONAIR_REDIS_PREFIX", cls.key_prefix),
         )
 
 

@@ -12,12 +12,12 @@ restart, or events reordered across partitions, lands on the same values):
 - Likes, notification opt-ins and follows keep the *latest action by event time* per user
   (ties broken by event id): ``like_count`` is the number of users whose latest like/unlike is a
   like, and so on.
-- A listening session pairs ``listen_start`` and ``listen_stop`` of one (user, show). A stop that
-  arrives before its start is kept and closes the session when the start arrives. A session left
-  open is closed when the show ends (at the end time) or after ``MAX_SESSION_MS`` of event time
-  (the inactivity cut-off: the app sends no heartbeats), so live counts never drift upward.
-  ``sessions_5min`` counts sessions that lasted 5 minutes or more, counted once, as soon as the
-  watermark shows they passed the line (or when they close).
+- A listening session pairs ``listen_start`` and ``listen_stop`` of one (user, show), in event
+  time order whatever the arrival order (a stop that arrives before its start still closes it:
+  see ``user_sessions``). A session left open is closed when the show ends (at the end time) or
+  after ``MAX_SESSION_MS`` of event time (the inactivity cut-off: the app sends no heartbeats),
+  so live counts never drift upward. ``sessions_5min`` counts sessions of 5 minutes or more,
+  an open one as soon as the watermark is 5 minutes past its start.
 - ``plays_7d`` of a creator counts listen starts on the creator's shows whose event time is in
   the 7 days before the watermark (hourly buckets; older buckets fall out as time passes).
 - Late events (behind the watermark) are applied like any other; the Flink job counts them.
@@ -26,6 +26,7 @@ restart, or events reordered across partitions, lands on the same values):
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +88,13 @@ class EntityState:
     seq: int = 0
     event_ts: int = 0
     dedupe: _Dedupe = field(default_factory=_Dedupe)
+    # Bookkeeping of the Flink function (pending timers), kept with the state it belongs to.
+    timer_at: int | None = None
+    flush_at: int | None = None
+
+    def next_timer(self) -> int | None:
+        """Event time of the next ``advance`` that can change something (None: never)."""
+        return None
 
     def accept(self, event: dict) -> bool:
         if not self.dedupe.first_time(event["event_id"], event["ts"]):
@@ -94,6 +102,37 @@ class EntityState:
         self.seq += 1
         self.event_ts = max(self.event_ts, event["ts"])
         return True
+
+
+def user_sessions(marks: list[tuple[int, int]], ended_ts: int, watermark: int
+                  ) -> tuple[int, int | None]:
+    """One listener's sessions on one show from their start/stop marks, in any arrival order.
+
+    ``marks`` are (ts, 1 for start / 0 for stop), sorted. A session opens at a start (a start
+    while open continues it) and closes at the next stop, at the show's end, or
+    ``MAX_SESSION_MS`` after it opened once event time (``watermark``) gets there; stops with
+    no open session are ignored, as are starts at or after the end. Returns (sessions of 5+
+    minutes, start of the session still open or None); an open session counts as 5+ minutes
+    once the watermark is 5 minutes past its start.
+    """
+    long_sessions, open_at = 0, None
+    for ts, is_start in marks:
+        if ended_ts and ts >= ended_ts:
+            break
+        if is_start and open_at is None:
+            open_at = ts
+        elif not is_start and open_at is not None:
+            long_sessions += ts - open_at >= SESSION_LONG_MS
+            open_at = None
+    if open_at is not None:
+        cut = ended_ts or (open_at + MAX_SESSION_MS if watermark - open_at >= MAX_SESSION_MS
+                           else None)
+        if cut is not None:
+            long_sessions += cut - open_at >= SESSION_LONG_MS
+            open_at = None
+        else:
+            long_sessions += watermark - open_at >= SESSION_LONG_MS
+    return long_sessions, open_at
 
 
 @dataclass
@@ -108,10 +147,12 @@ class ShowState(EntityState):
     notify: _LatestFlags = field(default_factory=_LatestFlags)
     listen_count: int = 0
     listeners: set[str] = field(default_factory=set)
-    open_sessions: dict[str, int] = field(default_factory=dict)  # user -> start ts
-    early_stops: dict[str, int] = field(default_factory=dict)  # user -> stop ts without start
-    long_counted: set[tuple[str, int]] = field(default_factory=set)  # (user, start ts)
+    # Sessions are recomputed per listener from their marks, so arrival order never matters.
+    marks: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    sessions: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # user_sessions
     sessions_5min: int = 0
+    live_listeners: int = 0
+    watermark: int = 0
     unattributed_plays: list[int] = field(default_factory=list)  # play ts, creator unknown
 
     def apply(self, event: dict) -> list[dict]:
@@ -131,10 +172,17 @@ class ShowState(EntityState):
             self.likes.set(event["user_id"], ts, event["event_id"], kind == "like")
         elif kind in ("notify_on", "notify_off"):
             self.notify.set(event["user_id"], ts, event["event_id"], kind == "notify_on")
-        elif kind == "listen_start":
-            out += self._start(event["user_id"], ts)
-        elif kind == "listen_stop":
-            self._stop(event["user_id"], ts)
+        elif kind in ("listen_start", "listen_stop"):
+            user = event["user_id"]
+            if kind == "listen_start":
+                self.listen_count += 1
+                self.listeners.add(user)
+                if self.creator_id:
+                    out.append(_play(self.creator_id, ts))
+                else:
+                    self.unattributed_plays.append(ts)
+            bisect.insort(self.marks.setdefault(user, []), (ts, int(kind == "listen_start")))
+            self._resession(user)
         return out
 
     def _show_event(self, event: dict) -> list[dict]:
@@ -148,54 +196,34 @@ class ShowState(EntityState):
         self.status, self.status_ts = kind, ts
         if kind == "ended":
             self.ended_ts = ts
-            for user in list(self.open_sessions):
-                self._close(user, ts)
+            for user in list(self.sessions):
+                self._resession(user)
         if self.creator_id and was_live != (kind == "live"):
             return [_live(self.creator_id, event["show_id"], kind == "live", ts)]
         return []
 
-    def _start(self, user: str, ts: int) -> list[dict]:
-        self.listen_count += 1
-        self.listeners.add(user)
-        play = [_play(self.creator_id, ts)] if self.creator_id else []
-        if not self.creator_id:
-            self.unattributed_plays.append(ts)
-        stop = self.early_stops.pop(user, None)
-        if stop is not None and stop >= ts:
-            self._count_if_long(user, ts, stop)
-        elif user not in self.open_sessions and not (self.ended_ts and ts >= self.ended_ts):
-            self.open_sessions[user] = ts
-        return play
-
-    def _stop(self, user: str, ts: int) -> None:
-        start = self.open_sessions.get(user)
-        if start is None or ts < start:
-            self.early_stops[user] = ts
-            return
-        self._close(user, ts)
-
-    def _close(self, user: str, ts: int) -> None:
-        start = self.open_sessions.pop(user)
-        self._count_if_long(user, start, ts)
-
-    def _count_if_long(self, user: str, start: int, end: int) -> None:
-        if end - start >= SESSION_LONG_MS and (user, start) not in self.long_counted:
-            self.long_counted.add((user, start))
-            self.sessions_5min += 1
+    def _resession(self, user: str) -> None:
+        old_long, old_open = self.sessions.get(user, (0, None))
+        new_long, new_open = user_sessions(self.marks[user], self.ended_ts, self.watermark)
+        self.sessions_5min += new_long - old_long
+        self.live_listeners += (new_open is not None) - (old_open is not None)
+        self.sessions[user] = (new_long, new_open)
 
     def advance(self, watermark: int) -> None:
-        """Event time has reached ``watermark``: count sessions that passed 5 minutes, close
-        sessions open longer than ``MAX_SESSION_MS``."""
-        for user, start in list(self.open_sessions.items()):
-            if watermark - start >= SESSION_LONG_MS:
-                self._count_if_long(user, start, watermark)
-            if watermark - start >= MAX_SESSION_MS:
-                self._close(user, start + MAX_SESSION_MS)
+        """Event time reached ``watermark``: open sessions may pass 5 minutes or time out."""
+        if watermark <= self.watermark:
+            return
+        self.watermark = watermark
+        for user, (_, open_at) in list(self.sessions.items()):
+            if open_at is not None:
+                self._resession(user)
 
     def next_timer(self) -> int | None:
-        """Event time of the next ``advance`` that can change something."""
-        times = [s + (SESSION_LONG_MS if (u, s) not in self.long_counted else MAX_SESSION_MS)
-                 for u, s in self.open_sessions.items()]
+        times = []
+        for _, open_at in self.sessions.values():
+            if open_at is not None:
+                times.append(open_at + (SESSION_LONG_MS if self.watermark - open_at
+                                        < SESSION_LONG_MS else MAX_SESSION_MS))
         return min(times) if times else None
 
     def features(self) -> dict[str, Any]:
@@ -203,7 +231,7 @@ class ShowState(EntityState):
             "status": self.status, "scheduled_start": self.scheduled_start,
             "creator_id": self.creator_id, "topic": self.topic,
             "like_count": self.likes.on, "listen_count": self.listen_count,
-            "live_listeners": len(self.open_sessions), "sessions_5min": self.sessions_5min,
+            "live_listeners": self.live_listeners, "sessions_5min": self.sessions_5min,
             "unique_listeners": len(self.listeners), "notify_count": self.notify.on,
         }
 

@@ -1,0 +1,93 @@
+"""compute_features on the Flink cluster with real Kafka and Redis: every feature in Redis
+equals the plain-Python reference over the same log."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+
+from connectors import flink_rest
+from connectors.feature_store import RedisFeatureStore, _encode
+from connectors.kafka_admin import create_topics, partitions_of, producer
+from connectors.settings import KafkaSettings
+from onair.cli import submit
+from onair.sample_features import end_of_log, feature_log
+from operators.features import FeatureReference
+
+OUT_OF_ORDER_MS = 600_000
+
+
+def produce_log(kafka: KafkaSettings, log) -> None:
+    p = producer(kafka, linger_ms=20)
+    for topic, event in log:
+        key = event.get("user_id") or event["show_id"]
+        p.send(kafka.topic(topic), json.dumps(event).encode(), key=key.encode())
+    p.flush()
+    p.close()
+
+
+def produce_end_markers(kafka: KafkaSettings, log) -> list[dict]:
+    """End-of-log markers on every partition, so every source split's event time moves on."""
+    p = producer(kafka)
+    sent = []
+    for topic, marker in end_of_log(log):
+        for part in partitions_of(kafka, kafka.topic(topic)):
+            event = {**marker, "event_id": f"{marker['event_id']}-{part}"}
+            p.send(kafka.topic(topic), json.dumps(event).encode(), partition=part)
+            sent.append(event)
+    p.flush()
+    p.close()
+    return sent
+
+
+def expected_features(events: list[dict]) -> dict[tuple[str, str], dict]:
+    ref = FeatureReference()
+    for e in events:
+        ref.apply(e)
+    final_watermark = max(e["ts"] for e in events) - OUT_OF_ORDER_MS - 1
+    return {k: {f: _encode(v) for f, v in st.features().items()} | {"_event_ts": str(st.event_ts)}
+            for k, st in ref.finish(final_watermark).items()}
+
+
+def redis_matches(store: RedisFeatureStore, expected: dict) -> list[str]:
+    pipe = store.client.pipeline(transaction=False)
+    keys = list(expected)
+    for kind, eid in keys:
+        pipe.hgetall(store.key(kind, eid))
+    wrong = []
+    for key, got in zip(keys, pipe.execute(), strict=True):
+        got = {k.decode(): v.decode() for k, v in got.items()}
+        diff = {f: (v, got.get(f)) for f, v in expected[key].items() if got.get(f) != v}
+        if diff:
+            wrong.append(f"{key}: {diff}")
+    return wrong
+
+
+@pytest.mark.integration
+def test_features_in_redis_equal_the_reference(services, topic_prefix, monkeypatch):
+    monkeypatch.setenv("ONAIR_REDIS_PREFIX", f"test{uuid.uuid4().hex[:8]}")
+    kafka = KafkaSettings.from_env()
+    create_topics(kafka)
+    store = RedisFeatureStore()
+    log = feature_log(20_000)
+    produce_log(kafka, log)
+    markers = produce_end_markers(kafka, log)
+    expected = expected_features([e for _, e in log] + markers)
+
+    job_id = submit("compute_features", ["--out-of-order-ms", str(OUT_OF_ORDER_MS),
+                                         "--parallelism", "2", "--idle-s", "3",
+                                         "--checkpoint-interval-ms", "5000"])
+    try:
+        assert flink_rest.wait_for_state(job_id, {"RUNNING"}, 120) == "RUNNING"
+        deadline = time.monotonic() + 300
+        wrong = ["not started"]
+        while wrong and time.monotonic() < deadline:
+            time.sleep(3)
+            wrong = redis_matches(store, expected)
+        assert not wrong, f"{len(wrong)} entities differ, e.g. {wrong[:3]}"
+        assert flink_rest.job_state(job_id) == "RUNNING"
+    finally:
+        flink_rest.cancel(job_id)
