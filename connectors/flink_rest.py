@@ -34,6 +34,14 @@ def cancel(job_id: str, flink: FlinkSettings | None = None) -> None:
     _call(f"{flink.rest_url}/jobs/{job_id}?mode=cancel", method="PATCH")
 
 
+def latest_checkpoint(job_id: str, flink: FlinkSettings | None = None) -> str | None:
+    """Path of the job's latest completed checkpoint (retained on cancel), or None."""
+    flink = flink or FlinkSettings.from_env()
+    latest = _call(f"{flink.rest_url}/jobs/{job_id}/checkpoints").get("latest", {})
+    completed = latest.get("completed") or {}
+    return completed.get("external_path")
+
+
 def wait_for_state(job_id: str, states: set[str], timeout_s: float = 120,
                    flink: FlinkSettings | None = None) -> str:
     """Poll until the job reaches one of ``states`` (or a terminal state); return it."""

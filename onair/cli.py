@@ -178,8 +178,10 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- jobs
-def flink_run_argv(job: str, job_args: list[str], detached: bool = True) -> list[str]:
-    """The ``flink run`` line that submits ``jobs/<job>.py`` to the configured cluster."""
+def flink_run_argv(job: str, job_args: list[str], detached: bool = True,
+                   from_savepoint: str | None = None) -> list[str]:
+    """The ``flink run`` line that submits ``jobs/<job>.py`` to the configured cluster,
+    optionally resuming from a savepoint or retained checkpoint."""
     from onair.stack import pyflink_home
 
     script = PROJECT_ROOT / "jobs" / f"{job}.py"
@@ -189,6 +191,8 @@ def flink_run_argv(job: str, job_args: list[str], detached: bool = True) -> list
     argv = [str(pyflink_home() / "bin" / "flink"), "run", "-m", FlinkSettings.from_env().address]
     if detached:
         argv.append("-d")
+    if from_savepoint:
+        argv += ["-s", from_savepoint]
     argv += [
         "-py", str(script), "-pyfs", ",".join(str(PROJECT_ROOT / p) for p in JOB_PACKAGES),
         "-pyexec", sys.executable, "-pyclientexec", sys.executable, *job_args,
@@ -196,12 +200,13 @@ def flink_run_argv(job: str, job_args: list[str], detached: bool = True) -> list
     return argv
 
 
-def submit(job: str, job_args: list[str], detached: bool = True) -> str:
+def submit(job: str, job_args: list[str], detached: bool = True,
+           from_savepoint: str | None = None) -> str:
     """Submit a job; return its Flink job id."""
     from onair.stack import Stack, check_java
 
     check_java()
-    argv = flink_run_argv(job, job_args, detached)
+    argv = flink_run_argv(job, job_args, detached, from_savepoint)
     print("$ " + shlex.join(argv), file=sys.stderr)
     proc = subprocess.run(argv, env=Stack.default().flink_env(), cwd=PROJECT_ROOT,
                           capture_output=True, text=True)
@@ -216,7 +221,8 @@ def submit(job: str, job_args: list[str], detached: bool = True) -> str:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    job_id = submit(args.job, args.job_args, detached=not args.attached)
+    job_id = submit(args.job, args.job_args, detached=not args.attached,
+                    from_savepoint=args.from_savepoint)
     print(job_id)
     print(f"watch it at {FlinkSettings.from_env().rest_url}/#/job/running/{job_id}/overview",
           file=sys.stderr)
@@ -324,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job")
     p.add_argument("job_args", nargs=argparse.REMAINDER, help="arguments for the job")
     p.add_argument("--attached", action="store_true", help="wait for the job to finish")
+    p.add_argument("--from-savepoint", metavar="PATH",
+                   help="resume from this savepoint or retained checkpoint")
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("lake", help="list committed files of a lake zone")

@@ -91,3 +91,46 @@ def test_features_in_redis_equal_the_reference(services, topic_prefix, monkeypat
         assert flink_rest.job_state(job_id) == "RUNNING"
     finally:
         flink_rest.cancel(job_id)
+
+
+@pytest.mark.integration
+def test_stopped_mid_stream_and_resumed_from_checkpoint_equals_reference(
+        services, topic_prefix, monkeypatch):
+    monkeypatch.setenv("ONAIR_REDIS_PREFIX", f"test{uuid.uuid4().hex[:8]}")
+    kafka = KafkaSettings.from_env()
+    create_topics(kafka)
+    store = RedisFeatureStore()
+    log = feature_log(12_000, seed=11)
+    half = len(log) // 2
+    args = ["--out-of-order-ms", str(OUT_OF_ORDER_MS), "--parallelism", "2", "--idle-s", "3",
+            "--checkpoint-interval-ms", "1000"]
+
+    produce_log(kafka, log[:half])
+    first = submit("compute_features", args)
+    try:
+        assert flink_rest.wait_for_state(first, {"RUNNING"}, 120) == "RUNNING"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not store.client.keys(f"{store.key('show', '')}*"):
+            time.sleep(1)
+        checkpoint = None
+        while time.monotonic() < deadline and checkpoint is None:
+            time.sleep(0.5)  # the first completed checkpoint with part of the log applied
+            checkpoint = flink_rest.latest_checkpoint(first)
+    finally:
+        flink_rest.cancel(first)
+    assert checkpoint, "no completed checkpoint to resume from"
+    assert flink_rest.wait_for_state(first, {"CANCELED"}, 60) == "CANCELED"
+
+    produce_log(kafka, log[half:])
+    markers = produce_end_markers(kafka, log)
+    expected = expected_features([e for _, e in log] + markers)
+    second = submit("compute_features", args, from_savepoint=checkpoint)
+    try:
+        deadline = time.monotonic() + 300
+        wrong = ["not started"]
+        while wrong and time.monotonic() < deadline:
+            time.sleep(3)
+            wrong = redis_matches(store, expected)
+        assert not wrong, f"{len(wrong)} entities differ, e.g. {wrong[:3]}"
+    finally:
+        flink_rest.cancel(second)
