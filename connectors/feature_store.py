@@ -12,8 +12,10 @@ write goes through: that is how changes made by the passing of event time (a ses
 its timer) reach the store, and a replay at the same version carries the same events. Ended
 shows get a TTL.
 
-``read_shows`` returns the feature matrix of up to thousands of shows in one round trip;
-missing shows (never seen, or expired) read as ``SHOW_DEFAULTS``.
+A show's numeric features are also kept packed (float32, ``SHOW_NUMERIC`` order) under
+``onair:showvec:{id}``, written by the same script and version check, so ``read_shows`` fetches
+the matrix of thousands of shows with a single MGET; missing shows (never seen, or expired)
+read as ``SHOW_DEFAULTS``.
 """
 
 from __future__ import annotations
@@ -42,13 +44,18 @@ SHOW_NUMERIC: tuple[tuple[str, float], ...] = (
 )
 SHOW_DEFAULTS = np.array([d for _, d in SHOW_NUMERIC], dtype=np.float32)
 
-# KEYS[1] = hash; ARGV = seq, ttl_ms, then field/value pairs (which include _seq).
+# KEYS[1] = hash, KEYS[2] (shows only) = packed vector; ARGV = seq, ttl_ms, vector (or ""),
+# then field/value pairs (which include _seq).
 _WRITE_IF_NEWER = """
 local stored = tonumber(redis.call('HGET', KEYS[1], '_seq') or '-1')
 if tonumber(ARGV[1]) < stored then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 local ttl = tonumber(ARGV[2])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PERSIST', KEYS[1]) end
+if #KEYS > 1 then
+  if ttl > 0 then redis.call('SET', KEYS[2], ARGV[3], 'PX', ttl)
+  else redis.call('SET', KEYS[2], ARGV[3]) end
+end
 return 1
 """
 
@@ -61,6 +68,14 @@ class FeatureWrite:
     event_ts: int
     features: dict
     ttl_ms: int = 0
+
+
+def show_vector(features: dict) -> np.ndarray:
+    """A show's numeric features in ``SHOW_NUMERIC`` order (missing ones at their default)."""
+    status = features.get("status")
+    values = {**features, "is_live": status == "live", "is_scheduled": status == "scheduled"}
+    return np.array([float(values.get(name, default)) for name, default in SHOW_NUMERIC],
+                    dtype=np.float32)
 
 
 def _encode(value) -> str:
@@ -98,8 +113,13 @@ class RedisFeatureStore:
         for w in writes:
             fields = [("_seq", str(w.seq)), ("_event_ts", str(w.event_ts)), ("_write_ts", now)]
             fields += [(k, _encode(v)) for k, v in w.features.items()]
-            args = [str(w.seq), str(w.ttl_ms)] + [x for pair in fields for x in pair]
-            self._script(keys=[self.key(w.kind, w.entity_id)], args=args, client=pipe)
+            keys = [self.key(w.kind, w.entity_id)]
+            vector = b""
+            if w.kind == "show":
+                keys.append(self.key("showvec", w.entity_id))
+                vector = show_vector(w.features).tobytes()
+            args = [str(w.seq), str(w.ttl_ms), vector] + [x for pair in fields for x in pair]
+            self._script(keys=keys, args=args, client=pipe)
             n += 1
         return sum(int(r) for r in pipe.execute()) if n else 0
 
@@ -108,23 +128,15 @@ class RedisFeatureStore:
         return {k.decode(): v.decode() for k, v in raw.items()}
 
     def read_shows(self, show_ids: Sequence[str]) -> np.ndarray:
-        """Feature matrix, shape (len(show_ids), len(SHOW_NUMERIC)), float32, one round trip.
+        """Feature matrix, shape (len(show_ids), len(SHOW_NUMERIC)), float32: one MGET.
 
-        ``is_live`` / ``is_scheduled`` are 1.0 or 0.0 from ``status``; missing ids and missing
-        fields read as their default in ``SHOW_DEFAULTS``."""
-        fields = [name for name, _ in SHOW_NUMERIC if not name.startswith("is_")] + ["status"]
-        pipe = self.client.pipeline(transaction=False)
-        for sid in show_ids:
-            pipe.hmget(self.key("show", sid), fields)
+        ``is_live`` / ``is_scheduled`` are 1.0 or 0.0 from ``status``; missing ids read as
+        ``SHOW_DEFAULTS``."""
         out = np.tile(SHOW_DEFAULTS, (len(show_ids), 1))
-        col = {name: i for i, (name, _) in enumerate(SHOW_NUMERIC)}
-        for row, values in enumerate(pipe.execute()):
-            for name, value in zip(fields, values, strict=True):
-                if value is None:
-                    continue
-                if name == "status":
-                    out[row, col["is_live"]] = value == b"live"
-                    out[row, col["is_scheduled"]] = value == b"scheduled"
-                else:
-                    out[row, col[name]] = float(value)
+        if not show_ids:
+            return out
+        values = self.client.mget([self.key("showvec", sid) for sid in show_ids])
+        for row, value in enumerate(values):
+            if value is not None:
+                out[row] = np.frombuffer(value, dtype=np.float32)
         return out

@@ -32,6 +32,9 @@ def stream_env(cfg: FlinkJobSettings) -> StreamExecutionEnvironment:
     conf = Configuration()
     conf.set_string("python.execution-mode", cfg.python_mode)
     conf.set_string("python.fn-execution.bundle.size", str(cfg.bundle_size))
+    # Keyed state objects stay deserialised in the Python worker between events of a bundle;
+    # the default (1,000 keys) thrashes with thousands of users per subtask.
+    conf.set_string("python.state.cache-size", "50000")
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)
     env = StreamExecutionEnvironment.get_execution_environment(conf)

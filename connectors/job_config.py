@@ -13,7 +13,7 @@ def env_default(name: str, default: str) -> str:
 
 
 def add_flink_flags(parser: argparse.ArgumentParser, job: str, *,
-                    python_mode: str = "thread") -> None:
+                    python_mode: str = "thread", bundle_size: int = 1000) -> None:
     """Flags every streaming job takes; each names its environment variable in its help.
     ``python_mode`` is the job's measured-best default (README, Performance)."""
     up = job.upper()
@@ -28,6 +28,11 @@ def add_flink_flags(parser: argparse.ArgumentParser, job: str, *,
                         default=env_default("ONAIR_PYTHON_MODE", python_mode),
                         help="PyFlink Python execution mode "
                              f"(env ONAIR_PYTHON_MODE, default {python_mode})")
+    parser.add_argument("--bundle-size", type=int,
+                        default=int(env_default("ONAIR_BUNDLE_SIZE", str(bundle_size))),
+                        help="records per Python bundle; keyed state is written back to the "
+                             f"JVM once per key per bundle (env ONAIR_BUNDLE_SIZE, "
+                             f"default {bundle_size})")
     parser.add_argument("--bounded", action="store_true",
                         help="read the input topics up to their current end, then finish")
 
@@ -35,5 +40,5 @@ def add_flink_flags(parser: argparse.ArgumentParser, job: str, *,
 def flink_settings(args: argparse.Namespace) -> FlinkJobSettings:
     return FlinkJobSettings(
         parallelism=args.parallelism, checkpoint_interval_ms=args.checkpoint_interval_ms,
-        python_mode=args.python_mode, bounded=args.bounded,
+        python_mode=args.python_mode, bounded=args.bounded, bundle_size=args.bundle_size,
     )

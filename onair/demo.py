@@ -8,6 +8,7 @@ Starts what is not running, creates the topics, then on the standalone Flink clu
 from __future__ import annotations
 
 import json
+import os
 import time
 
 from connectors import flink_rest
@@ -32,6 +33,7 @@ def run_demo(keep: bool = False) -> int:
     kafka = KafkaSettings.from_env()
     create_topics(kafka)
     ok = demo_lake_ingest(stack, kafka, keep)
+    ok = demo_features(kafka, keep) and ok
     ok = demo_transcripts(kafka, keep) and ok
     print("\nDEMO OK" if ok else "\nDEMO INCOMPLETE: see the counts above")
     if not keep:
@@ -103,11 +105,62 @@ def demo_lake_ingest(stack: Stack, kafka: KafkaSettings, keep: bool) -> bool:
     return all(counts[t] == want[t] for t in want) and len(letters) - dead_before == M_BAD
 
 
+def demo_features(kafka: KafkaSettings, keep: bool) -> bool:
+    from connectors.feature_store import SHOW_NUMERIC, RedisFeatureStore
+    from onair.sample_features import feature_log
+    from operators.features import FeatureReference
+
+    _step("6. submit compute_features: point-in-time features into Redis")
+    seed = int(time.time()) % 1_000_000
+    # A fresh key space per demo run, so this run's features are compared with this run's log.
+    os.environ["ONAIR_REDIS_PREFIX"] = f"demo{seed}"
+    job_id = submit("compute_features", ["--checkpoint-interval-ms", "3000"])
+    flink_rest.wait_for_state(job_id, {"RUNNING"}, 120)
+    log = feature_log(8000, seed=seed, t0_ms=int(time.time() * 1000) - 3 * 3_600_000)
+    p = producer(kafka)
+    for topic, event in log:
+        key = event.get("user_id") or event["show_id"]
+        p.send(kafka.topic(topic), json.dumps(event).encode(), key=key.encode())
+    p.flush()
+    p.close()
+    print(f"  produced {len(log)} behaviour and show events (3 hours of a small world)")
+
+    _step("7. the online store: 60 shows read as one matrix, compared with the reference")
+    ref = FeatureReference()
+    for _, e in log:
+        ref.apply(e)
+    store = RedisFeatureStore()
+    shows = sorted({e["show_id"] for _, e in log})
+    deadline = time.monotonic() + 120
+    matching = 0
+    while time.monotonic() < deadline:
+        time.sleep(2)
+        matching = sum(store.read("show", sid).get("listen_count") ==
+                       str(ref.entities[("show", sid)].features()["listen_count"])
+                       for sid in shows)
+        if matching == len(shows):
+            break
+    t = time.perf_counter()
+    matrix = store.read_shows(shows)
+    read_ms = (time.perf_counter() - t) * 1000
+    names = [n for n, _ in SHOW_NUMERIC]
+    top = matrix[:, names.index("like_count")].argsort()[::-1][:5]
+    print(f"  read {len(shows)} shows in {read_ms:.1f} ms; most liked:")
+    for i in top:
+        row = dict(zip(names, matrix[i].tolist(), strict=True))
+        print(f"    {shows[i]}: likes {row['like_count']:.0f}, listens "
+              f"{row['listen_count']:.0f}, live listeners {row['live_listeners']:.0f}, "
+              f"5-min sessions {row['sessions_5min']:.0f}, live {row['is_live']:.0f}")
+    print(f"  {matching}/{len(shows)} shows' listen counts equal the plain-Python reference")
+    _finish(job_id, keep)
+    return matching == len(shows)
+
+
 def demo_transcripts(kafka: KafkaSettings, keep: bool) -> bool:
     from onair.sample_transcripts import EXAMPLE, segments
     from operators.wer import score_lines
 
-    _step("6. submit correct_transcripts with the Hindi–English vocabulary")
+    _step("8. submit correct_transcripts with the Hindi–English vocabulary")
     job_id = submit("correct_transcripts", ["--vocab", str(EXAMPLE / "vocab.tsv"),
                                             "--checkpoint-interval-ms", "3000"])
     flink_rest.wait_for_state(job_id, {"RUNNING"}, 120)
@@ -120,7 +173,7 @@ def demo_transcripts(kafka: KafkaSettings, keep: bool) -> bool:
     p.flush()
     p.close()
 
-    _step("7. corrected segments and the rolling WER per stream")
+    _step("9. corrected segments and the rolling WER per stream")
     wanted = {h["segment_id"] for h, _ in pairs}
     deadline = time.monotonic() + 120
     corrected: dict[str, dict] = {}

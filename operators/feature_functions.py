@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import time
 
-from pyflink.common import Time, Types
+from pyflink.common import Types
 from pyflink.datastream import FlatMapFunction, KeyedProcessFunction, RuntimeContext, TimeDomain
-from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
+from pyflink.datastream.state import ValueStateDescriptor
 
 from connectors.feature_store import FeatureWrite, RedisFeatureStore
 from connectors.settings import RedisSettings
 from operators.features import STATE_TYPES, EntityState, routes
+from operators.state_ttl import state_ttl
 
 ENTITY_TYPE = Types.TUPLE([Types.STRING(), Types.PICKLED_BYTE_ARRAY()])
 
@@ -54,9 +55,8 @@ class EntityFeaturesFunction(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         descriptor = ValueStateDescriptor("entity", Types.PICKLED_BYTE_ARRAY())
-        # A safety net for entities that stop receiving events (ended shows, gone users).
-        descriptor.enable_time_to_live(
-            StateTtlConfig.new_builder(Time.days(self.state_ttl_days)).build())
+        if self.state_ttl_days:
+            descriptor.enable_time_to_live(state_ttl(self.state_ttl_days * 86_400))
         self.state = runtime_context.get_state(descriptor)
         self.store = RedisFeatureStore(self.redis)
         self.pending: dict[str, FeatureWrite] = {}

@@ -150,6 +150,10 @@ class ShowState(EntityState):
     # Sessions are recomputed per listener from their marks, so arrival order never matters.
     marks: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     sessions: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # user_sessions
+    open_at: dict[str, int] = field(default_factory=dict)  # listeners with an open session
+    # Earliest event time at which an open session passes 5 minutes or times out; kept as
+    # sessions open (it may be early once they close: a timer then finds nothing to do).
+    next_at: int | None = None
     sessions_5min: int = 0
     live_listeners: int = 0
     watermark: int = 0
@@ -208,23 +212,28 @@ class ShowState(EntityState):
         self.sessions_5min += new_long - old_long
         self.live_listeners += (new_open is not None) - (old_open is not None)
         self.sessions[user] = (new_long, new_open)
+        if new_open is None:
+            self.open_at.pop(user, None)
+        else:
+            self.open_at[user] = new_open
+            due = self._due(new_open)
+            self.next_at = due if self.next_at is None else min(self.next_at, due)
+
+    def _due(self, open_at: int) -> int:
+        return open_at + (SESSION_LONG_MS if self.watermark - open_at < SESSION_LONG_MS
+                          else MAX_SESSION_MS)
 
     def advance(self, watermark: int) -> None:
         """Event time reached ``watermark``: open sessions may pass 5 minutes or time out."""
         if watermark <= self.watermark:
             return
         self.watermark = watermark
-        for user, (_, open_at) in list(self.sessions.items()):
-            if open_at is not None:
-                self._resession(user)
+        for user in list(self.open_at):
+            self._resession(user)
+        self.next_at = min((self._due(t) for t in self.open_at.values()), default=None)
 
     def next_timer(self) -> int | None:
-        times = []
-        for _, open_at in self.sessions.values():
-            if open_at is not None:
-                times.append(open_at + (SESSION_LONG_MS if self.watermark - open_at
-                                        < SESSION_LONG_MS else MAX_SESSION_MS))
-        return min(times) if times else None
+        return self.next_at
 
     def features(self) -> dict[str, Any]:
         return {

@@ -12,7 +12,7 @@ import logging
 import os
 import time
 
-from pyflink.common import Row, Time, Types
+from pyflink.common import Row, Types
 from pyflink.datastream import (
     KeyedCoProcessFunction,
     KeyedProcessFunction,
@@ -20,9 +20,10 @@ from pyflink.datastream import (
     ProcessFunction,
     RuntimeContext,
 )
-from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
+from pyflink.datastream.state import ValueStateDescriptor
 
 from operators.rolling_wer import PendingPair, RollingWer
+from operators.state_ttl import state_ttl
 from operators.vocabulary import VocabularyError, load_vocabulary
 from operators.vocabulary_match import VocabularyMatcher
 
@@ -94,8 +95,7 @@ class PairSegmentsFunction(KeyedCoProcessFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         descriptor = ValueStateDescriptor("pending", Types.PICKLED_BYTE_ARRAY())
-        descriptor.enable_time_to_live(StateTtlConfig.new_builder(Time.seconds(self.ttl_s))
-                                       .build())
+        descriptor.enable_time_to_live(state_ttl(self.ttl_s))
         self.pending = runtime_context.get_state(descriptor)
 
     def _add(self, kind: str, message: dict):
