@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyflink.common import Configuration
@@ -47,6 +48,14 @@ def stream_env(cfg: FlinkJobSettings) -> StreamExecutionEnvironment:
     )
     checkpoints.set_min_pause_between_checkpoints(min(1000, cfg.checkpoint_interval_ms // 2))
     return env
+
+
+def run_job(name: str, cfg: FlinkJobSettings,
+            build: Callable[[StreamExecutionEnvironment, StreamTableEnvironment], None]) -> None:
+    """Create the environments, let ``build`` wire the pipeline, execute it as ``name``."""
+    env = stream_env(cfg)
+    build(env, table_env(env))
+    env.execute(name)
 
 
 def table_env(env: StreamExecutionEnvironment) -> StreamTableEnvironment:

@@ -20,7 +20,7 @@ from pyflink.common.watermark_strategy import TimestampAssigner
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
-from connectors.flink_env import FlinkJobSettings, stream_env, table_env
+from connectors.flink_env import FlinkJobSettings, run_job
 from connectors.flink_io import Input, add_dead_letter_sink, validated_inputs
 from connectors.job_config import add_flink_flags, env_default, flink_settings
 from connectors.settings import KafkaSettings, RedisSettings
@@ -121,9 +121,7 @@ def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironmen
 
 def main(argv: list[str] | None = None) -> None:
     cfg = ComputeFeaturesConfig.from_args(argv)
-    env = stream_env(cfg.flink)
-    build_pipeline(env, table_env(env), cfg)
-    env.execute(JOB)
+    run_job(JOB, cfg.flink, lambda env, t_env: build_pipeline(env, t_env, cfg))
 
 
 if __name__ == "__main__":

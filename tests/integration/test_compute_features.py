@@ -52,6 +52,16 @@ def expected_features(events: list[dict]) -> dict[tuple[str, str], dict]:
             for k, st in ref.finish(final_watermark).items()}
 
 
+def wait_until_redis_matches(store: RedisFeatureStore, expected: dict,
+                             timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    wrong = ["not started"]
+    while wrong and time.monotonic() < deadline:
+        time.sleep(3)
+        wrong = redis_matches(store, expected)
+    assert not wrong, f"{len(wrong)} entities differ, e.g. {wrong[:3]}"
+
+
 def redis_matches(store: RedisFeatureStore, expected: dict) -> list[str]:
     pipe = store.client.pipeline(transaction=False)
     keys = list(expected)
@@ -82,12 +92,7 @@ def test_features_in_redis_equal_the_reference(services, topic_prefix, monkeypat
                                          "--checkpoint-interval-ms", "5000"])
     try:
         assert flink_rest.wait_for_state(job_id, {"RUNNING"}, 120) == "RUNNING"
-        deadline = time.monotonic() + 300
-        wrong = ["not started"]
-        while wrong and time.monotonic() < deadline:
-            time.sleep(3)
-            wrong = redis_matches(store, expected)
-        assert not wrong, f"{len(wrong)} entities differ, e.g. {wrong[:3]}"
+        wait_until_redis_matches(store, expected)
         assert flink_rest.job_state(job_id) == "RUNNING"
     finally:
         flink_rest.cancel(job_id)
@@ -126,11 +131,6 @@ def test_stopped_mid_stream_and_resumed_from_checkpoint_equals_reference(
     expected = expected_features([e for _, e in log] + markers)
     second = submit("compute_features", args, from_savepoint=checkpoint)
     try:
-        deadline = time.monotonic() + 300
-        wrong = ["not started"]
-        while wrong and time.monotonic() < deadline:
-            time.sleep(3)
-            wrong = redis_matches(store, expected)
-        assert not wrong, f"{len(wrong)} entities differ, e.g. {wrong[:3]}"
+        wait_until_redis_matches(store, expected)
     finally:
         flink_rest.cancel(second)
