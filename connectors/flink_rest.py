@@ -34,11 +34,15 @@ def cancel(job_id: str, flink: FlinkSettings | None = None) -> None:
     _call(f"{flink.rest_url}/jobs/{job_id}?mode=cancel", method="PATCH")
 
 
-def latest_checkpoint(job_id: str, flink: FlinkSettings | None = None) -> str | None:
-    """Path of the job's latest completed checkpoint (retained on cancel), or None."""
+def latest_checkpoint(job_id: str, flink: FlinkSettings | None = None, *,
+                      triggered_after_ms: int = 0) -> str | None:
+    """Path of the job's latest completed checkpoint (retained on cancel), or None; with
+    ``triggered_after_ms``, only a checkpoint triggered after that wall-clock time."""
     flink = flink or FlinkSettings.from_env()
     latest = _call(f"{flink.rest_url}/jobs/{job_id}/checkpoints").get("latest", {})
     completed = latest.get("completed") or {}
+    if completed.get("trigger_timestamp", 0) < triggered_after_ms:
+        return None
     return completed.get("external_path")
 
 

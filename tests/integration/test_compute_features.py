@@ -117,10 +117,12 @@ def test_stopped_mid_stream_and_resumed_from_checkpoint_equals_reference(
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not store.client.keys(f"{store.key('show', '')}*"):
             time.sleep(1)
+        # A checkpoint triggered after features reached Redis: the sources were reading then.
+        reading_since = int(time.time() * 1000)
         checkpoint = None
         while time.monotonic() < deadline and checkpoint is None:
-            time.sleep(0.5)  # the first completed checkpoint with part of the log applied
-            checkpoint = flink_rest.latest_checkpoint(first)
+            time.sleep(0.5)
+            checkpoint = flink_rest.latest_checkpoint(first, triggered_after_ms=reading_since)
     finally:
         flink_rest.cancel(first)
     assert checkpoint, "no completed checkpoint to resume from"
