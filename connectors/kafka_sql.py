@@ -56,7 +56,11 @@ class KafkaSourceSpec:
             "scan.startup.mode": self.start,
             **_client_options(kafka),
         }
-        if self.stop_offsets is not None:
+        if self.stop_offsets is None:
+            # Find new partitions (and, after a restore from a checkpoint taken before the
+            # first discovery, the existing ones) within seconds instead of the 5 min default.
+            options["scan.topic-partition-discovery.interval"] = "10 s"
+        else:
             options["scan.bounded.mode"] = "specific-offsets"
             options["scan.bounded.specific-offsets"] = ";".join(
                 f"partition:{p},offset:{o}" for p, o in sorted(self.stop_offsets.items())
