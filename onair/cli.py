@@ -356,12 +356,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from kafka.errors import KafkaError
+
     from onair.stack import StackError
 
     try:
         return args.func(args)
     except (CliError, StackError) as e:
         print(f"onair: {e}", file=sys.stderr)
+        return 2
+    except KafkaError as e:
+        print(f"onair: Kafka at {_kafka().bootstrap_servers}: {type(e).__name__}: {e}. Is a "
+              "broker running there? Start the embedded one with `onair up`, or set "
+              "KAFKA_BOOTSTRAP_SERVERS.", file=sys.stderr)
         return 2
     except OSError as e:
         print(f"onair: {e}", file=sys.stderr)

@@ -80,6 +80,8 @@ class ValidateFunction(ProcessFunction):
             value = to_value(parse(raw, schema))
             row = Row(*value) if isinstance(value, list) else value
         except Exception as e:
+            # Whatever one record breaks (a schema gap, a converter bug) is that record's
+            # dead letter with the error named, never a restart loop for the whole job.
             self.dead_letters.inc()
             reason = str(e) if isinstance(e, InvalidRecord) else f"{type(e).__name__}: {e}"
             yield DEAD_LETTER_TAG, dead_letter_row(dead_letter(
