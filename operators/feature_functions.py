@@ -22,7 +22,7 @@ import time
 
 from pyflink.common import Types
 from pyflink.datastream import FlatMapFunction, KeyedProcessFunction, RuntimeContext, TimeDomain
-from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
+from pyflink.datastream.state import ValueStateDescriptor
 
 from connectors.feature_store import FeatureWrite, RedisFeatureStore
 from connectors.settings import RedisSettings
@@ -58,12 +58,6 @@ class EntityFeaturesFunction(KeyedProcessFunction):
         if self.state_ttl_days:
             descriptor.enable_time_to_live(state_ttl(self.state_ttl_days * 86_400))
         self.state = runtime_context.get_state(descriptor)
-        # Event ids already applied, per entity: a map, so a bundle writes back only new ids
-        # (inside the entity object they were re-serialised whole: the biggest part of a show).
-        seen = MapStateDescriptor("seen_event_ids", Types.STRING(), Types.LONG())
-        if self.state_ttl_days:
-            seen.enable_time_to_live(state_ttl(self.state_ttl_days * 86_400))
-        self.seen = runtime_context.get_map_state(seen)
         self.store = RedisFeatureStore(self.redis)
         self.pending: dict[str, FeatureWrite] = {}
         self.oldest_pending = 0.0
@@ -77,11 +71,6 @@ class EntityFeaturesFunction(KeyedProcessFunction):
     # ------------------------------------------------------------------ events and timers
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
         key, event = value
-        event_id = event.get("event_id")  # derived updates have none: their show de-duplicated
-        if event_id is not None:
-            if self.seen.contains(event_id):
-                return
-            self.seen.put(event_id, event["ts"])
         watermark = ctx.timer_service().current_watermark()
         if event["ts"] < watermark:
             self.late.inc()
@@ -113,7 +102,7 @@ class EntityFeaturesFunction(KeyedProcessFunction):
     def _load(self, key: str) -> EntityState:
         st = self.state.value()
         if st is None:
-            st = STATE_TYPES[key.split(":", 1)[0]](dedupe=None)
+            st = STATE_TYPES[key.split(":", 1)[0]]()
         return st
 
     def _changed(self, key: str, st: EntityState, ctx) -> None:

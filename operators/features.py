@@ -87,9 +87,7 @@ class EntityState:
 
     seq: int = 0
     event_ts: int = 0
-    # None when the caller de-duplicates (the Flink job keeps seen ids in MapState, so they are
-    # not re-serialised with the rest of the state on every bundle).
-    dedupe: _Dedupe | None = field(default_factory=_Dedupe)
+    dedupe: _Dedupe = field(default_factory=_Dedupe)
     # Bookkeeping of the Flink function (pending timers), kept with the state it belongs to.
     timer_at: int | None = None
     flush_at: int | None = None
@@ -99,7 +97,7 @@ class EntityState:
         return None
 
     def accept(self, event: dict) -> bool:
-        if self.dedupe is not None and not self.dedupe.first_time(event["event_id"], event["ts"]):
+        if not self.dedupe.first_time(event["event_id"], event["ts"]):
             return False
         self.seq += 1
         self.event_ts = max(self.event_ts, event["ts"])
