@@ -30,8 +30,11 @@ def run_demo(keep: bool = False) -> int:
     _step("1. embedded stack: Kafka (Tansu), Redis (Valkey), Flink 2.0 standalone")
     stack = Stack.default()
     stack.up()
+    # Topics of its own per run: each run's counts are exact, whatever earlier runs left.
+    os.environ.setdefault("ONAIR_TOPIC_PREFIX", f"demo{int(time.time())}.")
     kafka = KafkaSettings.from_env()
     create_topics(kafka)
+    print(f"topics of this run: {kafka.topic('behavior-events')}, ... (ONAIR_TOPIC_PREFIX)")
     ok = demo_lake_ingest(stack, kafka, keep)
     ok = demo_features(kafka, keep) and ok
     ok = demo_transcripts(kafka, keep) and ok
@@ -116,7 +119,9 @@ def demo_features(kafka: KafkaSettings, keep: bool) -> bool:
     os.environ["ONAIR_REDIS_PREFIX"] = f"demo{seed}"
     job_id = submit("compute_features", ["--checkpoint-interval-ms", "3000"])
     flink_rest.wait_for_state(job_id, {"RUNNING"}, 120)
-    log = feature_log(8000, seed=seed, t0_ms=int(time.time() * 1000) - 3 * 3_600_000)
+    # Entity ids of their own: a job of an earlier run may have left events unread.
+    log = feature_log(8000, seed=seed, t0_ms=int(time.time() * 1000) - 3 * 3_600_000,
+                      ids=f"r{seed}-")
     p = producer(kafka)
     for topic, event in log:
         key = event.get("user_id") or event["show_id"]
@@ -130,7 +135,7 @@ def demo_features(kafka: KafkaSettings, keep: bool) -> bool:
     for _, e in log:
         ref.apply(e)
     store = RedisFeatureStore()
-    shows = sorted({e["show_id"] for _, e in log})
+    shows = sorted({e["show_id"] for _, e in log if "show_id" in e})
     deadline = time.monotonic() + 120
     matching = 0
     while time.monotonic() < deadline:

@@ -17,8 +17,8 @@ MINUTE = 60_000
 
 
 def feature_log(n: int, *, seed: int = 3, t0_ms: int = T0_MS, shows: int = 60,
-                users: int = 2000, creators: int = 20) -> list[tuple[str, dict]]:
-    """About ``n`` (topic, event) pairs in send order."""
+                users: int = 2000, creators: int = 20, ids: str = "") -> list[tuple[str, dict]]:
+    """About ``n`` (topic, event) pairs in send order; ``ids`` prefixes every entity id."""
     rng = random.Random(seed)
     out: list[tuple[str, dict]] = []
     counter = iter(range(10**9))
@@ -29,7 +29,7 @@ def feature_log(n: int, *, seed: int = 3, t0_ms: int = T0_MS, shows: int = 60,
     show_info = {}
     for s in range(shows):
         start = t0_ms + rng.randrange(0, 90) * MINUTE
-        show_info[f"s{s}"] = (f"c{s % creators}", rng.choice(TOPICS_OF_SHOWS), start,
+        show_info[f"{ids}s{s}"] = (f"{ids}c{s % creators}", rng.choice(TOPICS_OF_SHOWS), start,
                               start + rng.randrange(60, 150) * MINUTE)
     timeline: list[tuple[int, str, dict]] = []
     for sid, (cid, topic, start, end) in show_info.items():
@@ -42,7 +42,7 @@ def feature_log(n: int, *, seed: int = 3, t0_ms: int = T0_MS, shows: int = 60,
     for sid, (cid, topic, start, end) in show_info.items():
         made = 0
         while made < per_show:
-            user = f"u{rng.randrange(users)}"
+            user = f"{ids}u{rng.randrange(users)}"
             t = rng.randrange(start, end - 16 * MINUTE)
             r = rng.random()
             common = {"user_id": user, "show_id": sid, "topic": topic}
