@@ -8,8 +8,9 @@ the embedded stack (``onair up``), started once and stopped at the end of the se
 from __future__ import annotations
 
 import os
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +65,17 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     assert stack.leftovers() == {}
     for c in containers:
         c.stop()
+
+
+def wait_for_count(fetch: Callable[[], Sized], n: int, timeout_s: float = 120):
+    """Call ``fetch`` every second until what it returns has ``n`` items (or time runs out);
+    return the last result either way, for the test to assert on."""
+    deadline = time.monotonic() + timeout_s
+    result = fetch()
+    while len(result) < n and time.monotonic() < deadline:
+        time.sleep(1)
+        result = fetch()
+    return result
 
 
 @pytest.fixture()

@@ -8,6 +8,7 @@ import shutil
 import time
 
 import pytest
+from conftest import wait_for_count
 
 from connectors import flink_rest
 from connectors.kafka_admin import create_topics, producer, read_all
@@ -30,15 +31,9 @@ def _produce(kafka: KafkaSettings, topic: str, messages: list[dict]) -> None:
     p.close()
 
 
-def _wait_for(kafka: KafkaSettings, topic: str, n: int, timeout_s: float = 120) -> list[dict]:
-    deadline = time.monotonic() + timeout_s
-    records: list[dict] = []
-    while time.monotonic() < deadline:
-        records = [json.loads(r.value) for r in read_all(kafka, kafka.topic(topic), 1000)]
-        if len(records) >= n:
-            break
-        time.sleep(1)
-    return records
+def _wait_for(kafka: KafkaSettings, topic: str, n: int) -> list[dict]:
+    return wait_for_count(lambda: [json.loads(r.value) for r in
+                                   read_all(kafka, kafka.topic(topic), 1000)], n)
 
 
 @pytest.mark.integration

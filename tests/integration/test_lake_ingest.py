@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+from conftest import wait_for_count
 
 from connectors import flink_rest
 from connectors.kafka_admin import create_topics, producer, read_all
@@ -30,17 +31,6 @@ def _produce(kafka: KafkaSettings) -> None:
     p.close()
 
 
-def _wait_for_rows(lake: str, table: str, n: int, timeout_s: float) -> list[dict]:
-    deadline = time.monotonic() + timeout_s
-    rows: list[dict] = []
-    while time.monotonic() < deadline:
-        rows = list(read_raw(lake, table))
-        if len(rows) >= n:
-            return rows
-        time.sleep(1)
-    return rows
-
-
 @pytest.mark.integration
 def test_streaming_lake_ingest_exactly_once_with_dead_letters(services, topic_prefix, tmp_path):
     kafka = KafkaSettings.from_env()
@@ -52,8 +42,8 @@ def test_streaming_lake_ingest_exactly_once_with_dead_letters(services, topic_pr
         assert flink_rest.wait_for_state(job_id, {"RUNNING"}, 120) == "RUNNING"
         assert any(j["jid"] == job_id for j in flink_rest.jobs_overview())
         _produce(kafka)
-        behavior = _wait_for_rows(lake, "behavior_events", N_BEHAVIOR, 180)
-        shows = _wait_for_rows(lake, "show_events", N_SHOW, 60)
+        wait_for_count(lambda: list(read_raw(lake, "behavior_events")), N_BEHAVIOR, 180)
+        wait_for_count(lambda: list(read_raw(lake, "show_events")), N_SHOW, 60)
         # A few more checkpoints: anything duplicated or late would show up now.
         time.sleep(6)
         behavior = list(read_raw(lake, "behavior_events"))
