@@ -7,7 +7,6 @@ the WER of everything scored), gauge ``last_wer_permille`` (the newest rolling W
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -24,15 +23,12 @@ from pyflink.datastream.state import ValueStateDescriptor
 
 from operators.rolling_wer import PendingPair, RollingWer
 from operators.state_ttl import state_ttl
+from operators.validate_function import kafka_row
 from operators.vocabulary import VocabularyError, load_vocabulary
 from operators.vocabulary_match import VocabularyMatcher
 
 log = logging.getLogger(__name__)
 CORRECTED_TAG = OutputTag("corrected", Types.PICKLED_BYTE_ARRAY())
-
-
-def kafka_row(key: str, message: dict) -> Row:
-    return Row(key.encode("utf-8"), json.dumps(message, ensure_ascii=False).encode("utf-8"), {})
 
 
 class CorrectTranscriptFunction(ProcessFunction):

@@ -42,10 +42,15 @@ def row_type(columns: list[tuple[str, str]]) -> TypeInformation:
     return Types.ROW_NAMED([n for n, _ in columns], [SQL_TO_TYPE[t]() for _, t in columns])
 
 
+def kafka_row(key: str, message: dict[str, Any], headers: dict[str, bytes] | None = None) -> Row:
+    """A ``KAFKA_ROW_TYPE`` row: UTF-8 key, the message as JSON, headers."""
+    value = json.dumps(message, ensure_ascii=False).encode("utf-8")
+    return Row(key.encode("utf-8"), value, headers or {})
+
+
 def dead_letter_row(letter: dict[str, Any]) -> Row:
-    value = json.dumps(letter, ensure_ascii=False).encode("utf-8")
-    headers = {"error": letter["error"][:200].encode("utf-8")}
-    return Row(letter["source_topic"].encode("utf-8"), value, headers)
+    return kafka_row(letter["source_topic"], letter,
+                     {"error": letter["error"][:200].encode("utf-8")})
 
 
 class ValidateFunction(ProcessFunction):
