@@ -59,7 +59,8 @@ class EntityFeaturesFunction(KeyedProcessFunction):
             descriptor.enable_time_to_live(state_ttl(self.state_ttl_days * 86_400))
         self.state = runtime_context.get_state(descriptor)
         self.store = RedisFeatureStore(self.redis)
-        self.pending: dict[str, FeatureWrite] = {}
+        # Entities changed since the last flush; their features are read when the batch goes out.
+        self.pending: dict[str, EntityState] = {}
         self.oldest_pending = 0.0
         group = runtime_context.get_metrics_group().add_group("onair")
         self.applied = group.counter("events_applied")
@@ -118,12 +119,15 @@ class EntityFeaturesFunction(KeyedProcessFunction):
         self._stage(key, st)
 
     def _stage(self, key: str, st: EntityState) -> None:
+        if not self.pending:
+            self.oldest_pending = time.monotonic()
+        self.pending[key] = st
+
+    def _write(self, key: str, st: EntityState) -> FeatureWrite:
         kind, entity_id = key.split(":", 1)
         features = st.features()
         ttl = self.ended_ttl_ms if kind == "show" and features.get("status") == "ended" else 0
-        if not self.pending:
-            self.oldest_pending = time.monotonic()
-        self.pending[key] = FeatureWrite(kind, entity_id, st.seq, st.event_ts, features, ttl)
+        return FeatureWrite(kind, entity_id, st.seq, st.event_ts, features, ttl)
 
     def _maybe_flush(self, force: bool = False) -> None:
         if not self.pending:
@@ -131,7 +135,7 @@ class EntityFeaturesFunction(KeyedProcessFunction):
         if not force and len(self.pending) < self.batch_size and \
                 (time.monotonic() - self.oldest_pending) * 1000 < self.flush_ms:
             return
-        writes = list(self.pending.values())
+        writes = [self._write(key, st) for key, st in self.pending.items()]
         self.pending.clear()
         self.store.write_many(writes)
         now_ms = int(time.time() * 1000)
