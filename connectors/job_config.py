@@ -13,7 +13,8 @@ def env_default(name: str, default: str) -> str:
 
 
 def add_flink_flags(parser: argparse.ArgumentParser, job: str, *,
-                    python_mode: str = "thread", bundle_size: int = 1000) -> None:
+                    python_mode: str = "thread", bundle_size: int = 1000,
+                    bundle_time_ms: int = 1000) -> None:
     """Flags every streaming job takes; each names its environment variable in its help.
     ``python_mode`` is the job's measured-best default (README, Performance)."""
     up = job.upper()
@@ -33,6 +34,10 @@ def add_flink_flags(parser: argparse.ArgumentParser, job: str, *,
                         help="records per Python bundle; keyed state is written back to the "
                              f"JVM once per key per bundle (env ONAIR_BUNDLE_SIZE, "
                              f"default {bundle_size})")
+    parser.add_argument("--bundle-time-ms", type=int,
+                        default=int(env_default("ONAIR_BUNDLE_TIME_MS", str(bundle_time_ms))),
+                        help="a Python bundle also ends after this many ms: the floor of the "
+                             f"job's latency (env ONAIR_BUNDLE_TIME_MS, default {bundle_time_ms})")
     parser.add_argument("--bounded", action="store_true",
                         help="read the input topics up to their current end, then finish")
 
@@ -41,4 +46,34 @@ def flink_settings(args: argparse.Namespace) -> FlinkJobSettings:
     return FlinkJobSettings(
         parallelism=args.parallelism, checkpoint_interval_ms=args.checkpoint_interval_ms,
         python_mode=args.python_mode, bounded=args.bounded, bundle_size=args.bundle_size,
+        bundle_time_ms=args.bundle_time_ms,
     )
+
+
+def add_alarm_policy_flags(parser: argparse.ArgumentParser) -> None:
+    """Debounce and stream-reassembly flags shared by detect_alarms and the training report."""
+    from operators.audio_stream import StreamPolicy
+
+    d = StreamPolicy()
+    parser.add_argument("--threshold", type=float, default=d.threshold,
+                        help=f"alarm probability that makes a window positive ({d.threshold})")
+    parser.add_argument("--k", type=int, default=d.k,
+                        help=f"positive windows among the last --n that raise an alert ({d.k})")
+    parser.add_argument("--n", type=int, default=d.n, help=f"debounce span, windows ({d.n})")
+    parser.add_argument("--cooldown-ms", type=int, default=d.cooldown_ms,
+                        help="alarm-free audio that re-arms a stream after an alert "
+                             f"({d.cooldown_ms})")
+    parser.add_argument("--reorder-depth", type=int, default=d.reorder_depth,
+                        help=f"chunks held waiting for a missing one ({d.reorder_depth})")
+    parser.add_argument("--max-gap-ms", type=int, default=d.max_gap_ms,
+                        help=f"gaps up to this are zero-filled, longer reset ({d.max_gap_ms})")
+    parser.add_argument("--idle-timeout-s", type=int, default=d.idle_timeout_s,
+                        help=f"a stream idle this long is forgotten ({d.idle_timeout_s})")
+
+
+def alarm_policy(args: argparse.Namespace):
+    from operators.audio_stream import StreamPolicy
+
+    return StreamPolicy(reorder_depth=args.reorder_depth, max_gap_ms=args.max_gap_ms,
+                        threshold=args.threshold, k=args.k, n=args.n,
+                        cooldown_ms=args.cooldown_ms, idle_timeout_s=args.idle_timeout_s)

@@ -135,3 +135,10 @@ def lake_root(env: dict[str, str] | None = None) -> str:
     the state directory). Any Flink filesystem scheme works for the Flink jobs."""
     env = os.environ if env is None else env
     return env.get("ONAIR_LAKE") or (state_dir(env) / "lake").as_uri()
+
+
+def registry_root(env: dict[str, str] | None = None) -> Path:
+    """Root of the model registry (``ONAIR_REGISTRY``, default under the state directory). A
+    local or shared filesystem path: the jobs' TaskManagers load models from it."""
+    env = os.environ if env is None else env
+    return Path(env.get("ONAIR_REGISTRY") or state_dir(env) / "registry").resolve()

@@ -1,0 +1,192 @@
+"""The model registry: versions with lineage and metrics, aliases, and integrity-checked loading.
+
+Layout under ``connectors.settings.registry_root()``::
+
+    NAME/aliases.json            {"production": "3", ...}   (replaced atomically)
+    NAME/VERSION/model.onnx      the only file ever loaded for serving
+    NAME/VERSION/meta.json       ModelVersion fields (below)
+    NAME/VERSION/...             reports and plots written beside the model
+
+Versions are integers counted from 1 per name. ``load_session`` recomputes the ONNX file's
+sha256 and refuses a file that does not match its metadata (tampered, truncated, swapped) or a
+model that is not registered; pickles are never loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from connectors.settings import registry_root
+
+MODEL_FILE = "model.onnx"
+META_FILE = "meta.json"
+ALIASES_FILE = "aliases.json"
+
+
+class RegistryError(RuntimeError):
+    """A model, version or alias that does not exist, or a file that fails its check."""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: str
+    onnx_sha256: str
+    feature_names: list[str]
+    labels: list[str]
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    data_fingerprint: dict[str, Any] = field(default_factory=dict)
+    code_version: str = "unknown"
+    created_at: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fingerprint_files(paths: list[Path], root: Path) -> dict[str, Any]:
+    """Training-data lineage: every file's path (relative to ``root``), size and sha256, and
+    one digest over them all."""
+    files = [{"path": str(p.relative_to(root)), "bytes": p.stat().st_size,
+              "sha256": sha256_file(p)} for p in sorted(paths)]
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    return {"root": str(root), "files": len(files), "sha256": digest, "listing": files}
+
+
+def code_version(repo: Path | None = None) -> str:
+    """``git describe``-like: the commit, ``-dirty`` when the work tree has changes."""
+    repo = repo or Path(__file__).resolve().parents[1]
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=repo, capture_output=True, text=True).stdout.strip()
+        return rev + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+class Registry:
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root else registry_root()
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir())
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        folder = self.root / name
+        if not folder.is_dir():
+            raise RegistryError(f"no model named {name!r} in {self.root}; known: "
+                                f"{', '.join(self.names()) or 'none (train one first)'}")
+        found = sorted(int(p.name) for p in folder.iterdir()
+                        if p.name.isdigit() and (p / META_FILE).exists())
+        return [self._meta(name, str(v)) for v in found]
+
+    def _meta(self, name: str, version: str) -> ModelVersion:
+        path = self.root / name / version / META_FILE
+        if not path.exists():
+            raise RegistryError(f"{name} has no version {version!r}; versions: "
+                                f"{[v.version for v in self.versions(name)]}")
+        return ModelVersion(**json.loads(path.read_text()))
+
+    def aliases(self, name: str) -> dict[str, str]:
+        path = self.root / name / ALIASES_FILE
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def resolve(self, name: str, ref: str = "production") -> ModelVersion:
+        """``ref`` is a version number, an alias, or ``latest``."""
+        if ref == "latest":
+            versions = self.versions(name)
+            if not versions:
+                raise RegistryError(f"{name} has no versions")
+            return versions[-1]
+        if ref.isdigit():
+            return self._meta(name, ref)
+        aliases = self.aliases(name)
+        if ref not in aliases:
+            raise RegistryError(f"{name} has no alias {ref!r} (aliases: {aliases or 'none'}); "
+                                f"`onair models promote {name} VERSION` sets production")
+        return self._meta(name, aliases[ref])
+
+    def version_dir(self, mv: ModelVersion) -> Path:
+        return self.root / mv.name / mv.version
+
+    def register(self, name: str, onnx_bytes: bytes, *, feature_names: list[str],
+                 labels: list[str], params: dict | None = None, metrics: dict | None = None,
+                 data_fingerprint: dict | None = None, extra: dict | None = None,
+                 artifacts: dict[str, bytes] | None = None) -> ModelVersion:
+        """Store a new version; it becomes visible when its ``meta.json`` lands (last)."""
+        folder = self.root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        existing = [int(p.name) for p in folder.iterdir() if p.name.isdigit()]
+        version = str(max(existing, default=0) + 1)
+        vdir = folder / version
+        vdir.mkdir()
+        (vdir / MODEL_FILE).write_bytes(onnx_bytes)
+        for fname, content in (artifacts or {}).items():
+            (vdir / fname).write_bytes(content)
+        mv = ModelVersion(
+            name=name, version=version, onnx_sha256=hashlib.sha256(onnx_bytes).hexdigest(),
+            feature_names=list(feature_names), labels=list(labels), params=params or {},
+            metrics=metrics or {}, data_fingerprint=data_fingerprint or {},
+            code_version=code_version(),
+            created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), extra=extra or {})
+        _write_atomic(vdir / META_FILE, json.dumps(asdict(mv), indent=1))
+        return mv
+
+    def promote(self, name: str, version: str, alias: str = "production") -> ModelVersion:
+        mv = self._meta(name, version)
+        self.verify(mv)
+        aliases = {**self.aliases(name), alias: mv.version}
+        _write_atomic(self.root / name / ALIASES_FILE, json.dumps(aliases, indent=1))
+        return mv
+
+    def verify(self, mv: ModelVersion) -> Path:
+        path = self.version_dir(mv) / MODEL_FILE
+        if not path.exists():
+            raise RegistryError(f"{mv.ref}: {path} is missing")
+        actual = sha256_file(path)
+        if actual != mv.onnx_sha256:
+            raise RegistryError(f"{mv.ref}: {path} has sha256 {actual[:16]}…, the registry "
+                                f"recorded {mv.onnx_sha256[:16]}…; refusing to load it")
+        return path
+
+    def load_session(self, name: str, ref: str = "production"):
+        """(onnxruntime session on one thread, its ModelVersion), after the sha256 check."""
+        import onnxruntime as ort
+
+        mv = self.resolve(name, ref)
+        path = self.verify(mv)
+        options = ort.SessionOptions()
+        # One Flink subtask per core: onnxruntime's own thread pool would fight the others.
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        return ort.InferenceSession(str(path), options,
+                                    providers=["CPUExecutionProvider"]), mv

@@ -1,0 +1,154 @@
+"""Log-mel frames, sliding windows over them, and the window summary the classifier reads.
+
+Pure numpy, no Flink. The same code runs in training (``models/alarm_training.py``), in the
+streaming job (``operators/audio_stream.py``) and in ``onair detect``, so what the model was
+trained on is exactly what it sees in production.
+
+Frames are computed without centring (frame ``i`` covers samples ``[i*hop, i*hop+n_fft)``), so a
+stream's frames do not depend on how its samples were cut into chunks: frames are computed once as
+samples arrive and every window is a slice of them. The per-window baseline in
+``tests/benchmarks/bench_alarms.py`` recomputes a librosa spectrogram per window instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import cached_property
+
+import numpy as np
+
+# Floor of the power spectrum before the log: -100 dB, below any s16 signal's quantisation noise.
+_POWER_FLOOR = 1e-10
+# A band is "on" in a frame when it is this many dB above the window's median level.
+_ON_DB = 12.0
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What the model was trained with; saved in the registry entry and checked at load."""
+
+    sample_rate: int = 16_000
+    n_fft: int = 512
+    frame_hop: int = 250          # 64 frames per second at 16 kHz
+    n_mels: int = 48
+    fmin_hz: float = 400.0        # the band crop: keeps the 520 Hz variant and the ~3 kHz tones
+    fmax_hz: float = 4_500.0
+    window_s: float = 2.0
+    hop_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("window_s", "hop_s"):
+            samples = getattr(self, name) * self.sample_rate
+            if samples != int(samples) or int(samples) % self.frame_hop:
+                raise ValueError(f"{name}={getattr(self, name)} s is not a whole number of "
+                                 f"{self.frame_hop}-sample frame hops at {self.sample_rate} Hz")
+        if self.window_samples < self.n_fft:
+            raise ValueError("window shorter than one FFT frame")
+        if not 0 <= self.fmin_hz < self.fmax_hz <= self.sample_rate / 2:
+            raise ValueError(f"band {self.fmin_hz}..{self.fmax_hz} Hz is not inside "
+                             f"0..{self.sample_rate / 2} Hz")
+
+    @property
+    def window_samples(self) -> int:
+        return round(self.window_s * self.sample_rate)
+
+    @property
+    def hop_samples(self) -> int:
+        return round(self.hop_s * self.sample_rate)
+
+    @property
+    def frames_per_window(self) -> int:
+        return 1 + (self.window_samples - self.n_fft) // self.frame_hop
+
+    @property
+    def frames_per_hop(self) -> int:
+        return self.hop_samples // self.frame_hop
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @cached_property
+    def mel_basis(self) -> np.ndarray:
+        """(bands in the crop, n_fft/2+1): the mel filters whose centres lie in the band."""
+        import librosa  # only here: importing librosa costs ~1 s and the hot path never needs it
+
+        full = librosa.filters.mel(sr=self.sample_rate, n_fft=self.n_fft, n_mels=self.n_mels,
+                                   fmin=0.0, fmax=self.sample_rate / 2, dtype=np.float32)
+        centres = librosa.mel_frequencies(self.n_mels + 2, fmin=0.0,
+                                          fmax=self.sample_rate / 2)[1:-1]
+        keep = (centres >= self.fmin_hz) & (centres <= self.fmax_hz)
+        return np.ascontiguousarray(full[keep])
+
+    @cached_property
+    def fft_window(self) -> np.ndarray:
+        return np.hanning(self.n_fft + 1)[:-1].astype(np.float32)
+
+    @property
+    def n_bands(self) -> int:
+        return self.mel_basis.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return 3 * self.n_bands + len(_GLOBAL_FEATURES)
+
+
+def frame_count(n_samples: int, spec: FeatureSpec) -> int:
+    return 0 if n_samples < spec.n_fft else 1 + (n_samples - spec.n_fft) // spec.frame_hop
+
+
+def log_mel_frames(samples: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """(frames, bands) log-mel power in dB of float samples in [-1, 1]; uncentred frames."""
+    n = frame_count(len(samples), spec)
+    if n == 0:
+        return np.zeros((0, spec.n_bands), np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(samples, spec.n_fft)[::spec.frame_hop][:n]
+    power = np.abs(np.fft.rfft(frames * spec.fft_window, axis=1)) ** 2
+    mel = power.astype(np.float32) @ spec.mel_basis.T
+    return 10.0 * np.log10(np.maximum(mel, _POWER_FLOOR))
+
+
+def window_starts(n_samples: int, spec: FeatureSpec) -> list[int]:
+    """Sample offsets of every full window in ``n_samples`` samples."""
+    if n_samples < spec.window_samples:
+        return []
+    return list(range(0, n_samples - spec.window_samples + 1, spec.hop_samples))
+
+
+_GLOBAL_FEATURES = ("level_db", "peak_band_on_frac", "peak_band_transitions", "tonality_mean",
+                    "tonality_max", "flux_mean")
+
+
+def window_features(window: np.ndarray) -> np.ndarray:
+    """The classifier's input for one window of log-mel frames (frames, bands): float32.
+
+    Levels are relative to the window's median, so the features do not move with gain; the
+    on/off features describe the temporal-three pattern (tone bursts with silences between).
+    Layout: per band mean, max, std (band order), then ``_GLOBAL_FEATURES``.
+    """
+    level = float(np.median(window))
+    rel = window - level
+    mean, peak, std = rel.mean(axis=0), rel.max(axis=0), rel.std(axis=0)
+    top = int(np.argmax(mean))
+    on = rel[:, top] > _ON_DB
+    # Tonality: how far the loudest band of a frame stands above that frame's median band.
+    tonality = window.max(axis=1) - np.median(window, axis=1)
+    flux = np.abs(np.diff(window, axis=0)).mean() if len(window) > 1 else 0.0
+    extra = np.array([level, on.mean(), np.count_nonzero(on[1:] != on[:-1]),
+                      tonality.mean(), tonality.max(), flux], np.float32)
+    return np.concatenate([mean, peak, std, extra]).astype(np.float32)
+
+
+def feature_names(spec: FeatureSpec) -> list[str]:
+    bands = range(spec.n_bands)
+    return ([f"band{b}_mean" for b in bands] + [f"band{b}_max" for b in bands]
+            + [f"band{b}_std" for b in bands] + list(_GLOBAL_FEATURES))
+
+
+def clip_windows(samples: np.ndarray, spec: FeatureSpec) -> tuple[list[int], np.ndarray]:
+    """Window start offsets and the (windows, features) matrix of a whole clip."""
+    frames = log_mel_frames(samples, spec)
+    starts = window_starts(len(samples), spec)
+    rows = [window_features(frames[s // spec.frame_hop: s // spec.frame_hop
+                                   + spec.frames_per_window]) for s in starts]
+    matrix = np.stack(rows) if rows else np.zeros((0, spec.n_features), np.float32)
+    return starts, matrix
