@@ -74,11 +74,13 @@ def validated_inputs(
 
 
 def add_kafka_sink(t_env: StreamTableEnvironment, statements: StatementSet, kafka: KafkaSettings,
-                   topic: Topic, rows: DataStream, *, job: str) -> None:
-    """Write ``rows`` (``KAFKA_ROW_TYPE``) to ``topic``, exactly once."""
+                   topic: Topic, rows: DataStream, *, job: str, exactly_once: bool = True) -> None:
+    """Write ``rows`` (``KAFKA_ROW_TYPE``) to ``topic``: exactly once (visible to read-committed
+    readers at each checkpoint), or at least once (visible at once; readers dedupe by id)."""
     physical = kafka.topic(topic.name)
     spec = KafkaSinkSpec(f"sink_{topic.name.replace('-', '_')}", physical,
-                         transactional_id_prefix=f"onair-{job}-{physical}")
+                         transactional_id_prefix=f"onair-{job}-{physical}",
+                         exactly_once=exactly_once)
     t_env.execute_sql(spec.ddl(kafka))
     statements.add_insert(spec.table, t_env.from_data_stream(rows))
 

@@ -67,6 +67,15 @@ class FeatureSpec:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    # Pickle the parameters only: the mel basis is rebuilt where it is used, not carried in
+    # every stream's keyed state.
+    def __getstate__(self) -> dict:
+        return self.as_dict()
+
+    def __setstate__(self, state: dict) -> None:
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+
     @cached_property
     def mel_basis(self) -> np.ndarray:
         """(bands in the crop, n_fft/2+1): the mel filters whose centres lie in the band."""

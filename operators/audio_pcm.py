@@ -82,3 +82,15 @@ def write_wav(path: str | Path, samples: np.ndarray, rate: int) -> None:
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     soundfile.write(str(path), np.clip(samples, -1.0, 1.0), rate, subtype="PCM_16")
+
+
+def chunk_messages(samples: np.ndarray, rate: int, stream_id: str, t0_ms: int,
+                   chunk_ms: int = 100, seq0: int = 0):
+    """``audio-chunks`` messages for a recording, ``chunk_ms`` each, timestamps from ``t0_ms``
+    (the producer side of ``decode_chunk``)."""
+    step = max(1, rate * chunk_ms // 1000)
+    for i, start in enumerate(range(0, len(samples), step)):
+        seq = seq0 + i
+        yield {"chunk_id": f"{stream_id}:{seq}", "stream_id": stream_id, "seq": seq,
+               "ts": t0_ms + start * 1000 // rate, "sample_rate": rate, "encoding": "pcm_s16le",
+               "channels": 1, "pcm": encode_pcm(samples[start:start + step])}

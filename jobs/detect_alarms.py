@@ -1,0 +1,109 @@
+"""detect_alarms: hear alarms in live audio streams, score windows with ONNX in-stream.
+
+audio-chunks -> validate + decode (bad chunks -> dead-letters) -> key by stream id ->
+reorder / duplicate drop / gap policy -> resample -> sliding log-mel windows -> ONNX ->
+k-of-n debounce + cooldown -> alarm-alerts
+
+Alerts are written at least once, not in checkpoint transactions: an alert must be readable
+within seconds, not at the next checkpoint. ``alert_id`` is stable across replays (stream id and
+onset), so a consumer that keeps the ids it has seen gets each alert once.
+
+    flink run -py jobs/detect_alarms.py -pyfs operators,models,connectors \\
+        -- [--model alarm_detector] [--model-version production]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+
+from pyflink.common import Types
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.table import StreamTableEnvironment
+
+from connectors.flink_env import FlinkJobSettings, run_job
+from connectors.flink_io import Input, add_dead_letter_sink, add_kafka_sink, validated_inputs
+from connectors.job_config import (
+    add_alarm_policy_flags,
+    add_flink_flags,
+    alarm_policy,
+    env_default,
+    flink_settings,
+)
+from connectors.settings import KafkaSettings, registry_root
+from connectors.topics import ALARM_ALERTS, AUDIO_CHUNKS
+from models.registry import ModelVersion, Registry, RegistryError
+from operators.alarm_functions import DetectAlarmsFunction, decoded_chunk
+from operators.audio_stream import StreamPolicy
+from operators.validate_function import KAFKA_ROW_TYPE
+
+JOB = "detect_alarms"
+
+
+@dataclass(frozen=True)
+class DetectAlarmsConfig:
+    kafka: KafkaSettings
+    flink: FlinkJobSettings
+    registry: str
+    model: ModelVersion
+    policy: StreamPolicy
+    group_id: str = "onair-detect-alarms"
+
+    @classmethod
+    def from_args(cls, argv: list[str] | None = None) -> DetectAlarmsConfig:
+        parser = argparse.ArgumentParser(prog=JOB, description=__doc__.splitlines()[0])
+        # Latency matters more than per-record cost here: bundles close every 100 ms.
+        add_flink_flags(parser, JOB, python_mode="process", bundle_size=200,
+                        bundle_time_ms=100)
+        parser.add_argument("--model", default=env_default("ALARM_MODEL", "alarm_detector"),
+                            help="registry model name (env ALARM_MODEL)")
+        parser.add_argument("--model-version", default=env_default("ALARM_MODEL_VERSION",
+                                                                   "production"),
+                            help="version or alias, resolved once at submission "
+                                 "(env ALARM_MODEL_VERSION)")
+        parser.add_argument("--group-id", default=env_default("ALARMS_GROUP_ID",
+                                                              cls.group_id),
+                            help="Kafka consumer group (env ALARMS_GROUP_ID)")
+        add_alarm_policy_flags(parser)
+        args = parser.parse_args(argv)
+        registry = Registry()
+        try:
+            # Pinned at submission: every subtask scores with the same version, and the
+            # alerts name it, even if the alias moves while the job runs.
+            model = registry.resolve(args.model, args.model_version)
+            registry.verify(model)
+            policy = alarm_policy(args)
+        except (RegistryError, ValueError) as e:
+            parser.error(f"{e}\n(train one with jobs/train_alarm_detector.py --promote)"
+                         if isinstance(e, RegistryError) else str(e))
+        return cls(KafkaSettings.from_env(), flink_settings(args), str(registry_root()), model,
+                   policy, args.group_id)
+
+
+def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,
+                   cfg: DetectAlarmsConfig) -> None:
+    valid, dead = validated_inputs(
+        t_env, cfg.kafka, [Input(AUDIO_CHUNKS, None, decoded_chunk)], job=JOB,
+        group_id=cfg.group_id, bounded=cfg.flink.bounded)
+    alerts = (valid[AUDIO_CHUNKS.name]
+              .key_by(lambda chunk: chunk[0], key_type=Types.STRING())
+              .process(DetectAlarmsFunction(cfg.registry, cfg.model.name, cfg.model.version,
+                                            cfg.policy), output_type=KAFKA_ROW_TYPE)
+              .name("detect").uid(f"{JOB}-detect"))
+    statements = t_env.create_statement_set()
+    add_kafka_sink(t_env, statements, cfg.kafka, ALARM_ALERTS, alerts, job=JOB,
+                   exactly_once=False)
+    add_dead_letter_sink(t_env, statements, cfg.kafka, dead, job=JOB)
+    statements.attach_as_datastream()
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = DetectAlarmsConfig.from_args(argv)
+    print(f"{JOB}: scoring with {cfg.model.ref} (sha256 {cfg.model.onnx_sha256[:12]})",
+          file=sys.stderr)
+    run_job(JOB, cfg.flink, lambda env, t_env: build_pipeline(env, t_env, cfg))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
