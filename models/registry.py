@@ -122,6 +122,8 @@ class Registry:
 
     def resolve(self, name: str, ref: str = "production") -> ModelVersion:
         """``ref`` is a version number, an alias, or ``latest``."""
+        if not (self.root / name).is_dir():
+            self.versions(name)  # raises: no such model, and names the known ones
         if ref == "latest":
             versions = self.versions(name)
             if not versions:

@@ -214,6 +214,8 @@ def submit(job: str, job_args: list[str], detached: bool = True,
     if proc.returncode != 0:
         raise CliError(f"flink run failed (exit {proc.returncode}):\n{output[-4000:]}\n"
                        "Is the cluster up (`onair status`)?")
+    if not detached:
+        sys.stdout.write(proc.stdout)  # what the job's main() printed (bounded jobs' results)
     for line in output.splitlines():
         if "JobID" in line:
             return line.split()[-1]

@@ -79,12 +79,7 @@ class FeatureSpec:
     @cached_property
     def mel_basis(self) -> np.ndarray:
         """(bands in the crop, n_fft/2+1): the mel filters whose centres lie in the band."""
-        import librosa  # only here: importing librosa costs ~1 s and the hot path never needs it
-
-        full = librosa.filters.mel(sr=self.sample_rate, n_fft=self.n_fft, n_mels=self.n_mels,
-                                   fmin=0.0, fmax=self.sample_rate / 2, dtype=np.float32)
-        centres = librosa.mel_frequencies(self.n_mels + 2, fmin=0.0,
-                                          fmax=self.sample_rate / 2)[1:-1]
+        full, centres = mel_filters(self.sample_rate, self.n_fft, self.n_mels)
         keep = (centres >= self.fmin_hz) & (centres <= self.fmax_hz)
         return np.ascontiguousarray(full[keep])
 
@@ -99,6 +94,35 @@ class FeatureSpec:
     @property
     def n_features(self) -> int:
         return 3 * self.n_bands + len(_GLOBAL_FEATURES)
+
+
+def _hz_to_mel(hz):
+    """Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    log_step = np.log(6.4) / 27.0
+    return np.where(hz < 1000.0, hz * 3.0 / 200.0,
+                    15.0 + np.log(np.maximum(hz, 1e-9) / 1000.0) / log_step)
+
+
+def _mel_to_hz(mel):
+    mel = np.asarray(mel, dtype=np.float64)
+    log_step = np.log(6.4) / 27.0
+    return np.where(mel < 15.0, mel * 200.0 / 3.0, 1000.0 * np.exp(log_step * (mel - 15.0)))
+
+
+def mel_filters(rate: int, n_fft: int, n_mels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Slaney-normalised triangular mel filters over 0..rate/2 and their centre frequencies;
+    the same matrix as ``librosa.filters.mel`` (checked in the unit tests). Built here because
+    librosa's import pulls in numba, which fails inside PyFlink's Python workers."""
+    fft_hz = np.linspace(0.0, rate / 2, 1 + n_fft // 2)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(rate / 2), n_mels + 2))
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_hz[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights.astype(np.float32), edges[1:-1]
 
 
 def frame_count(n_samples: int, spec: FeatureSpec) -> int:

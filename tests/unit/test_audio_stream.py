@@ -1,0 +1,189 @@
+"""Alarm detection's pure logic: windows, band crop, reassembly, debounce, cooldown."""
+
+from __future__ import annotations
+
+import base64
+
+import librosa
+import numpy as np
+import pytest
+
+from operators.audio_features import (
+    FeatureSpec,
+    clip_windows,
+    feature_names,
+    log_mel_frames,
+    mel_filters,
+    window_starts,
+)
+from operators.audio_pcm import chunk_messages, decode_chunk, encode_pcm, resample
+from operators.audio_stream import (
+    Chunk,
+    Debouncer,
+    Sequencer,
+    StreamDetector,
+    StreamPolicy,
+    Window,
+    alert_message,
+)
+from operators.validation import InvalidRecord
+
+SPEC = FeatureSpec()
+
+
+def test_window_and_hop_arithmetic():
+    assert SPEC.window_samples == 32_000 and SPEC.hop_samples == 8_000
+    assert SPEC.frames_per_window == 1 + (32_000 - 512) // 250 == 126
+    assert SPEC.frames_per_hop == 32
+    assert window_starts(31_999, SPEC) == []
+    assert window_starts(32_000, SPEC) == [0]
+    assert window_starts(48_000, SPEC) == [0, 8_000, 16_000]
+    # 10 s of audio: windows at 0, 0.5, ..., 8.0 s
+    assert len(window_starts(160_000, SPEC)) == 17
+
+
+def test_spec_rejects_hops_that_are_not_whole_frames():
+    with pytest.raises(ValueError, match="hop_s"):
+        FeatureSpec(hop_s=0.51)
+    with pytest.raises(ValueError, match="band"):
+        FeatureSpec(fmin_hz=5_000, fmax_hz=4_000)
+
+
+def test_mel_filters_equal_librosa():
+    weights, centres = mel_filters(16_000, 512, 48)
+    np.testing.assert_allclose(weights, librosa.filters.mel(sr=16_000, n_fft=512, n_mels=48),
+                               atol=1e-6)
+    np.testing.assert_allclose(centres, librosa.mel_frequencies(50, fmin=0, fmax=8_000)[1:-1])
+
+
+def test_band_crop_keeps_only_bands_centred_in_the_band():
+    _, centres = mel_filters(16_000, 512, 48)
+    inside = ((centres >= 400) & (centres <= 4_500)).sum()
+    assert SPEC.n_bands == inside < 48
+    narrow = FeatureSpec(fmin_hz=2_500, fmax_hz=3_500)
+    assert 0 < narrow.n_bands < SPEC.n_bands
+    # A 3 kHz tone lands in the narrow crop; a 1 kHz tone barely registers there.
+    t = np.arange(16_000) / 16_000
+    tone3k = log_mel_frames(np.sin(2 * np.pi * 3_000 * t).astype(np.float32), narrow)
+    tone1k = log_mel_frames(np.sin(2 * np.pi * 1_000 * t).astype(np.float32), narrow)
+    assert tone3k.max() - tone1k.max() > 30
+
+
+def test_streamed_windows_equal_whole_clip_windows_whatever_the_chunking():
+    rng = np.random.default_rng(0)
+    audio = rng.standard_normal(16_000 * 5).astype(np.float32) * 0.1
+    _, expected = clip_windows(audio, SPEC)
+    detector = StreamDetector(SPEC, StreamPolicy())
+    got, pos, seq = [], 0, 0
+    while pos < len(audio):
+        n = int(rng.integers(100, 5_000))
+        got += detector.push(Chunk(seq, 1_000_000.0 + pos / 16.0, audio[pos:pos + n]))
+        pos, seq = pos + n, seq + 1
+    assert len(got) == len(expected) == 7
+    np.testing.assert_allclose(np.stack([w.features for w in got]), expected, atol=1e-4)
+    assert [w.start_ts for w in got] == [1_000_000.0 + 500.0 * i for i in range(7)]
+    assert len(feature_names(SPEC)) == expected.shape[1] == SPEC.n_features
+
+
+def _chunk(seq: int, ms: int = 100) -> Chunk:
+    return Chunk(seq, 1_000_000.0 + seq * ms, np.zeros(16 * ms, np.float32))
+
+
+def test_sequencer_reorders_and_drops_duplicates():
+    s = Sequencer(depth=3)
+    assert [c.seq for c in s.push(_chunk(0))[0]] == [0]
+    assert s.push(_chunk(2)) == ([], False)           # held: 1 is missing
+    released, dup = s.push(_chunk(1))
+    assert [c.seq for c in released] == [1, 2] and not dup
+    assert s.push(_chunk(1)) == ([], True)            # already released
+    s.push(_chunk(4))
+    assert s.push(_chunk(4)) == ([], True)            # already pending
+
+
+def test_sequencer_gives_up_on_a_missing_chunk_when_the_buffer_is_full():
+    s = Sequencer(depth=2)
+    s.push(_chunk(0))
+    assert s.push(_chunk(2))[0] == [] and s.push(_chunk(3))[0] == []
+    released, _ = s.push(_chunk(4))
+    assert [c.seq for c in released] == [2, 3, 4]
+    assert s.push(_chunk(1)) == ([], True)            # too late to place
+
+
+def test_short_gap_is_zero_filled_and_long_gap_resets():
+    policy = StreamPolicy(reorder_depth=0, max_gap_ms=500)
+    d = StreamDetector(SPEC, policy)
+    d.push(_chunk(0))
+    d.push(Chunk(1, 1_000_000.0 + 400, np.zeros(1_600, np.float32)))   # 300 ms missing
+    assert d.counters.gaps_filled == 1 and d.counters.resets == 0
+    assert d.cutter.n_samples == 1_600 + 4_800 + 1_600
+    d.push(Chunk(2, 1_000_000.0 + 5_000, np.zeros(1_600, np.float32)))  # 4.5 s missing
+    assert d.counters.resets == 1
+    assert d.cutter.n_samples == 1_600 and d.cutter.origin_ts == 1_005_000.0
+
+
+def _window(i: int) -> Window:
+    return Window(i * 500.0, i * 500.0 + 2_000.0, np.zeros(0))
+
+
+def _run(debouncer: Debouncer, probs: list[float]) -> list[int]:
+    """Indices of windows that raised an alert."""
+    return [i for i, p in enumerate(probs)
+            if debouncer.push(_window(i), p, [p, 1 - p], "alarm")]
+
+
+def test_debounce_needs_k_of_n():
+    policy = StreamPolicy(threshold=0.5, k=3, n=4, cooldown_ms=3_000)
+    assert _run(Debouncer(policy), [0.9, 0.1, 0.9, 0.1, 0.9, 0.1, 0.1]) == []
+    assert _run(Debouncer(policy), [0.9, 0.1, 0.9, 0.9, 0.1]) == [3]
+    assert _run(Debouncer(StreamPolicy(threshold=0.5, k=1, n=1)), [0.1, 0.7]) == [1]
+
+
+def test_one_long_alarm_makes_one_alert_and_cooldown_rearms():
+    policy = StreamPolicy(threshold=0.5, k=2, n=3, cooldown_ms=3_000)
+    probs = [0.9] * 40 + [0.1] * 4 + [0.9] * 3 + [0.1] * 8 + [0.9] * 3
+    # 20 s of alarm -> one alert; a 2 s pause is shorter than the cooldown -> no second one;
+    # 4 s of quiet re-arms it -> the last burst alerts again.
+    assert _run(Debouncer(policy), probs) == [1, 56]
+
+
+def test_alert_onset_is_the_first_positive_window_and_id_is_stable():
+    policy = StreamPolicy(threshold=0.5, k=2, n=3)
+    d = Debouncer(policy)
+    d.push(_window(0), 0.1, [0.1, 0.9], "no_alarm")
+    d.push(_window(1), 0.8, [0.8, 0.2], "alarm")
+    detection = d.push(_window(2), 0.6, [0.6, 0.4], "alarm")
+    assert detection.onset_ts == 500.0 and detection.window_end_ts == 3_000.0
+    assert detection.confidence == pytest.approx(0.7)
+    msg = alert_message("s1", detection, ["alarm", "no_alarm"], "alarm", "m:1", 99)
+    assert msg["alert_id"] == "s1:500" and msg["probabilities"] == [0.6, 0.4]
+    assert msg["predicted_label"] == "alarm" and msg["detected_ts"] == 99
+
+
+def _message(**over) -> dict:
+    base = {"chunk_id": "s:0", "stream_id": "s", "seq": 0, "ts": 1_700_000_000_000,
+            "sample_rate": 16_000, "encoding": "pcm_s16le", "pcm": encode_pcm(np.zeros(160))}
+    return {**base, **over}
+
+
+@pytest.mark.parametrize(("over", "reason"), [
+    ({"sample_rate": 12_345}, "not supported"),
+    ({"channels": 2}, "only mono"),
+    ({"pcm": "@@not base64@@"}, "not base64"),
+    ({"pcm": base64.b64encode(b"\x00\x01\x02").decode()}, "even number"),
+    ({"pcm": ""}, "empty"),
+    ({"pcm": encode_pcm(np.zeros(16_000 * 6))}, "at most"),
+    ({"seq": -1}, "start at 0"),
+])
+def test_bad_chunks_are_rejected_with_a_reason(over, reason):
+    with pytest.raises(InvalidRecord, match=reason):
+        decode_chunk(_message(**over))
+
+
+def test_chunk_round_trip_and_resampling():
+    audio = (np.sin(np.arange(4_410) / 10) * 0.5).astype(np.float32)
+    msgs = list(chunk_messages(audio, 44_100, "s", 1_000, chunk_ms=50))
+    assert [m["seq"] for m in msgs] == [0, 1]
+    assert [m["ts"] for m in msgs] == [1_000, 1_050]
+    back = np.concatenate([decode_chunk(m) for m in msgs])
+    np.testing.assert_allclose(back, audio, atol=1 / 32_000)
+    assert len(resample(back, 44_100, 16_000)) == 1_600
