@@ -1,0 +1,144 @@
+"""Alarm detection on the Flink cluster: train_alarm_detector registers an ONNX model, and
+detect_alarms hears alarms in concurrent streams through Kafka — one alert per alarm, none on
+alarm-free streams, bad chunks in dead letters while the job keeps running."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import wait_for_count
+
+from connectors import flink_rest
+from connectors.kafka_admin import create_topics, producer, read_all
+from connectors.settings import KafkaSettings
+from models import alarm_sounds as sounds
+from models.alarm_dataset import DatasetConfig, build_dataset
+from models.alarm_training import OnnxScorer, detect_in_samples
+from models.registry import Registry, sha256_file
+from onair.alarm_cli import default_audio_dir
+from onair.cli import submit
+from operators.audio_features import FeatureSpec
+from operators.audio_pcm import chunk_messages, encode_pcm
+from operators.audio_stream import StreamPolicy
+
+MODEL = "alarm_it"
+RATE = 16_000
+
+
+@pytest.fixture(scope="module")
+def alarm_model(services, tmp_path_factory):
+    dataset = tmp_path_factory.mktemp("alarm-dataset")
+    build_dataset(DatasetConfig(out=str(dataset), real_audio=default_audio_dir(),
+                                train_per_class=250, holdout_per_class=40, holdout_streams=3,
+                                background_minutes=2))
+    submit("train_alarm_detector", ["--dataset", str(dataset), "--name", MODEL, "--promote"],
+           detached=False)
+    return Registry().resolve(MODEL, "production"), dataset
+
+
+@pytest.mark.integration
+def test_training_registers_an_onnx_model_with_lineage_and_report(alarm_model):
+    mv, dataset = alarm_model
+    registry = Registry()
+    vdir = registry.version_dir(mv)
+    assert mv.labels == ["alarm", "no_alarm"]
+    assert sha256_file(vdir / "model.onnx") == mv.onnx_sha256
+    assert (vdir / "report.md").read_text().startswith(f"# {MODEL} training report")
+    assert (vdir / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    m = mv.metrics
+    assert m["onnx_max_abs_diff"] <= 1e-5
+    assert m["train_windows"] == 500
+    assert set(m["window"]) >= {"precision", "recall", "f1"}
+    assert set(m["events"]) == {"-5dB", "+0dB", "+5dB", "+10dB", "+20dB"}
+    assert m["background"]["hours"] == pytest.approx(2 / 60, abs=0.002)
+    wavs = list(dataset.rglob("*.wav"))
+    assert mv.data_fingerprint["files"] == len(wavs)
+    assert mv.extra["feature_spec"] == FeatureSpec().as_dict()
+    assert mv.code_version != ""
+
+
+def _streams(rng: np.random.Generator) -> dict[str, tuple[np.ndarray, float | None]]:
+    """Stream id -> (audio, true alarm onset in s or None)."""
+    n = 20 * RATE
+    speech = sounds.speech_like(20.0, RATE, rng)
+    music = sounds.music(20.0, RATE, rng) + 0.3 * sounds.hum(20.0, RATE, rng)
+    return {
+        "a1": (sounds.mix_at_snr(speech, sounds.t3_alarm(8.0, RATE, rng), 6 * RATE, 10.0), 6.0),
+        "a2": (sounds.mix_at_snr(music, sounds.t3_alarm(8.0, RATE, rng), 10 * RATE, 10.0),
+               10.0),
+        "q1": (sounds.speech_like(20.0, RATE, rng), None),
+        "q2": (music[:n], None),
+    }
+
+
+BAD_CHUNKS = {
+    "sample_rate": {"sample_rate": 12_345},
+    "base64": {"pcm": "%%%"},
+    "even number": {"pcm": encode_pcm(np.zeros(3))[:-4] + "AAE="},
+    "at most": {"pcm": encode_pcm(np.zeros(RATE * 6))},
+    "only mono": {"channels": 2},
+}
+
+
+@pytest.mark.integration
+def test_detect_alarms_one_alert_per_alarm_none_on_quiet_streams(alarm_model, topic_prefix):
+    mv, _ = alarm_model
+    kafka = KafkaSettings.from_env()
+    create_topics(kafka)
+    streams = _streams(np.random.default_rng(11))
+    # The streaming job must hear exactly what the offline path hears with the same model.
+    session, _ = Registry().load_session(MODEL, mv.version)
+    scorer, spec = OnnxScorer(session), FeatureSpec(**mv.extra["feature_spec"])
+    offline = {sid: detect_in_samples(x, spec, StreamPolicy(), scorer, mv.labels, "alarm")[0]
+               for sid, (x, _) in streams.items()}
+    assert {sid: len(d) for sid, d in offline.items()} == {"a1": 1, "a2": 1, "q1": 0, "q2": 0}
+
+    job_id = submit("detect_alarms", ["--model", MODEL, "--checkpoint-interval-ms", "2000"])
+    try:
+        assert flink_rest.wait_for_state(job_id, {"RUNNING"}, 120) == "RUNNING"
+        t0 = {sid: 1_800_000_000_000 + i * 7 for i, sid in enumerate(streams)}
+        chunks = {sid: list(chunk_messages(x, RATE, sid, t0[sid], 100))
+                  for sid, (x, _) in streams.items()}
+        a1 = chunks["a1"]
+        a1[30], a1[31] = a1[31], a1[30]   # out of order
+        a1.insert(50, a1[49])             # duplicate
+        p = producer(kafka)
+        topic = kafka.topic("audio-chunks")
+        for i, (reason, over) in enumerate(BAD_CHUNKS.items()):
+            bad = {**chunks["q1"][0], "stream_id": "bad", "chunk_id": f"bad:{i}", **over}
+            p.send(topic, json.dumps(bad).encode(), key=reason.encode())
+        p.send(topic, b"\x00not json", key=b"bad")
+        for i in range(max(len(c) for c in chunks.values())):   # the streams interleaved
+            for sid, c in chunks.items():
+                if i < len(c):
+                    p.send(topic, json.dumps(c[i]).encode(), key=sid.encode())
+        p.flush()
+        p.close()
+
+        alerts = wait_for_count(lambda: [json.loads(r.value) for r in
+                                         read_all(kafka, kafka.topic("alarm-alerts"), 1000)], 2)
+        letters = wait_for_count(lambda: [json.loads(r.value) for r in
+                                          read_all(kafka, kafka.topic("dead-letters"), 1000)],
+                                 len(BAD_CHUNKS) + 1)
+        # q1 and q2 were interleaved with a1 and a2: all of them are scored by now.
+        assert sorted(a["stream_id"] for a in alerts) == ["a1", "a2"]
+        for alert in alerts:
+            sid = alert["stream_id"]
+            expected = offline[sid][0]
+            assert alert["onset_ts"] == round(t0[sid] + expected.onset_ts)
+            assert alert["window_end_ts"] == round(t0[sid] + expected.window_end_ts)
+            true_onset = t0[sid] + streams[sid][1] * 1000
+            assert alert["window_end_ts"] - true_onset <= 3_000
+            assert alert["model_version"] == mv.ref
+            assert alert["labels"] == ["alarm", "no_alarm"] and alert["label"] == "alarm"
+            assert alert["alert_id"] == f"{sid}:{alert['onset_ts']}"
+        assert len(letters) == len(BAD_CHUNKS) + 1
+        errors = " | ".join(letter["error"] for letter in letters)
+        for reason in BAD_CHUNKS:
+            assert reason in errors
+        assert "not UTF-8" in errors or "bad JSON" in errors
+        assert flink_rest.job_state(job_id) == "RUNNING"
+    finally:
+        flink_rest.cancel(job_id)
