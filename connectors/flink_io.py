@@ -22,6 +22,9 @@ from connectors.topics import DEAD_LETTERS, Topic
 from operators.lake_rows import schema_columns, schema_values
 from operators.validate_function import DEAD_LETTER_TAG, ValidateFunction, row_type
 
+LOW_LATENCY_CONSUMER = (("fetch.max.wait.ms", "20"),)
+LOW_LATENCY_PRODUCER = (("linger.ms", "0"),)
+
 
 def _as_dict(message: dict) -> dict:
     return message
@@ -50,15 +53,17 @@ class Input:
 
 def validated_inputs(
     t_env: StreamTableEnvironment, kafka: KafkaSettings, inputs: list[Input], *, job: str,
-    group_id: str, bounded: bool,
+    group_id: str, bounded: bool, low_latency: bool = False,
 ) -> tuple[dict[str, DataStream], DataStream]:
-    """Typed streams by logical topic name, and the dead-letter stream (Kafka rows)."""
+    """Typed streams by logical topic name, and the dead-letter stream (Kafka rows).
+    ``low_latency`` makes the consumer return fetches after 20 ms instead of up to 500 ms."""
     streams, routes, tags = [], {}, {}
     for inp in inputs:
         physical = kafka.topic(inp.topic.name)
         table = "src_" + inp.topic.name.replace("-", "_")
         source = KafkaSourceSpec(table, physical, group_id,
-                                 stop_offsets=end_offsets(kafka, physical) if bounded else None)
+                                 stop_offsets=end_offsets(kafka, physical) if bounded else None,
+                                 properties=LOW_LATENCY_CONSUMER if low_latency else ())
         t_env.execute_sql(source.ddl(kafka))
         streams.append(t_env.to_data_stream(t_env.from_path(table)))
         type_info = (Types.PICKLED_BYTE_ARRAY() if inp.columns is None
@@ -74,13 +79,15 @@ def validated_inputs(
 
 
 def add_kafka_sink(t_env: StreamTableEnvironment, statements: StatementSet, kafka: KafkaSettings,
-                   topic: Topic, rows: DataStream, *, job: str, exactly_once: bool = True) -> None:
+                   topic: Topic, rows: DataStream, *, job: str, exactly_once: bool = True,
+                   low_latency: bool = False) -> None:
     """Write ``rows`` (``KAFKA_ROW_TYPE``) to ``topic``: exactly once (visible to read-committed
     readers at each checkpoint), or at least once (visible at once; readers dedupe by id)."""
     physical = kafka.topic(topic.name)
     spec = KafkaSinkSpec(f"sink_{topic.name.replace('-', '_')}", physical,
                          transactional_id_prefix=f"onair-{job}-{physical}",
-                         exactly_once=exactly_once)
+                         exactly_once=exactly_once,
+                         properties=LOW_LATENCY_PRODUCER if low_latency else ())
     t_env.execute_sql(spec.ddl(kafka))
     statements.add_insert(spec.table, t_env.from_data_stream(rows))
 

@@ -42,6 +42,7 @@ class KafkaSourceSpec:
     group_id: str
     start: str = "group-offsets"
     stop_offsets: dict[int, int] | None = None
+    properties: tuple[tuple[str, str], ...] = ()   # extra Kafka consumer properties
 
     def ddl(self, kafka: KafkaSettings) -> str:
         options = {
@@ -55,6 +56,7 @@ class KafkaSourceSpec:
             "properties.isolation.level": "read_committed",
             "scan.startup.mode": self.start,
             **_client_options(kafka),
+            **{f"properties.{k}": v for k, v in self.properties},
         }
         if self.stop_offsets is None:
             # Find new partitions (and, after a restore from a checkpoint taken before the
@@ -88,6 +90,7 @@ class KafkaSinkSpec:
     topic: str
     transactional_id_prefix: str
     exactly_once: bool = True
+    properties: tuple[tuple[str, str], ...] = ()   # extra Kafka producer properties
 
     def ddl(self, kafka: KafkaSettings) -> str:
         options = {
@@ -102,6 +105,7 @@ class KafkaSinkSpec:
             # Must stay below the broker's transaction.max.timeout.ms (15 min by default).
             "properties.transaction.timeout.ms": "600000",
             **_client_options(kafka),
+            **{f"properties.{k}": v for k, v in self.properties},
         }
         return f"""CREATE TEMPORARY TABLE `{self.table}` (
   `key` BYTES,

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 
 import numpy as np
+from scipy import fft as scipy_fft
 
 # Floor of the power spectrum before the log: -100 dB, below any s16 signal's quantisation noise.
 _POWER_FLOOR = 1e-10
@@ -135,8 +136,10 @@ def log_mel_frames(samples: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     if n == 0:
         return np.zeros((0, spec.n_bands), np.float32)
     frames = np.lib.stride_tricks.sliding_window_view(samples, spec.n_fft)[::spec.frame_hop][:n]
-    power = np.abs(np.fft.rfft(frames * spec.fft_window, axis=1)) ** 2
-    mel = power.astype(np.float32) @ spec.mel_basis.T
+    # scipy's FFT stays in float32 (numpy's computes in float64): half the time per chunk.
+    spectrum = scipy_fft.rfft(frames * spec.fft_window, axis=1)
+    power = spectrum.real ** 2 + spectrum.imag ** 2
+    mel = power @ spec.mel_basis.T
     return 10.0 * np.log10(np.maximum(mel, _POWER_FLOOR))
 
 
@@ -158,14 +161,20 @@ def window_features(window: np.ndarray) -> np.ndarray:
     on/off features describe the temporal-three pattern (tone bursts with silences between).
     Layout: per band mean, max, std (band order), then ``_GLOBAL_FEATURES``.
     """
-    level = float(np.median(window))
+    # Medians by partial sort (np.median sorts fully: it was most of this function's time).
+    flat = window.ravel()
+    level = float(np.partition(flat, len(flat) // 2)[len(flat) // 2])
     rel = window - level
-    mean, peak, std = rel.mean(axis=0), rel.max(axis=0), rel.std(axis=0)
+    # Column moments as matrix products: numpy's axis-0 mean/std are ~10x slower here.
+    avg = np.full(len(rel), 1.0 / len(rel), np.float32)
+    mean, peak = avg @ rel, rel.max(axis=0)
+    std = np.sqrt(np.maximum(avg @ (rel * rel) - mean * mean, 0.0))
     top = int(np.argmax(mean))
     on = rel[:, top] > _ON_DB
     # Tonality: how far the loudest band of a frame stands above that frame's median band.
-    tonality = window.max(axis=1) - np.median(window, axis=1)
-    flux = np.abs(np.diff(window, axis=0)).mean() if len(window) > 1 else 0.0
+    mid = window.shape[1] // 2
+    tonality = window.max(axis=1) - np.partition(window, mid, axis=1)[:, mid]
+    flux = float(np.abs(window[1:] - window[:-1]).mean()) if len(window) > 1 else 0.0
     extra = np.array([level, on.mean(), np.count_nonzero(on[1:] != on[:-1]),
                       tonality.mean(), tonality.max(), flux], np.float32)
     return np.concatenate([mean, peak, std, extra]).astype(np.float32)

@@ -1,0 +1,255 @@
+"""Benchmark: how many 16 kHz streams one core keeps up with, and alarm-onset-to-alert latency.
+
+In one run, on the embedded stack, with the ``production`` alarm model (trained first on a
+small dataset if the registry has none):
+
+1. ``x_realtime_per_core``: ``--streams`` streams of ``--seconds`` s are produced to Kafka, then
+   ``detect_alarms --bounded --parallelism 1`` reads them all; audio seconds divided by the CPU
+   seconds the TaskManager and its Python workers spent (all of Flink's work: Kafka source,
+   JSON/base64 validation, shuffle, state, features, ONNX, sink). ``x_realtime_wall`` is the
+   same audio over the job's wall time at parallelism 1, start-up included.
+2. ``operator_x_realtime``: the detection operator's logic alone (decode, reassembly, log-mel
+   frames, window features, ONNX, debounce) in this process on one thread.
+3. ``baseline_x_realtime``: the per-window baseline, a plain loop that recomputes a full
+   ``librosa.feature.melspectrogram`` for every 2 s window (hop 0.5 s), then scores it.
+4. ``latency_*``: ``--latency-streams`` streams sent in real time (100 ms chunks stamped with the
+   wall clock), each with a smoke alarm starting at a known time; latency = when the alert is
+   read from ``alarm-alerts`` minus the true alarm onset. ``detection_delay`` (audio the model
+   needs) and ``in_job`` (alert time minus the end of its confirming window) split it.
+
+Prints one JSON line. Run: ``./dev bench alarms``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+from kafka import TopicPartition
+
+from connectors import flink_rest
+from connectors.kafka_admin import consumer, create_topics, producer
+from connectors.settings import KafkaSettings
+from models import alarm_sounds as sounds
+from models.alarm_training import OnnxScorer
+from models.registry import Registry, RegistryError
+from onair.cli import submit
+from onair.stack import Stack
+from operators.audio_features import FeatureSpec, window_features
+from operators.audio_pcm import chunk_messages, decode_chunk
+from operators.audio_stream import Chunk, StreamDetector, StreamPolicy
+
+RATE = 16_000
+MODEL = "alarm_detector"
+
+
+def ensure_model(tmp: Path):
+    registry = Registry()
+    try:
+        return registry.resolve(MODEL, "production")
+    except RegistryError:
+        from models.alarm_dataset import DatasetConfig, build_dataset
+        from onair.alarm_cli import default_audio_dir
+
+        build_dataset(DatasetConfig(out=str(tmp), real_audio=default_audio_dir(),
+                                    train_per_class=600, holdout_per_class=60,
+                                    holdout_streams=5, background_minutes=5))
+        submit("train_alarm_detector", ["--dataset", str(tmp), "--promote"], detached=False)
+        return registry.resolve(MODEL, "production")
+
+
+def stream_audio(rng: np.random.Generator, seconds: float, alarm_at: float | None):
+    kind = rng.integers(3)
+    bg = (sounds.speech_like if kind == 0 else sounds.music if kind == 1 else
+          sounds.hum)(seconds, RATE, rng)
+    if alarm_at is None:
+        return bg
+    return sounds.mix_at_snr(bg, sounds.t3_alarm(8.0, RATE, rng), round(alarm_at * RATE), 10.0)
+
+
+def tm_cpu_seconds() -> dict[int, float]:
+    """CPU seconds (user + system) of the TaskManager JVM and every process below it."""
+    tick = os.sysconf("SC_CLK_TCK")
+    procs = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            cmd = (d / "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        procs[int(d.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick,
+                              b"TaskManagerRunner" in cmd)
+    roots = {pid for pid, (_, _, tm) in procs.items() if tm}
+    tree, grew = set(roots), True
+    while grew:
+        new = {pid for pid, (ppid, _, _) in procs.items() if ppid in tree} - tree
+        tree |= new
+        grew = bool(new)
+    return {pid: procs[pid][1] for pid in tree}
+
+
+def throughput(kafka: KafkaSettings, n_streams: int, seconds: float, chunk_ms: int) -> dict:
+    rng = np.random.default_rng(1)
+    p = producer(kafka)
+    topic = kafka.topic("audio-chunks")
+    t0 = int(time.time() * 1000) - 3_600_000
+    audio = [stream_audio(rng, seconds, 5.0 if i % 10 == 0 else None) for i in range(n_streams)]
+    for i, x in enumerate(audio):
+        for msg in chunk_messages(x, RATE, f"tp{i}", t0, chunk_ms):
+            p.send(topic, json.dumps(msg).encode(), key=msg["stream_id"].encode())
+    p.flush()
+    p.close()
+    before = tm_cpu_seconds()
+    job = submit("detect_alarms", ["--bounded", "--parallelism", "1",
+                                   "--group-id", f"bench-{uuid.uuid4().hex[:6]}"])
+    flink_rest.wait_for_state(job, {"RUNNING", "FINISHED"}, 120)
+    started = time.monotonic()
+    seen = dict(before)
+    while flink_rest.job_state(job) not in {"FINISHED", "FAILED", "CANCELED"}:
+        # Workers exit with the job: keep the last reading of every process seen.
+        seen.update(tm_cpu_seconds())
+        time.sleep(0.5)
+    wall = time.monotonic() - started
+    cpu = sum(v - before.get(pid, 0.0) for pid, v in seen.items())
+    audio_s = n_streams * seconds
+    return {"audio_s": audio_s, "job_wall_s": round(wall, 1), "job_cpu_s": round(cpu, 1),
+            "x_realtime_per_core": round(audio_s / cpu, 1),
+            "x_realtime_wall": round(audio_s / wall, 1), "state": flink_rest.job_state(job)}
+
+
+def operator_rate(scorer: OnnxScorer, spec: FeatureSpec, labels: list[str],
+                  n_streams: int = 20, seconds: float = 30.0) -> float:
+    rng = np.random.default_rng(2)
+    messages = [list(chunk_messages(stream_audio(rng, seconds, 5.0), RATE, f"o{i}", 0, 100))
+                for i in range(n_streams)]
+    detectors = [StreamDetector(spec, StreamPolicy()) for _ in range(n_streams)]
+    start = time.process_time()
+    for j in range(len(messages[0])):
+        for d, msgs in zip(detectors, messages, strict=True):
+            m = msgs[j]
+            windows = d.push(Chunk(m["seq"], m["ts"], decode_chunk(m)))
+            if windows:
+                probs = scorer(np.stack([w.features for w in windows]))
+                for w, pr in zip(windows, probs, strict=True):
+                    d.decide(w, pr, labels, "alarm")
+    return n_streams * seconds / (time.process_time() - start)
+
+
+def baseline_rate(scorer: OnnxScorer, spec: FeatureSpec, seconds: float = 60.0) -> float:
+    import librosa
+
+    x = stream_audio(np.random.default_rng(3), seconds, 5.0)
+    centres = librosa.mel_frequencies(spec.n_mels + 2, fmin=0, fmax=RATE / 2)[1:-1]
+    keep = (centres >= spec.fmin_hz) & (centres <= spec.fmax_hz)
+    librosa.feature.melspectrogram(y=x[:RATE], sr=RATE)   # warm numba up outside the clock
+    start = time.process_time()
+    for s in range(0, len(x) - spec.window_samples + 1, spec.hop_samples):
+        window = x[s:s + spec.window_samples]
+        mel = librosa.feature.melspectrogram(y=window, sr=RATE, n_fft=spec.n_fft,
+                                             hop_length=spec.frame_hop, n_mels=spec.n_mels,
+                                             center=False)
+        frames = librosa.power_to_db(mel[keep], ref=1.0, amin=1e-10).T
+        scorer(window_features(frames)[None, :])
+    return seconds / (time.process_time() - start)
+
+
+def latency(kafka: KafkaSettings, n_streams: int, seconds: float) -> dict:
+    rng = np.random.default_rng(4)
+    onsets = {f"lat{i}": float(rng.uniform(4.0, seconds - 10.0)) for i in range(n_streams)}
+    audio = {sid: stream_audio(rng, seconds, at) for sid, at in onsets.items()}
+    job = submit("detect_alarms", ["--group-id", f"bench-lat-{uuid.uuid4().hex[:6]}"])
+    flink_rest.wait_for_state(job, {"RUNNING"}, 120)
+    time.sleep(8)   # Python workers up and the source assigned before the clock starts
+    received: dict[str, tuple[float, dict]] = {}
+    stop = threading.Event()
+
+    def consume() -> None:
+        # The topic is new in this run (its own prefix): read it from offset 0.
+        c = consumer(kafka, group_id=None, auto_offset_reset="earliest")
+        c.assign([TopicPartition(kafka.topic("alarm-alerts"), 0)])
+        while not stop.is_set():
+            for records in c.poll(timeout_ms=50).values():
+                now = time.time() * 1000
+                for r in records:
+                    alert = json.loads(r.value)
+                    if alert["stream_id"] in onsets:   # not the throughput run's alerts
+                        received.setdefault(alert["stream_id"], (now, alert))
+        c.close()
+
+    reader = threading.Thread(target=consume, daemon=True)
+    reader.start()
+    time.sleep(2)
+    p = producer(kafka, linger_ms=0)
+    topic = kafka.topic("audio-chunks")
+    t0 = int(time.time() * 1000)
+    chunks = {sid: list(chunk_messages(x, RATE, sid, t0, 100)) for sid, x in audio.items()}
+    for j in range(len(next(iter(chunks.values())))):
+        due = t0 + (j + 1) * 100   # chunk j is complete 100 ms after it starts
+        time.sleep(max(0.0, (due - time.time() * 1000) / 1000))
+        for sid, c in chunks.items():
+            p.send(topic, json.dumps(c[j]).encode(), key=sid.encode())
+        p.flush()
+    time.sleep(5)
+    stop.set()
+    reader.join()
+    p.close()
+    flink_rest.cancel(job)
+    lat = [now - (t0 + onsets[sid] * 1000) for sid, (now, _) in received.items()]
+    delay = [a["window_end_ts"] - (t0 + onsets[sid] * 1000) for sid, (_, a) in received.items()]
+    in_job = [a["detected_ts"] - a["window_end_ts"] for _, a in received.values()]
+
+    def pct(v, q):
+        return round(float(np.percentile(v, q))) if v else None
+
+    return {"latency_streams": n_streams, "alerts": len(received),
+            "latency_p50_ms": pct(lat, 50), "latency_p99_ms": pct(lat, 99),
+            "detection_delay_p50_ms": pct(delay, 50), "detection_delay_p99_ms": pct(delay, 99),
+            "in_job_p50_ms": pct(in_job, 50), "in_job_p99_ms": pct(in_job, 99)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--streams", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--chunk-ms", type=int, default=200)
+    parser.add_argument("--latency-streams", type=int, default=40)
+    parser.add_argument("--latency-seconds", type=float, default=24.0)
+    parser.add_argument("--only", choices=("throughput", "latency"),
+                        help="run one part (the JSON then lacks the other's keys)")
+    args = parser.parse_args()
+    Stack.default().up(lambda _m: None)
+    os.environ["ONAIR_TOPIC_PREFIX"] = f"bench{uuid.uuid4().hex[:6]}."
+    kafka = KafkaSettings.from_env()
+    create_topics(kafka)
+    mv = ensure_model(Path(os.environ.get("TMPDIR", "/tmp")) / f"alarm-bench-{os.getpid()}")
+    session, _ = Registry().load_session(MODEL, mv.version)
+    scorer, spec = OnnxScorer(session), FeatureSpec(**mv.extra["feature_spec"])
+    out: dict = {"bench": "alarms", "model": mv.ref}
+    if args.only != "latency":
+        op = operator_rate(scorer, spec, mv.labels)
+        base = baseline_rate(scorer, spec)
+        out.update(throughput(kafka, args.streams, args.seconds, args.chunk_ms),
+                   operator_x_realtime=round(op, 1), baseline_x_realtime=round(base, 1),
+                   ratio_operator_vs_baseline=round(op / base, 1))
+        print(f"throughput: {out}", file=sys.stderr)
+    if args.only != "throughput":
+        out.update(latency(kafka, args.latency_streams, args.latency_seconds))
+    print(json.dumps({
+        **out,
+        "window_s": spec.window_s, "hop_s": spec.hop_s, "chunk_ms": args.chunk_ms,
+        "cpus": os.cpu_count(),
+    }))
+
+
+if __name__ == "__main__":
+    main()
