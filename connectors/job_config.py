@@ -55,8 +55,9 @@ def add_alarm_policy_flags(parser: argparse.ArgumentParser) -> None:
     from operators.audio_stream import StreamPolicy
 
     d = StreamPolicy()
-    parser.add_argument("--threshold", type=float, default=d.threshold,
-                        help=f"alarm probability that makes a window positive ({d.threshold})")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="alarm probability that makes a window positive (default: the "
+                             "model's own, chosen at training from out-of-bag predictions)")
     parser.add_argument("--k", type=int, default=d.k,
                         help=f"positive windows among the last --n that raise an alert ({d.k})")
     parser.add_argument("--n", type=int, default=d.n, help=f"debounce span, windows ({d.n})")
@@ -71,9 +72,11 @@ def add_alarm_policy_flags(parser: argparse.ArgumentParser) -> None:
                         help=f"a stream idle this long is forgotten ({d.idle_timeout_s})")
 
 
-def alarm_policy(args: argparse.Namespace):
+def alarm_policy(args: argparse.Namespace, model_threshold: float | None = None):
+    """The policy from the flags; the threshold falls back to the model's, then the default."""
     from operators.audio_stream import StreamPolicy
 
+    threshold = args.threshold or model_threshold or StreamPolicy.threshold
     return StreamPolicy(reorder_depth=args.reorder_depth, max_gap_ms=args.max_gap_ms,
-                        threshold=args.threshold, k=args.k, n=args.n,
+                        threshold=threshold, k=args.k, n=args.n,
                         cooldown_ms=args.cooldown_ms, idle_timeout_s=args.idle_timeout_s)

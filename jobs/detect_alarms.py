@@ -73,7 +73,7 @@ class DetectAlarmsConfig:
             # alerts name it, even if the alias moves while the job runs.
             model = registry.resolve(args.model, args.model_version)
             registry.verify(model)
-            policy = alarm_policy(args)
+            policy = alarm_policy(args, model.extra.get("policy", {}).get("threshold"))
         except (RegistryError, ValueError) as e:
             parser.error(f"{e}\n(train one with jobs/train_alarm_detector.py --promote)"
                          if isinstance(e, RegistryError) else str(e))

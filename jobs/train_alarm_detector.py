@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from models.alarm_training import (
     debounce,
     event_metrics,
     file_windows,
+    oob_threshold,
     parity,
     report_markdown,
     summarise_events,
@@ -57,6 +58,8 @@ class TrainAlarmConfig:
     params: TrainParams
     flink: FlinkJobSettings
     promote: bool
+    target_fpr: float
+    fixed_threshold: bool
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> TrainAlarmConfig:
@@ -75,6 +78,9 @@ class TrainAlarmConfig:
         p.add_argument("--n-estimators", type=int, default=TrainParams.n_estimators)
         p.add_argument("--max-depth", type=int, default=TrainParams.max_depth)
         p.add_argument("--seed", type=int, default=TrainParams.seed)
+        p.add_argument("--target-fpr", type=float, default=0.001,
+                       help="window false-positive rate the default threshold is set for "
+                            "(out-of-bag, training data only; --threshold overrides)")
         p.add_argument("--promote", action="store_true",
                        help="point the production alias at the new version")
         add_alarm_policy_flags(p)
@@ -92,7 +98,7 @@ class TrainAlarmConfig:
         return cls(dataset, a.name, a.alarm_label, spec, policy,
                    TrainParams(a.n_estimators, a.max_depth, seed=a.seed),
                    FlinkJobSettings(parallelism=a.parallelism, python_mode="process",
-                                    batch=True), a.promote)
+                                    batch=True), a.promote, a.target_fpr, a.threshold is not None)
 
 
 class ExtractFeatures(MapFunction):
@@ -156,15 +162,19 @@ def train_and_register(cfg: TrainAlarmConfig, rows: list[tuple], labels: list[st
     t = time.perf_counter()
     model = train_forest(x_train, y_train, cfg.params)
     fit_s = time.perf_counter() - t
+    alarm = labels.index(cfg.alarm_label)
+    if not cfg.fixed_threshold:
+        cfg = replace(cfg, policy=replace(
+            cfg.policy, threshold=oob_threshold(model, y_train, alarm, cfg.target_fpr)))
     onnx_bytes = to_onnx(model, cfg.spec.n_features)
     scorer = OnnxScorer(onnx_bytes)
     x_hold, y_hold = matrix("holdout")
     diff = parity(model, scorer, x_hold if len(x_hold) else x_train)
     if diff > 1e-5:
         raise SystemExit(f"ONNX parity failed: max |sklearn - onnx| = {diff:.2e} > 1e-5")
-    alarm = labels.index(cfg.alarm_label)
     metrics: dict = {"train_windows": len(y_train), "fit_s": round(fit_s, 2),
-                     "onnx_max_abs_diff": diff}
+                     "onnx_max_abs_diff": diff, "threshold": round(cfg.policy.threshold, 4),
+                     "oob_accuracy": round(model.oob_score_, 4)}
     artifacts = {}
     if len(x_hold):
         p_hold = scorer(x_hold)[:, alarm]

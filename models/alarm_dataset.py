@@ -40,7 +40,7 @@ class DatasetConfig:
     real_audio: str | None = None      # ../shared/data/audio (folders */alarm, */background)
     rate: int = 16_000
     clip_s: float = 2.0                # the model's window length
-    train_per_class: int = 800
+    train_per_class: int = 1500
     holdout_per_class: int = 300
     holdout_streams: int = 60          # per SNR level
     stream_s: float = 24.0

@@ -95,7 +95,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     spec = FeatureSpec(**mv.extra["feature_spec"])
     samples, _ = _read_audio(args.file, spec.sample_rate)
     try:
-        policy = alarm_policy(args)
+        policy = alarm_policy(args, mv.extra.get("policy", {}).get("threshold"))
     except ValueError as e:
         raise CliError(str(e)) from None
     detections, probs = detect_in_samples(samples, spec, policy, OnnxScorer(session),
@@ -176,7 +176,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", required=True, help="dataset folder to write")
     p.add_argument("--real-audio", default=default_audio_dir(),
                    help="folder of real recordings (*/alarm, */background; env ONAIR_AUDIO_DIR)")
-    p.add_argument("--train-per-class", type=int, default=800)
+    p.add_argument("--train-per-class", type=int, default=1500)
     p.add_argument("--holdout-per-class", type=int, default=300)
     p.add_argument("--streams-per-snr", type=int, default=60)
     p.add_argument("--background-minutes", type=float, default=60.0)

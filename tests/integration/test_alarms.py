@@ -49,6 +49,7 @@ def test_training_registers_an_onnx_model_with_lineage_and_report(alarm_model):
     assert (vdir / "curves.png").read_bytes()[:4] == b"\x89PNG"
     m = mv.metrics
     assert m["onnx_max_abs_diff"] <= 1e-5
+    assert 0.5 <= mv.extra["policy"]["threshold"] == m["threshold"] <= 0.95
     assert m["train_windows"] == 500
     assert set(m["window"]) >= {"precision", "recall", "f1"}
     assert set(m["events"]) == {"-5dB", "+0dB", "+5dB", "+10dB", "+20dB"}
@@ -91,7 +92,8 @@ def test_detect_alarms_one_alert_per_alarm_none_on_quiet_streams(alarm_model, to
     # The streaming job must hear exactly what the offline path hears with the same model.
     session, _ = Registry().load_session(MODEL, mv.version)
     scorer, spec = OnnxScorer(session), FeatureSpec(**mv.extra["feature_spec"])
-    offline = {sid: detect_in_samples(x, spec, StreamPolicy(), scorer, mv.labels, "alarm")[0]
+    policy = StreamPolicy(threshold=mv.extra["policy"]["threshold"])
+    offline = {sid: detect_in_samples(x, spec, policy, scorer, mv.labels, "alarm")[0]
                for sid, (x, _) in streams.items()}
     assert {sid: len(d) for sid, d in offline.items()} == {"a1": 1, "a2": 1, "q1": 0, "q2": 0}
 
