@@ -194,7 +194,7 @@ def train_and_register(cfg: TrainAlarmConfig, rows: list[tuple], labels: list[st
                              if hours else None}
     registry = Registry()
     meta_preview = {"name": cfg.name, "labels": labels, "params": asdict(cfg.params),
-                    "metrics": metrics}
+                    "metrics": metrics, "policy": asdict(cfg.policy)}
     artifacts["report.md"] = report_markdown(meta_preview).encode()
     files = [Path(p) for _, _, p, _ in rows]
     mv = registry.register(

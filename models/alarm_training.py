@@ -211,6 +211,8 @@ def report_markdown(meta: dict) -> str:
              f"- model: RandomForest {json.dumps(meta['params'])}",
              f"- train windows: {m['train_windows']}; labels: {meta['labels']}",
              f"- ONNX parity (max |sklearn - onnx| on the holdout): {m['onnx_max_abs_diff']:.2e}",
+             f"- stream policy: {json.dumps(meta.get('policy', {}))} (threshold chosen out of "
+             f"bag on training windows; OOB accuracy {m.get('oob_accuracy')})",
              "", "## Window level (holdout clips)", "",
              "| precision | recall | F1 | ROC AUC |", "|---|---|---|---|",
              "| {precision} | {recall} | {f1} | {roc_auc} |".format(**m["window"]), "",

@@ -226,16 +226,18 @@ def demo_alarms(kafka: KafkaSettings, keep: bool) -> bool:
     build_dataset(DatasetConfig(out=str(dataset), real_audio=audio_dir, train_per_class=400,
                                 holdout_per_class=60, holdout_streams=8,
                                 background_minutes=10))
-    train_job = submit("train_alarm_detector", ["--dataset", str(dataset), "--promote"],
-                     detached=False)
-    mv = Registry().resolve("alarm_detector", "production")
+    # A model name of its own: the demo must not move the production alias of a real model.
+    model = "demo_alarm_detector"
+    train_job = submit("train_alarm_detector", ["--dataset", str(dataset), "--name", model,
+                                                "--promote"], detached=False)
+    mv = Registry().resolve(model, "production")
     m = mv.metrics
     print(f"  registered {mv.ref} (job {train_job}): window F1 {m['window']['f1']}, event F1 at "
           f">= 0 dB {m['event_f1_snr_ge_0']}, {m['background']['false_alerts_per_hour']} false "
           f"alerts/h; report {Registry().version_dir(mv) / 'report.md'}")
 
     _step("11. detect_alarms: two live streams, one with a smoke alarm 10 s in")
-    job_id = submit("detect_alarms", ["--checkpoint-interval-ms", "3000"])
+    job_id = submit("detect_alarms", ["--model", model, "--checkpoint-interval-ms", "3000"])
     flink_rest.wait_for_state(job_id, {"RUNNING"}, 120)
     recording, onset_s = demo_recording(audio_dir)
     wav = dataset / "kitchen-stream.wav"
@@ -272,6 +274,6 @@ def demo_alarms(kafka: KafkaSettings, keep: bool) -> bool:
 
     _step("12. the same recording as a file: onair detect --plot")
     plot = dataset / "kitchen-stream.png"
-    onair_cli(["detect", str(wav), "--plot", str(plot)])
+    onair_cli(["detect", str(wav), "--model", model, "--plot", str(plot)])
     _finish(job_id, keep)
     return [a["stream_id"] for a in mine] == [f"kitchen-{run}"]

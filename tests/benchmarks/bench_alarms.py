@@ -95,7 +95,8 @@ def tm_cpu_seconds() -> dict[int, float]:
         new = {pid for pid, (ppid, _, _) in procs.items() if ppid in tree} - tree
         tree |= new
         grew = bool(new)
-    return {pid: procs[pid][1] for pid in tree}
+    # Negative pids mark the JVM: the caller splits JVM and Python-worker CPU by sign.
+    return {(-pid if pid in roots else pid): procs[pid][1] for pid in tree}
 
 
 def throughput(kafka: KafkaSettings, n_streams: int, seconds: float, chunk_ms: int) -> dict:
@@ -120,9 +121,12 @@ def throughput(kafka: KafkaSettings, n_streams: int, seconds: float, chunk_ms: i
         seen.update(tm_cpu_seconds())
         time.sleep(0.5)
     wall = time.monotonic() - started
-    cpu = sum(v - before.get(pid, 0.0) for pid, v in seen.items())
+    spent = {pid: v - before.get(pid, 0.0) for pid, v in seen.items()}
+    cpu = sum(spent.values())
+    jvm = sum(v for pid, v in spent.items() if pid < 0)
     audio_s = n_streams * seconds
     return {"audio_s": audio_s, "job_wall_s": round(wall, 1), "job_cpu_s": round(cpu, 1),
+            "jvm_cpu_s": round(jvm, 1), "python_cpu_s": round(cpu - jvm, 1),
             "x_realtime_per_core": round(audio_s / cpu, 1),
             "x_realtime_wall": round(audio_s / wall, 1), "state": flink_rest.job_state(job)}
 
