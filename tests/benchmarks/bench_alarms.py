@@ -226,7 +226,7 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--chunk-ms", type=int, default=200)
-    parser.add_argument("--latency-streams", type=int, default=40)
+    parser.add_argument("--latency-streams", type=int, default=20)
     parser.add_argument("--latency-seconds", type=float, default=24.0)
     parser.add_argument("--only", choices=("throughput", "latency"),
                         help="run one part (the JSON then lacks the other's keys)")
