@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 
 from connectors import flink_rest
 from connectors.kafka_admin import create_topics, producer, read_all
@@ -210,9 +209,10 @@ def demo_transcripts(kafka: KafkaSettings, keep: bool) -> bool:
 
 
 def demo_alarms(kafka: KafkaSettings, keep: bool) -> bool:
-    import tempfile
+    import shutil
     import threading
 
+    from connectors.settings import state_dir
     from models.alarm_dataset import DatasetConfig, build_dataset
     from models.registry import Registry
     from onair.alarm_cli import default_audio_dir
@@ -222,7 +222,8 @@ def demo_alarms(kafka: KafkaSettings, keep: bool) -> bool:
 
     _step("10. alarm detector: build a dataset, train it on the cluster, register the ONNX model")
     audio_dir = default_audio_dir()
-    dataset = Path(tempfile.mkdtemp(prefix="onair-alarm-ds-"))
+    dataset = state_dir() / "demo" / "alarm-dataset"   # rebuilt by each run
+    shutil.rmtree(dataset, ignore_errors=True)
     build_dataset(DatasetConfig(out=str(dataset), real_audio=audio_dir, train_per_class=400,
                                 holdout_per_class=60, holdout_streams=8,
                                 background_minutes=10))
