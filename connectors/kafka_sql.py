@@ -24,8 +24,13 @@ def _with(options: dict[str, str]) -> str:
     return ",\n  ".join(f"{_quote(k)} = {_quote(v)}" for k, v in options.items())
 
 
+def _properties(pairs) -> dict[str, str]:
+    """Kafka client settings as the connector's ``properties.*`` options."""
+    return {f"properties.{k}": v for k, v in pairs}
+
+
 def _client_options(kafka: KafkaSettings) -> dict[str, str]:
-    return {f"properties.{k}": v for k, v in kafka.java_properties().items()}
+    return _properties(kafka.java_properties().items())
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,7 @@ class KafkaSourceSpec:
             "properties.isolation.level": "read_committed",
             "scan.startup.mode": self.start,
             **_client_options(kafka),
-            **{f"properties.{k}": v for k, v in self.properties},
+            **_properties(self.properties),
         }
         if self.stop_offsets is None:
             # Find new partitions (and, after a restore from a checkpoint taken before the
@@ -105,7 +110,7 @@ class KafkaSinkSpec:
             # Must stay below the broker's transaction.max.timeout.ms (15 min by default).
             "properties.transaction.timeout.ms": "600000",
             **_client_options(kafka),
-            **{f"properties.{k}": v for k, v in self.properties},
+            **_properties(self.properties),
         }
         return f"""CREATE TEMPORARY TABLE `{self.table}` (
   `key` BYTES,

@@ -33,6 +33,7 @@ from connectors.job_config import (
 )
 from connectors.settings import KafkaSettings, registry_root
 from connectors.topics import ALARM_ALERTS, AUDIO_CHUNKS
+from models.alarm_training import threshold_of
 from models.registry import ModelVersion, Registry, RegistryError
 from operators.alarm_functions import DetectAlarmsFunction, decoded_chunk
 from operators.audio_stream import StreamPolicy
@@ -73,7 +74,7 @@ class DetectAlarmsConfig:
             # alerts name it, even if the alias moves while the job runs.
             model = registry.resolve(args.model, args.model_version)
             registry.verify(model)
-            policy = alarm_policy(args, model.extra.get("policy", {}).get("threshold"))
+            policy = alarm_policy(args, threshold_of(model))
         except (RegistryError, ValueError) as e:
             parser.error(f"{e}\n(train one with jobs/train_alarm_detector.py --promote)"
                          if isinstance(e, RegistryError) else str(e))

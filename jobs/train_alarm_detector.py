@@ -33,6 +33,7 @@ from models.alarm_training import (
     debounce,
     event_metrics,
     file_windows,
+    model_extra,
     oob_threshold,
     parity,
     report_markdown,
@@ -180,12 +181,11 @@ def train_and_register(cfg: TrainAlarmConfig, rows: list[tuple], labels: list[st
         p_hold = scorer(x_hold)[:, alarm]
         metrics["window"] = window_metrics(y_hold == alarm, p_hold, cfg.policy.threshold)
         artifacts["curves.png"] = curves_png(y_hold == alarm, p_hold, f"{cfg.name} holdout")
-    stream_rows = {key: x for kind, key, _, x in rows if kind == "stream"}
-    dets = {k: debounce(scorer(x), cfg.spec, cfg.policy, labels, cfg.alarm_label)
-            for k, x in stream_rows.items()}
+    dets = {key: debounce(scorer(x), cfg.spec, cfg.policy, labels, cfg.alarm_label)
+            for key, _, x in by_kind.get("stream", [])}
     metrics["events"] = event_metrics(streams, dets, cfg.spec.window_s)
     metrics["event_f1_snr_ge_0"] = summarise_events(metrics["events"], 0.0)["f1"]
-    bg = [x for kind, _, _, x in rows if kind == "background"]
+    bg = [x for _, _, x in by_kind.get("background", [])]
     hours = sum((len(x) - 1) * cfg.spec.hop_s + cfg.spec.window_s for x in bg if len(x)) / 3600
     false_alerts = sum(len(debounce(scorer(x), cfg.spec, cfg.policy, labels, cfg.alarm_label))
                        for x in bg if len(x))
@@ -202,8 +202,7 @@ def train_and_register(cfg: TrainAlarmConfig, rows: list[tuple], labels: list[st
         params=asdict(cfg.params), metrics=metrics,
         data_fingerprint={**fingerprint_files(files, cfg.dataset),
                           "rows": {k: len(v) for k, v in by_kind.items()}},
-        extra={"task": "alarm_detection", "alarm_label": cfg.alarm_label,
-               "feature_spec": cfg.spec.as_dict(), "policy": asdict(cfg.policy)},
+        extra=model_extra(cfg.spec, cfg.policy, cfg.alarm_label),
         artifacts=artifacts)
     if cfg.promote:
         registry.promote(cfg.name, mv.version)

@@ -71,6 +71,11 @@ class Sources:
         return cls(alarms, backgrounds)
 
 
+def _choice(rng: np.random.Generator, items: list):
+    """One of ``items``, drawn the way every draw of the dataset is (one ``integers`` call)."""
+    return items[rng.integers(len(items))]
+
+
 class Mixer:
     """Draws backgrounds and alarms for one split."""
 
@@ -82,19 +87,17 @@ class Mixer:
         n = round(duration_s * rate)
         names = list(self.sources.backgrounds)
         if names and rng.random() < 0.5:
-            name = names[rng.integers(len(names))]
+            name = _choice(rng, names)
             clip = self.sources.backgrounds[name]
             clip = np.tile(clip, int(np.ceil(n / len(clip))) + 1)
             start = rng.integers(0, len(clip) - n + 1)
             # Some recordings are very quiet (speech-commands noise has an RMS near 0.005).
-            x = sounds._normalise(clip[start:start + n], rng.uniform(0.03, 0.2))
+            x = sounds.normalise(clip[start:start + n], rng.uniform(0.03, 0.2))
         else:
-            name = list(sounds.GENERATED_BACKGROUNDS)[
-                rng.integers(len(sounds.GENERATED_BACKGROUNDS))]
+            name = _choice(rng, list(sounds.GENERATED_BACKGROUNDS))
             x = sounds.GENERATED_BACKGROUNDS[name](duration_s, rate, rng)
         if rng.random() < 0.3:   # a second layer: speech over hum, music over noise ...
-            other = list(sounds.GENERATED_BACKGROUNDS)[
-                rng.integers(len(sounds.GENERATED_BACKGROUNDS))]
+            other = _choice(rng, list(sounds.GENERATED_BACKGROUNDS))
             x = x + 0.5 * sounds.GENERATED_BACKGROUNDS[other](duration_s, rate, rng)
             name = f"{name}+{other}"
         return x.astype(np.float32), name
@@ -104,7 +107,7 @@ class Mixer:
         rng, rate = self.rng, self.cfg.rate
         real = list(self.sources.alarms)
         if real and rng.random() < 0.3:
-            name = real[rng.integers(len(real))]
+            name = _choice(rng, real)
             clip = self.sources.alarms[name]
             start = _first_tone(clip, rate, rng)
             x = clip[start:start + round(duration_s * rate)]
@@ -140,7 +143,7 @@ def _first_tone(clip: np.ndarray, rate: int, rng: np.random.Generator) -> int:
     starts = [i for i in range(1, len(db)) if db[i] - db[i - 1] > 15 or
               (db[i] > db.max() - 10 and db[i - 1] <= db.max() - 10)]
     usable = [s * hop for s in starts if s * hop < len(clip) - rate * 4] or [0]
-    return int(usable[rng.integers(len(usable))])
+    return int(_choice(rng, usable))
 
 
 def _write_clips(mixer: Mixer, folder: Path, per_class: int) -> list[dict]:

@@ -58,9 +58,10 @@ def t3_alarm(duration_s: float, rate: int, rng: np.random.Generator, *,
     return out * np.float32(rng.uniform(0.5, 0.9))
 
 
-def _normalise(x: np.ndarray, rms: float) -> np.ndarray:
-    cur = float(np.sqrt(np.mean(x ** 2))) or 1.0
-    return (x * (rms / cur)).astype(np.float32)
+def normalise(x: np.ndarray, target_rms: float) -> np.ndarray:
+    """``x`` scaled to RMS ``target_rms`` (float32)."""
+    current = float(np.sqrt(np.mean(x ** 2))) or 1.0
+    return (x * (target_rms / current)).astype(np.float32)
 
 
 def noise(duration_s: float, rate: int, rng: np.random.Generator, colour: str = "white"):
@@ -72,7 +73,7 @@ def noise(duration_s: float, rate: int, rng: np.random.Generator, colour: str = 
     elif colour == "brown":
         white = np.cumsum(white)
         white -= np.linspace(white[0], white[-1], n)
-    return _normalise(white, rng.uniform(0.02, 0.15))
+    return normalise(white, rng.uniform(0.02, 0.15))
 
 
 def hum(duration_s: float, rate: int, rng: np.random.Generator) -> np.ndarray:
@@ -82,7 +83,7 @@ def hum(duration_s: float, rate: int, rng: np.random.Generator) -> np.ndarray:
     x = sum(rng.uniform(0.2, 1.0) / k * np.sin(2 * np.pi * base * k * t + rng.uniform(0, 6))
             for k in range(1, 8))
     x = x + 0.05 * rng.standard_normal(len(t))
-    return _normalise(x, rng.uniform(0.02, 0.1))
+    return normalise(x, rng.uniform(0.02, 0.1))
 
 
 def music(duration_s: float, rate: int, rng: np.random.Generator) -> np.ndarray:
@@ -102,7 +103,7 @@ def music(duration_s: float, rate: int, rng: np.random.Generator) -> np.ndarray:
                        for h in range(1, 6))
             out[a:b] += env * note
         t += length
-    return _normalise(out, rng.uniform(0.05, 0.2))
+    return normalise(out, rng.uniform(0.05, 0.2))
 
 
 _VOWELS = ((730, 1090, 2440), (270, 2290, 3010), (300, 870, 2240), (530, 1840, 2480),
@@ -141,7 +142,7 @@ def speech_like(duration_s: float, rate: int, rng: np.random.Generator) -> np.nd
         env = np.sin(np.linspace(0, np.pi, b - a)) ** 0.7
         out[a:b] += seg * env
         t += syl + (rng.uniform(0.3, 0.8) if rng.random() < 0.15 else rng.uniform(0, 0.05))
-    return _normalise(out, rng.uniform(0.05, 0.2))
+    return normalise(out, rng.uniform(0.05, 0.2))
 
 
 GENERATED_BACKGROUNDS = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,26 @@ from operators.audio_pcm import read_wav
 from operators.audio_stream import Debouncer, Detection, StreamPolicy, Window
 
 ONNX_INPUT = "features"
+
+
+# What a registered alarm model carries besides the ONNX file (``ModelVersion.extra``): written
+# by ``model_extra`` at training, read back by the accessors below wherever the model is used.
+def model_extra(spec: FeatureSpec, policy: StreamPolicy, alarm_label: str) -> dict:
+    return {"task": "alarm_detection", "alarm_label": alarm_label,
+            "feature_spec": spec.as_dict(), "policy": asdict(policy)}
+
+
+def feature_spec_of(mv) -> FeatureSpec:
+    return FeatureSpec(**mv.extra["feature_spec"])
+
+
+def alarm_label_of(mv) -> str:
+    return mv.extra["alarm_label"]
+
+
+def threshold_of(mv) -> float | None:
+    """The threshold chosen at training (None for a model registered without one)."""
+    return mv.extra.get("policy", {}).get("threshold")
 
 
 @dataclass(frozen=True)
@@ -95,12 +115,11 @@ def debounce(probs: np.ndarray, spec: FeatureSpec, policy: StreamPolicy, labels:
              alarm_label: str, t0_ms: float = 0.0) -> list[Detection]:
     """Detections of consecutive windows (one every hop from ``t0_ms``) given their class
     probabilities: the streaming job's debouncer over a whole recording."""
-    debouncer, alarm, out = Debouncer(policy), labels.index(alarm_label), []
+    debouncer, out = Debouncer(policy), []
     for i, p in enumerate(probs):
         start = t0_ms + i * spec.hop_s * 1000.0
         window = Window(start, start + spec.window_s * 1000.0, np.zeros(0, np.float32))
-        d = debouncer.push(window, float(p[alarm]), [float(v) for v in p],
-                           labels[int(np.argmax(p))])
+        d = debouncer.decide(window, p, labels, alarm_label)
         if d:
             out.append(d)
     return out

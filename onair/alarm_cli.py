@@ -83,23 +83,28 @@ def cmd_produce_audio(args: argparse.Namespace) -> int:
 
 def cmd_detect(args: argparse.Namespace) -> int:
     from connectors.job_config import alarm_policy
-    from models.alarm_training import OnnxScorer, detect_in_samples
+    from models.alarm_training import (
+        OnnxScorer,
+        alarm_label_of,
+        detect_in_samples,
+        feature_spec_of,
+        threshold_of,
+    )
     from models.registry import Registry, RegistryError
-    from operators.audio_features import FeatureSpec
 
     try:
         session, mv = Registry().load_session(args.model, args.model_version)
     except RegistryError as e:
         raise CliError(f"{e}. Train one: `onair submit train_alarm_detector --attached -- "
                        "--dataset DIR --promote`") from None
-    spec = FeatureSpec(**mv.extra["feature_spec"])
+    spec, alarm_label = feature_spec_of(mv), alarm_label_of(mv)
     samples, _ = _read_audio(args.file, spec.sample_rate)
     try:
-        policy = alarm_policy(args, mv.extra.get("policy", {}).get("threshold"))
+        policy = alarm_policy(args, threshold_of(mv))
     except ValueError as e:
         raise CliError(str(e)) from None
     detections, probs = detect_in_samples(samples, spec, policy, OnnxScorer(session),
-                                          mv.labels, mv.extra["alarm_label"])
+                                          mv.labels, alarm_label)
     duration = len(samples) / spec.sample_rate
     if args.json:
         print(json.dumps({"file": args.file, "model": mv.ref, "duration_s": duration,
@@ -120,7 +125,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         from models.alarm_plot import detection_plot
 
         Path(args.plot).write_bytes(detection_plot(samples, spec, probs, detections, mv.labels,
-                                                   mv.extra["alarm_label"], policy.threshold,
+                                                   alarm_label, policy.threshold,
                                                    title=Path(args.file).name))
         print(f"plot: {args.plot}", file=sys.stderr)
     return 0

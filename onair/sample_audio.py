@@ -21,7 +21,7 @@ def speech(seconds: float, audio_dir: str | None, rng: np.random.Generator) -> n
         return sounds.speech_like(seconds, RATE, rng)
     n = round(seconds * RATE)
     x = np.concatenate(clips * (n // sum(map(len, clips)) + 1))[:n]
-    return sounds._normalise(x, 0.1)
+    return sounds.normalise(x, 0.1)
 
 
 def demo_recording(audio_dir: str | None, seconds: float = 24.0, alarm_at_s: float = 10.0,

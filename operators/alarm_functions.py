@@ -15,9 +15,8 @@ from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
-from models.alarm_training import OnnxScorer
+from models.alarm_training import OnnxScorer, alarm_label_of, feature_spec_of
 from models.registry import Registry
-from operators.audio_features import FeatureSpec
 from operators.audio_pcm import decode_chunk, resample
 from operators.audio_stream import Chunk, StreamDetector, StreamPolicy, alert_message
 from operators.validate_function import kafka_row
@@ -46,8 +45,8 @@ class DetectAlarmsFunction(KeyedProcessFunction):
                                                                 self.model_version)
         self.scorer = OnnxScorer(session)
         self.labels = mv.labels
-        self.alarm_label = mv.extra["alarm_label"]
-        self.spec = FeatureSpec(**mv.extra["feature_spec"])
+        self.alarm_label = alarm_label_of(mv)
+        self.spec = feature_spec_of(mv)
         self.model_ref = mv.ref
         self.state = runtime_context.get_state(
             ValueStateDescriptor("stream", Types.PICKLED_BYTE_ARRAY()))

@@ -13,7 +13,7 @@ samples arrive and every window is a slice of them. The per-window baseline in
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from functools import cached_property
+from functools import lru_cache
 
 import numpy as np
 from scipy import fft as scipy_fft
@@ -68,25 +68,17 @@ class FeatureSpec:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    # Pickle the parameters only: the mel basis is rebuilt where it is used, not carried in
-    # every stream's keyed state.
-    def __getstate__(self) -> dict:
-        return self.as_dict()
-
-    def __setstate__(self, state: dict) -> None:
-        for k, v in state.items():
-            object.__setattr__(self, k, v)
-
-    @cached_property
+    # Derived arrays come from caches keyed by the (frozen, hashable) spec, not from attributes:
+    # a spec pickled into every stream's keyed state carries its parameters only, and all the
+    # specs equal to it share one mel basis.
+    @property
     def mel_basis(self) -> np.ndarray:
         """(bands in the crop, n_fft/2+1): the mel filters whose centres lie in the band."""
-        full, centres = mel_filters(self.sample_rate, self.n_fft, self.n_mels)
-        keep = (centres >= self.fmin_hz) & (centres <= self.fmax_hz)
-        return np.ascontiguousarray(full[keep])
+        return _cropped_mel_basis(self)
 
-    @cached_property
+    @property
     def fft_window(self) -> np.ndarray:
-        return np.hanning(self.n_fft + 1)[:-1].astype(np.float32)
+        return _hann(self.n_fft)
 
     @property
     def n_bands(self) -> int:
@@ -95,6 +87,18 @@ class FeatureSpec:
     @property
     def n_features(self) -> int:
         return 3 * self.n_bands + len(_GLOBAL_FEATURES)
+
+
+@lru_cache(maxsize=8)
+def _cropped_mel_basis(spec: FeatureSpec) -> np.ndarray:
+    full, centres = mel_filters(spec.sample_rate, spec.n_fft, spec.n_mels)
+    keep = (centres >= spec.fmin_hz) & (centres <= spec.fmax_hz)
+    return np.ascontiguousarray(full[keep])
+
+
+@lru_cache(maxsize=8)
+def _hann(n_fft: int) -> np.ndarray:
+    return np.hanning(n_fft + 1)[:-1].astype(np.float32)
 
 
 def _hz_to_mel(hz):

@@ -157,6 +157,13 @@ class Debouncer:
     def reset(self) -> None:
         self.recent.clear()
 
+    def decide(self, window: Window, probabilities: np.ndarray, labels: list[str],
+               alarm_label: str) -> Detection | None:
+        """``push`` for a window's class probabilities (in ``labels`` order)."""
+        probs = [float(p) for p in probabilities]
+        return self.push(window, probs[labels.index(alarm_label)], probs,
+                         labels[int(np.argmax(probs))])
+
     def push(self, window: Window, alarm_p: float, probabilities: list[float],
              predicted_label: str) -> Detection | None:
         positive = alarm_p >= self.policy.threshold
@@ -215,9 +222,7 @@ class StreamDetector:
 
     def decide(self, window: Window, probabilities: np.ndarray, labels: list[str],
                alarm_label: str) -> Detection | None:
-        probs = [float(p) for p in probabilities]
-        return self.debouncer.push(window, probs[labels.index(alarm_label)], probs,
-                                   labels[int(np.argmax(probs))])
+        return self.debouncer.decide(window, probabilities, labels, alarm_label)
 
 
 def alert_message(stream_id: str, detection: Detection, labels: list[str], alarm_label: str,

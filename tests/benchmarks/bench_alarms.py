@@ -38,7 +38,7 @@ from connectors import flink_rest
 from connectors.kafka_admin import consumer, create_topics, producer
 from connectors.settings import KafkaSettings
 from models import alarm_sounds as sounds
-from models.alarm_training import OnnxScorer
+from models.alarm_training import OnnxScorer, feature_spec_of
 from models.registry import Registry, RegistryError
 from onair.cli import submit
 from onair.stack import Stack
@@ -237,7 +237,7 @@ def main() -> None:
     create_topics(kafka)
     mv = ensure_model(Path(os.environ.get("TMPDIR", "/tmp")) / f"alarm-bench-{os.getpid()}")
     session, _ = Registry().load_session(MODEL, mv.version)
-    scorer, spec = OnnxScorer(session), FeatureSpec(**mv.extra["feature_spec"])
+    scorer, spec = OnnxScorer(session), feature_spec_of(mv)
     out: dict = {"bench": "alarms", "model": mv.ref}
     if args.only != "latency":
         op = operator_rate(scorer, spec, mv.labels)

@@ -15,7 +15,7 @@ from connectors.kafka_admin import create_topics, producer, read_all
 from connectors.settings import KafkaSettings
 from models import alarm_sounds as sounds
 from models.alarm_dataset import DatasetConfig, build_dataset
-from models.alarm_training import OnnxScorer, detect_in_samples
+from models.alarm_training import OnnxScorer, detect_in_samples, feature_spec_of, threshold_of
 from models.registry import Registry, sha256_file
 from onair.alarm_cli import default_audio_dir
 from onair.cli import submit
@@ -92,8 +92,8 @@ def test_detect_alarms_one_alert_per_alarm_none_on_quiet_streams(alarm_model, to
     streams = _streams(np.random.default_rng(11))
     # The streaming job must hear exactly what the offline path hears with the same model.
     session, _ = Registry().load_session(MODEL, mv.version)
-    scorer, spec = OnnxScorer(session), FeatureSpec(**mv.extra["feature_spec"])
-    policy = StreamPolicy(threshold=mv.extra["policy"]["threshold"])
+    scorer, spec = OnnxScorer(session), feature_spec_of(mv)
+    policy = StreamPolicy(threshold=threshold_of(mv))
     offline = {sid: detect_in_samples(x, spec, policy, scorer, mv.labels, "alarm")[0]
                for sid, (x, _) in streams.items()}
     assert {sid: len(d) for sid, d in offline.items()} == {"a1": 1, "a2": 1, "q1": 0, "q2": 0}
