@@ -2,8 +2,10 @@
 
 Layout under ``ONAIR_LAKE``::
 
-    raw/<table>/dt=YYYY-MM-DD/hour=HH/part-*.json     JSON lines as lake_ingest writes them
-    transformed/<table>/dt=YYYY-MM-DD/*.parquet       compacted (see jobs/compact_lake.py)
+    raw/<table>/dt=YYYY-MM-DD/hour=HH/part-*.json     JSON lines as lake_ingest (or the
+                                                      simulator) writes them
+    raw/<table>/dt=YYYY-MM-DD/part-*.json             snapshot tables (users, creators)
+    transformed/<table>/dt=YYYY-MM-DD/part-0.parquet  compacted (see jobs/compact_lake.py)
 
 Files whose name starts with ``.`` or ``_`` are in progress or markers and are never data.
 """
@@ -16,10 +18,44 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from connectors.topics import MessageSchema
+import pandas as pd
+
+from connectors.topics import (
+    BEHAVIOR_EVENT,
+    CREATOR_PROFILE,
+    IMPRESSION,
+    SHOW_EVENT,
+    USER_PROFILE,
+    MessageSchema,
+)
 from operators.lake_rows import PARTITION_COLUMNS, lake_columns
 
 RAW_TABLES = {"behavior-events": "behavior_events", "show-events": "show_events"}
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class LakeTable:
+    name: str
+    schema: MessageSchema
+    # Snapshot tables (profiles) are partitioned by the date of the snapshot, not by event time.
+    snapshot: bool = False
+
+
+LAKE_TABLES: dict[str, LakeTable] = {t.name: t for t in (
+    LakeTable("behavior_events", BEHAVIOR_EVENT),
+    LakeTable("show_events", SHOW_EVENT),
+    LakeTable("impressions", IMPRESSION),
+    LakeTable("users", USER_PROFILE, snapshot=True),
+    LakeTable("creators", CREATOR_PROFILE, snapshot=True),
+)}
+
+
+def lake_table(name: str) -> LakeTable:
+    try:
+        return LAKE_TABLES[name]
+    except KeyError:
+        raise KeyError(f"unknown lake table {name!r}; known: {', '.join(LAKE_TABLES)}") from None
 
 
 def raw_path(lake_root: str, table: str) -> str:
@@ -54,6 +90,35 @@ class RawZoneSinkSpec:
   'sink.partition-commit.delay' = '0s',
   'sink.partition-commit.policy.kind' = 'success-file'
 )"""
+
+
+def transformed_path(lake_root: str, table: str) -> str:
+    return f"{lake_root.rstrip('/')}/transformed/{table}"
+
+
+def write_raw(lake_root: str, table: LakeTable, rows: pd.DataFrame, tag: str,
+              snapshot_dt: str | None = None) -> int:
+    """Write rows (raw-zone shape, schema columns) as JSON lines into their partitions, one
+    ``part-<tag>.json`` per partition, each file atomically (written as a dot-file, renamed).
+    Returns the number of files written."""
+    root = local_path(raw_path(lake_root, table.name))
+    if table.snapshot:
+        if snapshot_dt is None:
+            raise ValueError(f"{table.name} is a snapshot table: give snapshot_dt")
+        groups = [(f"dt={snapshot_dt}", rows)]
+    else:
+        ts = rows[table.schema.time_field].to_numpy()
+        days = pd.to_datetime(ts // DAY_MS * DAY_MS, unit="ms").strftime("%Y-%m-%d")
+        hours = pd.Series((ts % DAY_MS) // 3_600_000).map("{:02d}".format)
+        keys = pd.Series(days).radd("dt=") + "/hour=" + hours.to_numpy()
+        groups = list(rows.groupby(keys.to_numpy(), sort=True))
+    for key, part in groups:
+        folder = root / key
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".part-{tag}.json.tmp"
+        part.to_json(tmp, orient="records", lines=True, force_ascii=False)
+        tmp.replace(folder / f"part-{tag}.json")
+    return len(groups)
 
 
 def local_path(uri: str) -> Path:

@@ -102,6 +102,8 @@ BEHAVIOR_EVENT = MessageSchema(
         Field("show_id", "string", required=False),
         Field("creator_id", "string", required=False),
         Field("topic", "string", required=False, description="Topic of the show, if known."),
+        Field("duration_ms", "integer", required=False,
+              description="listen_stop only: how long the listener listened (client-reported)."),
         Field("props", "object", required=False, description="Free-form extra attributes."),
     ),
     kinds={
@@ -195,6 +197,53 @@ ALARM_ALERT = MessageSchema(
         Field("labels", "array"),
         Field("predicted_label", "string"),
         Field("model_version", "string"),
+    ),
+)
+
+# Lake-only tables (no topic): written by the world simulator, read by the batch jobs.
+IMPRESSION = MessageSchema(
+    name="impression",
+    id_field="impression_id",
+    time_field="ts",
+    fields=(
+        Field("impression_id", "string", description=_ID),
+        Field("request_id", "string", description="The app opening that showed it."),
+        Field("ts", "integer", description="When it was shown, UTC epoch ms."),
+        Field("user_id", "string"),
+        Field("show_id", "string"),
+        Field("creator_id", "string"),
+        Field("topic", "string"),
+        Field("position", "integer", description="Rank on screen, from 0."),
+        Field("show_status", "string", enum=("live", "upcoming")),
+        Field("liked", "boolean"),
+        Field("followed", "boolean", description="Followed the show's creator."),
+        Field("notified", "boolean", description="Turned on notifications for the show."),
+        Field("listened_5m", "boolean", description="Listened five minutes or more."),
+        Field("engaged", "boolean", description="Any of the four: the training label."),
+    ),
+)
+
+USER_PROFILE = MessageSchema(
+    name="user_profile",
+    id_field="user_id",
+    time_field="ts",
+    fields=(
+        Field("user_id", "string"),
+        Field("ts", "integer", description="Sign-up time, UTC epoch ms."),
+        Field("declared_topics", "array", description="Topics the listener said they like."),
+        Field("country", "string", required=False),
+    ),
+)
+
+CREATOR_PROFILE = MessageSchema(
+    name="creator_profile",
+    id_field="creator_id",
+    time_field="ts",
+    fields=(
+        Field("creator_id", "string"),
+        Field("ts", "integer", description="Sign-up time, UTC epoch ms."),
+        Field("name", "string"),
+        Field("main_topic", "string"),
     ),
 )
 

@@ -350,9 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_wer)
 
-    from onair import alarm_cli
+    from onair import alarm_cli, world_cli
 
     alarm_cli.add_parsers(sub)
+    world_cli.add_parsers(sub)
 
     p = sub.add_parser("demo", help="run the end-to-end demo on the embedded stack")
     p.add_argument("--keep", action="store_true", help="leave the stack and jobs running")

@@ -1,0 +1,130 @@
+"""``onair simulate`` (history into the lake's raw zone) and ``onair replay`` (a simulated day
+to Kafka as live traffic, at a chosen rate)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import date
+
+from onair.cli import CliError, _kafka
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from connectors.lake import LAKE_TABLES, write_raw
+    from onair.world import WorldConfig, creators_table, users_table
+    from onair.world_history import World
+
+    if args.users < 10 or args.days < 1:
+        raise CliError("--users must be at least 10 and --days at least 1")
+    cfg = WorldConfig(users=args.users, days=args.days, start=args.start, seed=args.seed)
+    started = time.monotonic()
+    world = World.create(cfg)
+    start = cfg.start.isoformat()
+    write_raw(args.lake, LAKE_TABLES["users"], users_table(world.pop), f"sim{cfg.seed}", start)
+    write_raw(args.lake, LAKE_TABLES["creators"], creators_table(world.pop), f"sim{cfg.seed}",
+              start)
+    totals = {"behavior_events": 0, "show_events": 0, "impressions": 0}
+    for day, hist in world.history():
+        tag = f"sim{cfg.seed}-d{day:03d}"
+        for table, rows in (("behavior_events", hist.behavior), ("show_events", hist.shows),
+                            ("impressions", hist.impressions)):
+            write_raw(args.lake, LAKE_TABLES[table], rows, tag)
+            totals[table] += len(rows)
+        if not args.quiet:
+            print(f"day {day + 1}/{cfg.days}: {len(hist.behavior)} behaviour events, "
+                  f"{len(hist.impressions)} impressions", file=sys.stderr)
+    summary = {"users": cfg.users, "creators": cfg.n_creators, "shows": len(world.shows),
+               "days": cfg.days, "start": start, **totals,
+               "seconds": round(time.monotonic() - started, 1), "lake": args.lake}
+    print(json.dumps(summary))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Events of one simulated day, shifted so the day starts now, sent in event-time order."""
+    import pandas as pd
+
+    from connectors.kafka_admin import producer
+    from connectors.lake import read_raw
+    from connectors.topics import BEHAVIOR_EVENTS, SHOW_EVENTS
+    from onair.world_history import as_messages
+
+    day = args.day.isoformat()
+    frames = []
+    for topic, table in ((BEHAVIOR_EVENTS, "behavior_events"), (SHOW_EVENTS, "show_events")):
+        rows = pd.DataFrame([r for r in read_raw(args.lake, table) if r.get("dt") == day])
+        if len(rows):
+            rows = rows.drop(columns=["dt", "hour"]).assign(_topic=topic.name,
+                                                             _key=topic.key_field)
+            frames.append(rows)
+    if not frames:
+        raise CliError(f"no raw events dated {day} under {args.lake}; "
+                       "run `onair simulate` first (or pick a --day it covered)")
+    events = pd.concat(frames, ignore_index=True).sort_values("ts", kind="stable")
+    if args.limit:
+        events = events.head(args.limit)
+    shift = int(time.time() * 1000) - int(events["ts"].min())
+    kafka = _kafka()
+    p = producer(kafka)
+    started = time.monotonic()
+    try:
+        for i, (topic_name, key_field, rows) in enumerate(_batches(events)):
+            for msg in as_messages(rows):
+                msg["ts"] += shift
+                if msg.get("scheduled_start"):
+                    msg["scheduled_start"] += shift
+                p.send(kafka.topic(topic_name), json.dumps(msg).encode(),
+                       key=str(msg[key_field]).encode())
+            # Pace by count: event i is due at i / rate seconds.
+            ahead = (i + 1) * len(rows) / args.rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+        p.flush()
+    finally:
+        p.close()
+    print(f"replayed {len(events)} events of {day} in {time.monotonic() - started:.1f} s",
+          file=sys.stderr)
+    return 0
+
+
+def _batches(events, size: int = 50):
+    """Consecutive runs of at most ``size`` events bound for one topic."""
+    topic = events["_topic"].to_numpy()
+    start = 0
+    for end in range(1, len(events) + 1):
+        if end == len(events) or topic[end] != topic[start] or end - start == size:
+            rows = events.iloc[start:end]
+            yield rows["_topic"].iat[0], rows["_key"].iat[0], rows.drop(columns=["_topic",
+                                                                                 "_key"])
+            start = end
+
+
+def add_parsers(sub) -> None:
+    from connectors.settings import lake_root
+
+    p = sub.add_parser("simulate", help="write N days of a simulated world into the lake's "
+                                        "raw zone (events, impressions, profiles)")
+    p.add_argument("--users", type=int, default=1000)
+    p.add_argument("--days", type=int, default=7)
+    p.add_argument("--start", type=_date, default=date(2026, 9, 1), help="first day (UTC)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--lake", default=lake_root(), help="lake root URI (env ONAIR_LAKE)")
+    p.add_argument("--quiet", action="store_true", help="no per-day progress")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("replay", help="send one simulated day to Kafka as live traffic")
+    p.add_argument("--day", type=_date, required=True, help="which simulated day (YYYY-MM-DD)")
+    p.add_argument("--rate", type=float, default=500.0, help="events per second")
+    p.add_argument("--limit", type=int, default=0, help="stop after this many events")
+    p.add_argument("--lake", default=lake_root(), help="lake root URI (env ONAIR_LAKE)")
+    p.set_defaults(func=cmd_replay)
