@@ -23,7 +23,11 @@ The model, in the order it is drawn:
   capped by the show's end), then liked / creator followed with probabilities that grow with
   taste; an upcoming show gets notifications turned on instead. Listens end with a
   ``listen_stop`` carrying ``duration_ms``, except 2 % (app killed: the streaming job's timers
-  close those). A few likes are undone, a few follows of disliked creators undone.
+  close those). A few likes are undone, a few follows of disliked creators undone. A live show
+  not wanted is still sampled for 10-90 s 5 % of the time (browsing: noise, not engagement).
+
+Scale: about one behaviour event and four impressions per listener per day (100k listeners x
+60 days ~ 6M behaviour events, ~25M impressions).
 
 The impression log records each shown show and its outcome: ``engaged`` = liked, followed,
 notified or listened 5+ minutes.
@@ -61,9 +65,9 @@ class WorldConfig:
     seed: int = 7
     creators: int = 0  # 0: users // 20, at least 10
     shows_per_creator_day: float = 0.5
-    openings_per_user_day: float = 0.6
+    openings_per_user_day: float = 0.8
     feed_size: int = 6
-    declared_agreement: float = 0.5
+    declared_agreement: float = 0.4
 
     @property
     def n_creators(self) -> int:

@@ -152,7 +152,7 @@ class World:
         wants = rng.random(n) < sigmoid(z)
         live = s.start_ms[sh] <= ts
         listen = wants & live
-        browse = ~wants & live & (rng.random(n) < 0.1)  # a short taste, not engagement
+        browse = ~wants & live & (rng.random(n) < 0.05)  # a short taste, not engagement
         start = ts + rng.integers(2_000, 30_000, size=n)
         mean_ms = (3 + 30 * taste + 10 * fav) * MINUTE_MS
         duration = np.where(browse, rng.integers(10_000, 90_000, size=n),
