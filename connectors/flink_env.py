@@ -43,6 +43,10 @@ def stream_env(cfg: FlinkJobSettings) -> StreamExecutionEnvironment:
     conf.set_string("python.state.cache-size", "50000")
     conf.set_string("python.executable", sys.executable)
     conf.set_string("python.client.executable", sys.executable)
+    if cfg.batch:
+        # The adaptive batch scheduler would size each operator by its input bytes: a few
+        # small records (file names, blocks of days) naming heavy work got parallelism 1.
+        conf.set_string("execution.batch.adaptive.auto-parallelism.enabled", "false")
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(cfg.parallelism)
     if cfg.batch:

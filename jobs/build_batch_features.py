@@ -2,14 +2,15 @@
 
 Bounded, BATCH execution over the transformed zone (run ``compact_lake`` first):
 
-    days D-L .. D-1 --rebalance--> DayPartials (pyarrow read + pandas partial aggregates,
-    split by entity shard) --key_by(entity:shard)--> MergeShard (merge partials as they come,
-    finalize at the end of the key, write offline Parquet + online Redis for the shard)
+    blocks of days in D-L .. D-1 --rebalance--> BlockPartials (pyarrow read + pandas partial
+    aggregates, split by entity shard) --key_by(entity:shard)--> MergeShard (merge partials
+    as they come, finalize at the end of the key, write offline Parquet + online Redis)
 
-Few, heavy records cross Flink (one per day x entity shard, holding that day's partial
-aggregates for the shard), so the per-record cost of Python in Flink stays out of the way and
-the arithmetic runs vectorised in pandas. Memory: a DayPartials subtask holds one day; a MergeShard
-subtask holds one shard's merged partials (bounded by the number of keys, not of events).
+Few, heavy records cross Flink (one per block of days x entity shard, holding the block's
+partial aggregates for the shard), so the per-record cost of Python in Flink stays out of the
+way and the arithmetic runs vectorised in pandas. Memory: a BlockPartials subtask holds one
+block (``--days-per-task`` partitions); a MergeShard subtask holds one shard's merged partials
+(bounded by the number of keys, not of events).
 When every shard is written, the driver marks the offline run complete and moves the online
 pointer (``connectors.batch_store``).
 
@@ -45,6 +46,7 @@ class BatchFeaturesConfig:
     lookback_days: int
     lake_root: str
     shards: int
+    days_per_task: int
     run_id: str
     online: bool
     flink: FlinkJobSettings
@@ -61,7 +63,10 @@ class BatchFeaturesConfig:
                             default=int(env_default("BUILD_BATCH_FEATURES_PARALLELISM", "2")),
                             help="subtasks (env BUILD_BATCH_FEATURES_PARALLELISM, default 2)")
         parser.add_argument("--shards", type=int, default=0,
-                            help="entity shards per entity kind (default 2 x parallelism)")
+                            help="entity shards per entity kind (default: the parallelism)")
+        parser.add_argument("--days-per-task", type=int, default=10,
+                            help="days one subtask reads and aggregates at once: a subtask's "
+                                 "memory is bounded by this many partitions (default 10)")
         parser.add_argument("--run-id", default=None, help="default: time-based and unique")
         parser.add_argument("--no-online", action="store_true",
                             help="write the offline store only (no Redis)")
@@ -70,7 +75,8 @@ class BatchFeaturesConfig:
             parser.error("--lookback-days must be at least 1")
         run_id = a.run_id or f"{a.as_of:%Y%m%d}-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:6]}"
         # Process mode: pandas work of two subtasks runs in two interpreters, truly parallel.
-        return cls(a.as_of, a.lookback_days, a.lake, a.shards or 2 * a.parallelism, run_id,
+        return cls(a.as_of, a.lookback_days, a.lake, a.shards or a.parallelism,
+                   max(1, a.days_per_task), run_id,
                    not a.no_online,
                    FlinkJobSettings(parallelism=a.parallelism, python_mode="process",
                                     batch=True, bundle_size=1))
@@ -81,28 +87,37 @@ class BatchFeaturesConfig:
                 for back in range(1, self.lookback_days + 1)]
 
 
-class DayPartials(FlatMapFunction):
+class BlockPartials(FlatMapFunction):
+    """A block of whole days -> their partial aggregates, one record per entity shard."""
+
     def __init__(self, lake: str, lookback_days: int, shards: int):
         self.lake, self.lookback_days, self.shards = lake, lookback_days, shards
 
     def flat_map(self, value):
+        import pandas as pd
+
         from connectors.lake_compaction import read_partition
         from operators.batch_features import (
             BEHAVIOR_COLUMNS,
             IMPRESSION_COLUMNS,
-            day_partials,
+            partials,
             split_by_shard,
         )
 
-        dt, days_ago = value
-        behavior = read_partition(self.lake, "behavior_events", dt, BEHAVIOR_COLUMNS)
-        if behavior is None:
+        behavior, impressions = [], []
+        for dt, days_ago in json.loads(value):
+            day = read_partition(self.lake, "behavior_events", dt, BEHAVIOR_COLUMNS)
+            if day is not None:
+                behavior.append(day.to_pandas().assign(days_ago=days_ago))
+            shown = read_partition(self.lake, "impressions", dt, IMPRESSION_COLUMNS)
+            if shown is not None:
+                impressions.append(shown.to_pandas())
+        if not behavior:
             return
-        impressions = read_partition(self.lake, "impressions", dt, IMPRESSION_COLUMNS)
-        partials = day_partials(behavior.to_pandas(),
-                                None if impressions is None else impressions.to_pandas(),
-                                days_ago, self.lookback_days)
-        for (entity, shard), groups in split_by_shard(partials, self.shards).items():
+        found = partials(pd.concat(behavior, ignore_index=True),
+                         pd.concat(impressions, ignore_index=True) if impressions else None,
+                         self.lookback_days)
+        for (entity, shard), groups in split_by_shard(found, self.shards).items():
             yield f"{entity}:{shard}", pickle.dumps(groups, protocol=pickle.HIGHEST_PROTOCOL)
 
 
@@ -151,18 +166,19 @@ class MergeShard(KeyedProcessFunction):
                           "redis_hashes": hashes})
 
 
-def count_events(cfg: BatchFeaturesConfig) -> int:
+def count_events(cfg: BatchFeaturesConfig) -> dict[str, int]:
+    """Rows the job reads, per table (from Parquet footers: no data is read)."""
     import pyarrow.parquet as pq
 
     from connectors.lake_compaction import partition_file
 
-    total = 0
+    counts = {"behavior_events": 0, "impressions": 0}
     for dt, _ in cfg.days():
-        for table in ("behavior_events", "impressions"):
+        for table in counts:
             f = partition_file(cfg.lake_root, table, dt)
             if f.exists():
-                total += pq.ParquetFile(f).metadata.num_rows
-    return total
+                counts[table] += pq.ParquetFile(f).metadata.num_rows
+    return counts
 
 
 def run(cfg: BatchFeaturesConfig) -> dict:
@@ -176,15 +192,18 @@ def run(cfg: BatchFeaturesConfig) -> dict:
                          f"{cfg.days()[-1][0]} and {cfg.days()[0][0]} under {cfg.lake_root}; "
                          "run `onair simulate` and `compact_lake` first")
     started = time.monotonic()
+    blocks = [json.dumps(days[i:i + cfg.days_per_task])
+              for i in range(0, len(days), cfg.days_per_task)]
     env = stream_env(cfg.flink)
     results = (
-        env.from_collection(days, type_info=Types.TUPLE([Types.STRING(), Types.INT()]))
+        env.from_collection(blocks, type_info=Types.STRING())
         .rebalance()
-        .flat_map(DayPartials(cfg.lake_root, cfg.lookback_days, cfg.shards),
+        .flat_map(BlockPartials(cfg.lake_root, cfg.lookback_days, cfg.shards),
                   output_type=Types.TUPLE([Types.STRING(), Types.PICKLED_BYTE_ARRAY()]))
         .key_by(lambda r: r[0], key_type=Types.STRING())
         .process(MergeShard(cfg), output_type=Types.STRING())
     )
+    read = count_events(cfg)
     rows: dict[str, int] = {}
     shards = []
     with results.execute_and_collect(JOB) as lines:
@@ -194,7 +213,8 @@ def run(cfg: BatchFeaturesConfig) -> dict:
             for table, n in shard["rows"].items():
                 rows[table] = rows.get(table, 0) + n
     summary = {"as_of": cfg.as_of.isoformat(), "lookback_days": cfg.lookback_days,
-               "run_id": cfg.run_id, "days_read": len(days), "events": count_events(cfg),
+               "run_id": cfg.run_id, "days_read": len(days),
+               "events": sum(read.values()), "events_by_table": read,
                "shards_written": len(shards), "rows": rows}
     mark_offline_complete(offline_root(cfg.lake_root), cfg.as_of.isoformat(), cfg.run_id,
                           summary)

@@ -78,8 +78,9 @@ class Group:
 GROUPS: dict[str, Group] = {
     "user_topic": Group(("user_id", "topic"), sums=("listens", "listen_ms", "likes",
                                                      "listens_7d")),
-    "user_creator": Group(("user_id", "creator_id"), sums=("listens", "listen_ms", "likes"),
-                          last=("follow_ts", "follow_state")),
+    "user_creator": Group(("user_id", "creator_id"), sums=("listens", "listen_ms", "likes")),
+    # Follow state travels apart from the sums: few pairs have one, and "last" merges cost a sort.
+    "user_follow": Group(("user_id", "creator_id"), last=("follow_ts", "follow_state")),
     "user": Group(("user_id",), sums=("active_days", "listens_7d", "listen_ms")),
     "creator_listener": Group(("creator_id", "user_id"),
                               sums=tuple(f"plays_{w}d" for w in WINDOWS), entity="creator"),
@@ -107,22 +108,33 @@ def _last_follow(follows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 def day_partials(behavior: pd.DataFrame, impressions: pd.DataFrame | None, days_ago: int,
                  lookback_days: int) -> dict[str, pd.DataFrame]:
     """Partial aggregates of one day's events (``days_ago`` = as-of date minus event date)."""
-    if not 1 <= days_ago <= lookback_days:
-        raise ValueError(f"days_ago {days_ago} is outside the lookback 1..{lookback_days}")
+    return partials(behavior.assign(days_ago=days_ago), impressions, lookback_days)
+
+
+def partials(behavior: pd.DataFrame, impressions: pd.DataFrame | None,
+             lookback_days: int) -> dict[str, pd.DataFrame]:
+    """Partial aggregates of the events of one or more whole days; ``behavior`` carries each
+    row's ``days_ago``. Blocks of days must not overlap (active days add up across blocks)."""
+    days_ago = behavior["days_ago"]
+    if len(behavior) and not (days_ago.between(1, lookback_days)).all():
+        raise ValueError(f"days_ago {sorted(set(days_ago[~days_ago.between(1, lookback_days)]))}"
+                         f" is outside the lookback 1..{lookback_days}")
     kind = behavior["event_type"]
     listen = (kind == "listen_start").astype(np.int64)
     stop = (kind == "listen_stop").astype(np.int64)
     listen_ms = behavior["duration_ms"].fillna(0).astype(np.int64) * stop
     likes = (kind == "like").astype(np.int64) - (kind == "unlike").astype(np.int64)
-    recent = int(days_ago <= 7)
+    listens_7d = listen * (days_ago <= 7)
     show_ev = behavior[behavior["show_id"].notna()]
     ix = show_ev.index
+    active = behavior.groupby("user_id", sort=False)["days_ago"].nunique()
     out = {
         "user_topic": _sum_by(show_ev[show_ev["topic"].notna()], ["user_id", "topic"], {
             "listens": listen, "listen_ms": listen_ms, "likes": likes,
-            "listens_7d": listen * recent}),
+            "listens_7d": listens_7d}),
         "user": _sum_by(behavior, ["user_id"], {
-            "listens_7d": listen * recent, "listen_ms": listen_ms}).assign(active_days=1),
+            "listens_7d": listens_7d, "listen_ms": listen_ms}).assign(
+                active_days=lambda d: d["user_id"].map(active).to_numpy()),
         "show": _sum_by(show_ev, ["show_id"], {
             "listens": listen[ix], "likes": likes[ix], "listen_ms": listen_ms[ix],
             "stops": stop[ix], "impressions": 0, "engaged": 0}),
@@ -136,20 +148,18 @@ def day_partials(behavior: pd.DataFrame, impressions: pd.DataFrame | None, days_
 
     by_creator = behavior[behavior["creator_id"].notna()]
     cx = by_creator.index
-    uc = _sum_by(by_creator, ["user_id", "creator_id"], {
+    # Follow-only pairs get a row too (zero sums): uc_follows needs one.
+    out["user_creator"] = _sum_by(by_creator, ["user_id", "creator_id"], {
         "listens": listen[cx], "listen_ms": listen_ms[cx], "likes": likes[cx]})
     follows = by_creator[kind[cx].isin(["follow", "unfollow"])]
     follows = follows.assign(follow_state=(follows["event_type"] == "follow").astype(np.int64))
     last = _last_follow(follows, ["user_id", "creator_id"])
-    uc = uc.merge(last, on=["user_id", "creator_id"], how="left")
-    uc["follow_ts"] = uc["follow_ts"].fillna(-1).astype(np.int64)
-    uc["follow_state"] = uc["follow_state"].fillna(0).astype(np.int64)
-    out["user_creator"] = uc
+    out["user_follow"] = last
+    out["creator_follow"] = last
     listened = by_creator[listen[cx].astype(bool)]
     out["creator_listener"] = _sum_by(listened, ["creator_id", "user_id"], {
-        f"plays_{w}d": pd.Series(int(days_ago <= min(w, lookback_days)), index=listened.index)
+        f"plays_{w}d": (listened["days_ago"] <= min(w, lookback_days)).astype(np.int64)
         for w in WINDOWS})
-    out["creator_follow"] = last[["creator_id", "user_id", "follow_ts", "follow_state"]]
     return {g: _with_columns(g, f) for g, f in out.items()}
 
 
@@ -198,6 +208,10 @@ def _finalize_user(p: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     ut = p["user_topic"]
     total = ut.groupby("user_id")["listen_ms"].transform("sum")
     uc = p["user_creator"]
+    follow = p.get("user_follow")
+    state = (follow.set_index(["user_id", "creator_id"])["follow_state"]
+             .reindex(pd.MultiIndex.from_frame(uc[["user_id", "creator_id"]])).fillna(0)
+             .to_numpy() if follow is not None and len(follow) else 0)
     u = p["user"]
     return {
         "user_topic": ut.assign(ut_listen_share=_ratio(ut["listen_ms"], total),
@@ -205,7 +219,7 @@ def _finalize_user(p: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
                                 ut_listens_7d=ut["listens_7d"]),
         "user_creator": uc.assign(uc_listens=uc["listens"], uc_likes=uc["likes"].clip(lower=0),
                                   uc_listen_minutes=uc["listen_ms"] / 60_000,
-                                  uc_follows=uc["follow_state"]),
+                                  uc_follows=state),
         "user": u.assign(u_active_days=u["active_days"], u_listens_7d=u["listens_7d"],
                          u_listen_minutes=u["listen_ms"] / 60_000),
     }

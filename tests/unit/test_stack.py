@@ -37,7 +37,7 @@ def test_flink_conf_keeps_defaults_and_sizes_for_two_cores(tmp_path):
     stack = Stack(tmp_path, flink_port=18081)
     conf = yaml.safe_load((stack.write_flink_conf() / "config.yaml").read_text())
     assert conf["rest.port"] == 18081
-    assert conf["taskmanager.numberOfTaskSlots"] == 8
+    assert conf["taskmanager.numberOfTaskSlots"] == 4
     assert conf["python.execution-mode"] == "thread"
     assert conf["env.pid.dir"] == str(tmp_path / "pids")
     assert "--add-opens" in conf["env.java.opts.all"]

@@ -1,0 +1,160 @@
+"""Benchmark: build_batch_features over a 60-day simulated lake against a single-process
+pandas/pyarrow reference computing the same features over the same Parquet files.
+
+Both run as child processes of this script, timed wall-clock from start to exit (the Flink one
+includes starting its local mini-cluster, parallelism 2), with peak memory the largest resident
+set of the child's whole process tree (JVM and Python workers included), sampled every 0.1 s.
+The lake (simulate + compact_lake) is built once per size under ``--cache`` and reused.
+Prints one JSON line. Run: ``./dev bench batch_features [--users 20000 --days 60]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PY = sys.executable
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, MB (from /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        p = int(stat.parent.name)
+        children.setdefault(int(fields[1]), []).append(p)
+        rss[p] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        total += rss.get(p, 0)
+        stack.extend(children.get(p, []))
+    return total / 1e6
+
+
+def timed(argv: list[str], env: dict | None = None) -> tuple[float, float, str]:
+    """(seconds, peak MB of the process tree, stdout) of a child process."""
+    start = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT, env=env)
+    peak = [0.0]
+
+    def sample():
+        while proc.poll() is None:
+            peak[0] = max(peak[0], tree_rss_mb(proc.pid))
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    seconds = time.monotonic() - start
+    sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{err[-3000:]}")
+    return seconds, peak[0], out
+
+
+def build_lake(cache: Path, users: int, days: int, start: date) -> str:
+    lake_dir = cache / f"lake-{users}u-{days}d-{start}"
+    lake = lake_dir.as_uri()
+    if (lake_dir / ".complete").exists():
+        return lake
+    subprocess.run([PY, "-m", "onair.cli", "simulate", "--users", str(users), "--days",
+                    str(days), "--start", start.isoformat(), "--lake", lake, "--quiet"],
+                   check=True, cwd=ROOT)
+    subprocess.run([PY, "jobs/compact_lake.py", "--lake", lake, "--tables",
+                    "behavior_events,impressions"], check=True, cwd=ROOT,
+                   stdout=subprocess.DEVNULL)
+    (lake_dir / ".complete").write_text("")
+    return lake
+
+
+REFERENCE = """
+import json, sys, time
+from datetime import date
+sys.path.insert(0, "tests")
+from batch_features_reference import reference_features
+t = time.monotonic()
+out = reference_features(sys.argv[1], date.fromisoformat(sys.argv[2]), int(sys.argv[3]))
+for name, frame in out.items():
+    frame.to_parquet(f"{sys.argv[4]}/{name}.parquet")
+print(json.dumps({"compute_s": time.monotonic() - t}))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--parallelism", type=int, default=2)
+    parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "onair-bench"))
+    args = parser.parse_args()
+
+    start = date(2026, 9, 1)
+    as_of = start + timedelta(days=args.days)
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    lake = build_lake(cache, args.users, args.days, start)
+
+    flink_s, flink_mb, out = timed([PY, "jobs/build_batch_features.py", "--lake", lake,
+                                    "--as-of", as_of.isoformat(), "--lookback-days",
+                                    str(args.days), "--parallelism", str(args.parallelism),
+                                    "--no-online"])
+    job = json.loads(out.strip().splitlines()[-1])
+    ref_dir = Path(tempfile.mkdtemp(prefix="onair-bench-ref-"))
+    ref_s, ref_mb, ref_out = timed([PY, "-c", REFERENCE, lake, as_of.isoformat(),
+                                    str(args.days), str(ref_dir)])
+
+    # Same numbers? (after the clocks stopped)
+    import pandas as pd
+
+    from connectors.batch_store import offline_root, read_offline
+    from operators.batch_features import TABLE_FEATURES, TABLE_KEYS
+
+    equal = True
+    for table in TABLE_KEYS:
+        cols = [*TABLE_KEYS[table], *TABLE_FEATURES[table]]
+        keys = list(TABLE_KEYS[table])
+        got = read_offline(offline_root(lake), table, as_of.isoformat())[cols]
+        want = pd.read_parquet(ref_dir / f"{table}.parquet")[cols]
+        try:
+            pd.testing.assert_frame_equal(got.sort_values(keys).reset_index(drop=True),
+                                          want.sort_values(keys).reset_index(drop=True),
+                                          check_dtype=False, rtol=1e-9)
+        except AssertionError:
+            equal = False
+
+    print(json.dumps({
+        "bench": "batch_features",
+        "events": job["events"],
+        **job["events_by_table"],
+        "users": args.users, "days": args.days, "parallelism": args.parallelism,
+        "flink_s": round(flink_s, 2),
+        "flink_job_s": job["seconds"],
+        "reference_s": round(ref_s, 2),
+        "reference_compute_s": round(json.loads(ref_out.strip().splitlines()[-1])["compute_s"],
+                                     2),
+        "ratio": round(flink_s / ref_s, 3),
+        "events_per_s": round(job["events"] / flink_s),
+        "reference_events_per_s": round(job["events"] / ref_s),
+        "flink_peak_mb": round(flink_mb),
+        "reference_peak_mb": round(ref_mb),
+        "features_equal": equal,
+    }))
+
+
+if __name__ == "__main__":
+    main()
