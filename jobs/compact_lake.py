@@ -2,8 +2,8 @@
 
 Bounded, BATCH execution. One record per (table, date) partition; subtasks compact whole
 partitions (``connectors.lake_compaction``: schema enforced, deduplicated by id, idempotent),
-so memory is bounded by the largest partition, never by the lake. Prints one JSON line per
-partition and a summary.
+so memory is bounded by the largest partition, never by the lake. Prints a JSON summary
+(``--verbose``: one line per partition first).
 
     onair submit --attached compact_lake [--tables behavior_events,...] [--from D] [--to D]
 """
@@ -32,6 +32,7 @@ class CompactLakeConfig:
     date_from: str | None
     date_to: str | None
     flink: FlinkJobSettings
+    verbose: bool = False
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> CompactLakeConfig:
@@ -44,6 +45,8 @@ class CompactLakeConfig:
                             help=f"comma-separated tables (default all: {','.join(LAKE_TABLES)})")
         parser.add_argument("--from", dest="date_from", help="first date to compact (YYYY-MM-DD)")
         parser.add_argument("--to", dest="date_to", help="last date to compact (inclusive)")
+        parser.add_argument("--verbose", action="store_true",
+                            help="print one JSON line per partition before the summary")
         parser.add_argument("--parallelism", type=int,
                             default=int(env_default("COMPACT_LAKE_PARALLELISM", "2")),
                             help="subtasks (env COMPACT_LAKE_PARALLELISM, default 2)")
@@ -56,7 +59,7 @@ class CompactLakeConfig:
         # partitions runs truly in parallel (thread mode shares one interpreter).
         return cls(a.lake, tables, a.date_from, a.date_to,
                    FlinkJobSettings(parallelism=a.parallelism, python_mode="process",
-                                    batch=True, bundle_size=1))
+                                    batch=True, bundle_size=1), a.verbose)
 
 
 class CompactPartition(MapFunction):
@@ -92,7 +95,8 @@ def run(cfg: CompactLakeConfig) -> dict:
                .map(CompactPartition(cfg.lake_root), output_type=Types.STRING()))
     with results.execute_and_collect(JOB) as lines:
         for line in lines:
-            print(line)
+            if cfg.verbose:
+                print(line)
             r = json.loads(line)
             for k in ("rows_in", "rejected", "duplicates", "rows_out"):
                 summary[k] += r[k]

@@ -20,33 +20,22 @@ def _date(text: str) -> date:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from connectors.lake import LAKE_TABLES, write_raw
-    from onair.world import WorldConfig, creators_table, users_table
-    from onair.world_history import World
+    from onair.world import WorldConfig
+    from onair.world_history import write_world
 
     if args.users < 10 or args.days < 1:
         raise CliError("--users must be at least 10 and --days at least 1")
     cfg = WorldConfig(users=args.users, days=args.days, start=args.start, seed=args.seed)
     started = time.monotonic()
-    world = World.create(cfg)
-    start = cfg.start.isoformat()
-    write_raw(args.lake, LAKE_TABLES["users"], users_table(world.pop), f"sim{cfg.seed}", start)
-    write_raw(args.lake, LAKE_TABLES["creators"], creators_table(world.pop), f"sim{cfg.seed}",
-              start)
-    totals = {"behavior_events": 0, "show_events": 0, "impressions": 0}
-    for day, hist in world.history():
-        tag = f"sim{cfg.seed}-d{day:03d}"
-        for table, rows in (("behavior_events", hist.behavior), ("show_events", hist.shows),
-                            ("impressions", hist.impressions)):
-            write_raw(args.lake, LAKE_TABLES[table], rows, tag)
-            totals[table] += len(rows)
+
+    def progress(day, hist):
         if not args.quiet:
             print(f"day {day + 1}/{cfg.days}: {len(hist.behavior)} behaviour events, "
                   f"{len(hist.impressions)} impressions", file=sys.stderr)
-    summary = {"users": cfg.users, "creators": cfg.n_creators, "shows": len(world.shows),
-               "days": cfg.days, "start": start, **totals,
-               "seconds": round(time.monotonic() - started, 1), "lake": args.lake}
-    print(json.dumps(summary))
+
+    summary = write_world(args.lake, cfg, progress)
+    print(json.dumps(summary | {"seconds": round(time.monotonic() - started, 1),
+                                "lake": args.lake}))
     return 0
 
 

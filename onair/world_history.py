@@ -243,6 +243,29 @@ def _impressions_frame(day: int, imp: dict[str, np.ndarray]) -> pd.DataFrame:
     return df[list(IMPRESSION.field_names())]
 
 
+def write_world(lake_root: str, cfg: WorldConfig, progress=None) -> dict:
+    """Simulate ``cfg`` into the lake's raw zone: profiles as a snapshot dated the first day,
+    then each day's events and impressions (files tagged by seed and day, so a rerun with the
+    same seed rewrites the same files). Returns what was written."""
+    from connectors.lake import LAKE_TABLES, write_raw
+    from onair.world import creators_table, users_table
+
+    world = World.create(cfg)
+    start, seed = cfg.start.isoformat(), f"sim{cfg.seed}"
+    write_raw(lake_root, LAKE_TABLES["users"], users_table(world.pop), seed, start)
+    write_raw(lake_root, LAKE_TABLES["creators"], creators_table(world.pop), seed, start)
+    totals = {"behavior_events": 0, "show_events": 0, "impressions": 0}
+    for day, hist in world.history():
+        for table, rows in (("behavior_events", hist.behavior), ("show_events", hist.shows),
+                            ("impressions", hist.impressions)):
+            write_raw(lake_root, LAKE_TABLES[table], rows, f"{seed}-d{day:03d}")
+            totals[table] += len(rows)
+        if progress:
+            progress(day, hist)
+    return {"users": cfg.users, "creators": cfg.n_creators, "shows": len(world.shows),
+            "days": cfg.days, "start": start, **totals}
+
+
 def as_messages(rows: pd.DataFrame) -> list[dict]:
     """Raw-zone rows back to Kafka messages: nulls dropped, JSON-text objects parsed."""
     out = []

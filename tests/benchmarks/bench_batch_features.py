@@ -1,10 +1,13 @@
 """Benchmark: build_batch_features over a 60-day simulated lake against a single-process
 pandas/pyarrow reference computing the same features over the same Parquet files.
 
-Both run as child processes of this script, timed wall-clock from start to exit (the Flink one
-includes starting its local mini-cluster, parallelism 2), with peak memory the largest resident
-set of the child's whole process tree (JVM and Python workers included), sampled every 0.1 s.
-The lake (simulate + compact_lake) is built once per size under ``--cache`` and reused.
+The Flink job is submitted to the standalone cluster (``onair up``: two TaskManagers) with
+``flink run`` attached, parallelism 2, and timed wall-clock from submission to the client's
+exit (client start, scheduling, Python workers, both stages). Its peak memory is the largest
+resident set of the TaskManagers' process trees (their JVMs and Python workers) while it runs;
+``flink_idle_mb`` is the same before submission. The reference runs as a child process, timed
+from start to exit, peak memory of its process. The lake (simulate + compact_lake) is built
+once per size under ``--cache`` and reused.
 Prints one JSON line. Run: ``./dev bench batch_features [--users 20000 --days 60]``.
 """
 
@@ -45,8 +48,22 @@ def tree_rss_mb(pid: int) -> float:
     return total / 1e6
 
 
-def timed(argv: list[str], env: dict | None = None) -> tuple[float, float, str]:
-    """(seconds, peak MB of the process tree, stdout) of a child process."""
+def taskmanager_pids() -> list[int]:
+    return [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/cmdline")
+            if b"TaskManagerRunner" in _read(p)]
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+def timed(argv: list[str], env: dict | None = None,
+          watch: list[int] | None = None) -> tuple[float, float, str]:
+    """(seconds, peak MB, stdout) of a child process; the peak is of the child's process tree,
+    or of the trees of ``watch`` when given."""
     start = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=ROOT, env=env)
@@ -54,7 +71,7 @@ def timed(argv: list[str], env: dict | None = None) -> tuple[float, float, str]:
 
     def sample():
         while proc.poll() is None:
-            peak[0] = max(peak[0], tree_rss_mb(proc.pid))
+            peak[0] = max(peak[0], sum(tree_rss_mb(p) for p in (watch or [proc.pid])))
             time.sleep(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -109,11 +126,18 @@ def main() -> None:
     cache.mkdir(parents=True, exist_ok=True)
     lake = build_lake(cache, args.users, args.days, start)
 
-    flink_s, flink_mb, out = timed([PY, "jobs/build_batch_features.py", "--lake", lake,
-                                    "--as-of", as_of.isoformat(), "--lookback-days",
-                                    str(args.days), "--parallelism", str(args.parallelism),
-                                    "--no-online"])
-    job = json.loads(out.strip().splitlines()[-1])
+    from onair.cli import flink_run_argv
+    from onair.stack import Stack
+
+    stack = Stack.default()
+    stack.up(lambda _m: None)
+    tms = taskmanager_pids()
+    idle_mb = sum(tree_rss_mb(p) for p in tms)
+    argv = flink_run_argv("build_batch_features", [
+        "--lake", lake, "--as-of", as_of.isoformat(), "--lookback-days", str(args.days),
+        "--parallelism", str(args.parallelism), "--no-online"], detached=False)
+    flink_s, flink_mb, out = timed(argv, env=stack.flink_env(), watch=tms)
+    job = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
     ref_dir = Path(tempfile.mkdtemp(prefix="onair-bench-ref-"))
     ref_s, ref_mb, ref_out = timed([PY, "-c", REFERENCE, lake, as_of.isoformat(),
                                     str(args.days), str(ref_dir)])
@@ -151,6 +175,8 @@ def main() -> None:
         "events_per_s": round(job["events"] / flink_s),
         "reference_events_per_s": round(job["events"] / ref_s),
         "flink_peak_mb": round(flink_mb),
+        "flink_idle_mb": round(idle_mb),
+        "taskmanagers": len(tms),
         "reference_peak_mb": round(ref_mb),
         "features_equal": equal,
     }))
