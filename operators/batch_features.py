@@ -115,6 +115,7 @@ def partials(behavior: pd.DataFrame, impressions: pd.DataFrame | None,
              lookback_days: int) -> dict[str, pd.DataFrame]:
     """Partial aggregates of the events of one or more whole days; ``behavior`` carries each
     row's ``days_ago``. Blocks of days must not overlap (active days add up across blocks)."""
+    behavior = behavior.reset_index(drop=True)  # the per-event series below align on it
     days_ago = behavior["days_ago"]
     if len(behavior) and not (days_ago.between(1, lookback_days)).all():
         raise ValueError(f"days_ago {sorted(set(days_ago[~days_ago.between(1, lookback_days)]))}"
