@@ -111,6 +111,34 @@ def day_partials(behavior: pd.DataFrame, impressions: pd.DataFrame | None, days_
     return partials(behavior.assign(days_ago=days_ago), impressions, lookback_days)
 
 
+KEY_COLUMNS = ("user_id", "creator_id", "topic", "show_id")
+
+
+def _encode(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Key columns as integer codes (-1 = missing), factorised once: every group-by below then
+    hashes integers, not strings (string factorisation was a third of the time)."""
+    uniques = {}
+    out = frame.copy(deep=False)
+    for col in KEY_COLUMNS:
+        codes, uniques[col] = pd.factorize(frame[col])
+        out[col] = codes
+    return out, {c: np.asarray(u, dtype=object) for c, u in uniques.items()}
+
+
+def _decode(frame: pd.DataFrame, uniques: dict[str, np.ndarray]) -> pd.DataFrame:
+    for col, values in uniques.items():
+        if col in frame:
+            # Code -1 (missing) picks the None appended last.
+            codes = frame[col].to_numpy(dtype=np.int64)
+            frame[col] = np.append(values, None)[codes]
+    return frame
+
+
+def _kind(codes: np.ndarray, uniques: np.ndarray, name: str) -> np.ndarray:
+    found = np.flatnonzero(uniques == name)
+    return (codes == found[0]) if len(found) else np.zeros(len(codes), dtype=bool)
+
+
 def partials(behavior: pd.DataFrame, impressions: pd.DataFrame | None,
              lookback_days: int) -> dict[str, pd.DataFrame]:
     """Partial aggregates of the events of one or more whole days; ``behavior`` carries each
@@ -120,47 +148,53 @@ def partials(behavior: pd.DataFrame, impressions: pd.DataFrame | None,
     if len(behavior) and not (days_ago.between(1, lookback_days)).all():
         raise ValueError(f"days_ago {sorted(set(days_ago[~days_ago.between(1, lookback_days)]))}"
                          f" is outside the lookback 1..{lookback_days}")
-    kind = behavior["event_type"]
-    listen = (kind == "listen_start").astype(np.int64)
-    stop = (kind == "listen_stop").astype(np.int64)
+    kind_codes, kinds = pd.factorize(behavior["event_type"])
+    kinds = np.asarray(kinds, dtype=object)
+
+    def is_(name: str) -> pd.Series:
+        return pd.Series(_kind(kind_codes, kinds, name).astype(np.int64))
+
+    coded, uniques = _encode(behavior)
+    listen, stop = is_("listen_start"), is_("listen_stop")
     listen_ms = behavior["duration_ms"].fillna(0).astype(np.int64) * stop
-    likes = (kind == "like").astype(np.int64) - (kind == "unlike").astype(np.int64)
+    likes = is_("like") - is_("unlike")
     listens_7d = listen * (days_ago <= 7)
-    show_ev = behavior[behavior["show_id"].notna()]
+    show_ev = coded[coded["show_id"] >= 0]
     ix = show_ev.index
-    active = behavior.groupby("user_id", sort=False)["days_ago"].nunique()
+    active = coded.groupby("user_id", sort=False)["days_ago"].nunique()
     out = {
-        "user_topic": _sum_by(show_ev[show_ev["topic"].notna()], ["user_id", "topic"], {
+        "user_topic": _sum_by(show_ev[show_ev["topic"] >= 0], ["user_id", "topic"], {
             "listens": listen, "listen_ms": listen_ms, "likes": likes,
             "listens_7d": listens_7d}),
-        "user": _sum_by(behavior, ["user_id"], {
+        "user": _sum_by(coded, ["user_id"], {
             "listens_7d": listens_7d, "listen_ms": listen_ms}).assign(
                 active_days=lambda d: d["user_id"].map(active).to_numpy()),
         "show": _sum_by(show_ev, ["show_id"], {
             "listens": listen[ix], "likes": likes[ix], "listen_ms": listen_ms[ix],
             "stops": stop[ix], "impressions": 0, "engaged": 0}),
     }
+    by_creator = coded[coded["creator_id"] >= 0]
+    cx = by_creator.index
+    # Follow-only pairs get a row too (zero sums): uc_follows needs one.
+    out["user_creator"] = _sum_by(by_creator, ["user_id", "creator_id"], {
+        "listens": listen[cx], "listen_ms": listen_ms[cx], "likes": likes[cx]})
+    follow, unfollow = is_("follow")[cx], is_("unfollow")[cx]
+    follows = by_creator[(follow | unfollow).astype(bool).to_numpy()]
+    follows = follows.assign(follow_state=follow[follows.index])
+    last = _last_follow(follows, ["user_id", "creator_id"])
+    out["user_follow"] = last
+    out["creator_follow"] = last.copy()
+    listened = by_creator[listen[cx].astype(bool).to_numpy()]
+    out["creator_listener"] = _sum_by(listened, ["creator_id", "user_id"], {
+        f"plays_{w}d": (listened["days_ago"] <= min(w, lookback_days)).astype(np.int64)
+        for w in WINDOWS})
+    out = {g: _decode(f, uniques) for g, f in out.items()}
     if impressions is not None and len(impressions):
         shown = _sum_by(impressions, ["show_id"], {
             "impressions": pd.Series(1, index=impressions.index),
             "engaged": impressions["engaged"].astype(np.int64)})
         zeros = {c: 0 for c in ("listens", "likes", "listen_ms", "stops")}
         out["show"] = pd.concat([out["show"], shown.assign(**zeros)], ignore_index=True)
-
-    by_creator = behavior[behavior["creator_id"].notna()]
-    cx = by_creator.index
-    # Follow-only pairs get a row too (zero sums): uc_follows needs one.
-    out["user_creator"] = _sum_by(by_creator, ["user_id", "creator_id"], {
-        "listens": listen[cx], "listen_ms": listen_ms[cx], "likes": likes[cx]})
-    follows = by_creator[kind[cx].isin(["follow", "unfollow"])]
-    follows = follows.assign(follow_state=(follows["event_type"] == "follow").astype(np.int64))
-    last = _last_follow(follows, ["user_id", "creator_id"])
-    out["user_follow"] = last
-    out["creator_follow"] = last
-    listened = by_creator[listen[cx].astype(bool)]
-    out["creator_listener"] = _sum_by(listened, ["creator_id", "user_id"], {
-        f"plays_{w}d": (listened["days_ago"] <= min(w, lookback_days)).astype(np.int64)
-        for w in WINDOWS})
     return {g: _with_columns(g, f) for g, f in out.items()}
 
 
