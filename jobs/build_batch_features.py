@@ -63,7 +63,9 @@ class BatchFeaturesConfig:
                             default=int(env_default("BUILD_BATCH_FEATURES_PARALLELISM", "2")),
                             help="subtasks (env BUILD_BATCH_FEATURES_PARALLELISM, default 2)")
         parser.add_argument("--shards", type=int, default=0,
-                            help="entity shards per entity kind (default: the parallelism)")
+                            help="entity shards per entity kind (default 4 x parallelism: "
+                                 "Flink places keys by hash, and more, smaller shards even out "
+                                 "the subtasks' share of the heavy user shards)")
         parser.add_argument("--days-per-task", type=int, default=10,
                             help="days one subtask reads and aggregates at once: a subtask's "
                                  "memory is bounded by this many partitions (default 10)")
@@ -75,7 +77,7 @@ class BatchFeaturesConfig:
             parser.error("--lookback-days must be at least 1")
         run_id = a.run_id or f"{a.as_of:%Y%m%d}-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:6]}"
         # Process mode: pandas work of two subtasks runs in two interpreters, truly parallel.
-        return cls(a.as_of, a.lookback_days, a.lake, a.shards or a.parallelism,
+        return cls(a.as_of, a.lookback_days, a.lake, a.shards or 4 * a.parallelism,
                    max(1, a.days_per_task), run_id,
                    not a.no_online,
                    FlinkJobSettings(parallelism=a.parallelism, python_mode="process",

@@ -42,6 +42,8 @@ from datetime import UTC, date, datetime
 import numpy as np
 import pandas as pd
 
+# Bumped whenever the generative model changes what a seed produces (caches key on it).
+WORLD_VERSION = 2
 TOPICS = ("pop_music", "baseball", "politics", "comedy", "tech", "news", "true_crime",
           "cooking", "gaming", "wellness", "business", "k_pop")
 COUNTRIES = ("US", "GB", "KR", "JP", "DE", "BR", "IN")
@@ -63,15 +65,15 @@ class WorldConfig:
     days: int = 7
     start: date = date(2026, 9, 1)
     seed: int = 7
-    creators: int = 0  # 0: users // 20, at least 10
+    creators: int = 0  # 0: users // 10, at least 20
     shows_per_creator_day: float = 0.5
-    openings_per_user_day: float = 0.8
-    feed_size: int = 6
+    openings_per_user_day: float = 0.5
+    feed_size: int = 20
     declared_agreement: float = 0.4
 
     @property
     def n_creators(self) -> int:
-        return self.creators or max(10, self.users // 20)
+        return self.creators or max(20, self.users // 10)
 
     @property
     def t0_ms(self) -> int:

@@ -85,7 +85,9 @@ def timed(argv: list[str], env: dict | None = None,
 
 
 def build_lake(cache: Path, users: int, days: int, start: date) -> str:
-    lake_dir = cache / f"lake-{users}u-{days}d-{start}"
+    from onair.world import WORLD_VERSION
+
+    lake_dir = cache / f"lake-w{WORLD_VERSION}-{users}u-{days}d-{start}"
     lake = lake_dir.as_uri()
     if (lake_dir / ".complete").exists():
         return lake

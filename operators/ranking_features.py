@@ -1,0 +1,121 @@
+"""The ranker's feature vector, the heuristic, top-k, A/B assignment and ranking metrics
+(pure numpy; the training job and the ranking job both build vectors here, so they agree).
+
+A vector is assembled from named columns: every name in ``FEATURE_ORDER`` gets its column, a
+name nobody supplied gets its default (0.0), names not in the order are ignored. A missing
+feature therefore never shifts the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+# Point-in-time show features (the streaming store, as of the request).
+PIT_FEATURES = ("pit_like_count", "pit_listen_count", "pit_unique_listeners",
+                "pit_notify_count", "pit_is_live", "pit_minutes_to_start")
+# Batch features (the online batch store, as of the start of the request's day).
+SHOW_BATCH = ("s_listens", "s_like_rate", "s_avg_listen_minutes", "s_engagement_rate")
+CREATOR_BATCH = ("c_plays_7d", "c_plays_30d", "c_unique_listeners_30d", "c_followers")
+USER_TOPIC_BATCH = ("ut_listen_share", "ut_like_rate", "ut_listens_7d")
+USER_CREATOR_BATCH = ("uc_listens", "uc_likes", "uc_listen_minutes", "uc_follows")
+USER_BATCH = ("u_active_days", "u_listen_minutes")
+FEATURE_ORDER: tuple[str, ...] = (PIT_FEATURES + SHOW_BATCH + CREATOR_BATCH + USER_TOPIC_BATCH
+                                  + USER_CREATOR_BATCH + USER_BATCH + ("declared_topic",))
+MAX_MINUTES_TO_START = 48 * 60.0
+
+
+def assemble(columns: Mapping[str, np.ndarray | float], n: int,
+             order: Sequence[str] = FEATURE_ORDER) -> np.ndarray:
+    """(n, len(order)) float32: column ``i`` is ``columns[order[i]]`` (array or scalar), 0.0
+    where the name is absent."""
+    out = np.zeros((n, len(order)), dtype=np.float32)
+    for i, name in enumerate(order):
+        value = columns.get(name)
+        if value is not None:
+            out[:, i] = value
+    return out
+
+
+def minutes_to_start(scheduled_start_ms: np.ndarray, now_ms: int | np.ndarray) -> np.ndarray:
+    """Minutes until a scheduled start (0 when started or unknown), capped at 48 h."""
+    start = np.asarray(scheduled_start_ms, dtype=np.float64)
+    minutes = np.where(start > 0, (start - now_ms) / 60_000.0, 0.0)
+    return np.clip(minutes, 0.0, MAX_MINUTES_TO_START)
+
+
+def pit_columns(show: Mapping[str, np.ndarray], now_ms: int | np.ndarray) -> dict[str, np.ndarray]:
+    """PIT columns from the streaming store's show features (``SHOW_NUMERIC`` names of
+    ``connectors.feature_store``: like_count, listen_count, unique_listeners, notify_count,
+    is_live, scheduled_start, ...), as of ``now_ms``."""
+    live = np.asarray(show["is_live"], dtype=np.float32)
+    return {
+        "pit_like_count": show["like_count"], "pit_listen_count": show["listen_count"],
+        "pit_unique_listeners": show["unique_listeners"],
+        "pit_notify_count": show["notify_count"], "pit_is_live": live,
+        "pit_minutes_to_start": np.where(live > 0, 0.0,
+                                         minutes_to_start(show["scheduled_start"], now_ms)),
+    }
+
+
+def user_columns(user: Mapping[str, float], topics: Sequence[str],
+                 creators: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per-candidate columns from a user's batch hash (``u_*``, ``ut:<topic>:<name>``,
+    ``uc:<creator>:<name>``, as ``connectors.batch_store`` stores them)."""
+    cols: dict[str, np.ndarray] = {}
+    for name in USER_TOPIC_BATCH:
+        cols[name] = np.array([user.get(f"ut:{t}:{name}", 0.0) for t in topics], np.float32)
+    for name in USER_CREATOR_BATCH:
+        cols[name] = np.array([user.get(f"uc:{c}:{name}", 0.0) for c in creators], np.float32)
+    for name in USER_BATCH:
+        cols[name] = np.float32(user.get(name, 0.0))
+    return cols
+
+
+def heuristic_scores(topics: Sequence[str], declared: set[str],
+                     popularity: np.ndarray) -> np.ndarray:
+    """The control arm: shows of a declared topic first, ties broken by popularity."""
+    pop = np.asarray(popularity, dtype=np.float64)
+    tie = pop / (1.0 + pop.max()) if len(pop) else pop  # in [0, 1): never outranks a topic
+    return np.array([t in declared for t in topics], dtype=np.float64) + tie
+
+
+def top_k(ids: Sequence[str], scores: np.ndarray, k: int) -> list[tuple[str, float]]:
+    """The k best (id, score), best first; equal scores in id order (deterministic)."""
+    order = sorted(range(len(ids)), key=lambda i: (-float(scores[i]), ids[i]))[:k]
+    return [(ids[i], float(scores[i])) for i in order]
+
+
+def variant(user_id: str, experiment: str) -> str:
+    """``ml`` or ``heuristic``, 50/50 by a hash of experiment and user: stable per user."""
+    digest = hashlib.sha256(f"{experiment}:{user_id}".encode()).digest()
+    return "ml" if digest[0] % 2 == 0 else "heuristic"
+
+
+def ndcg_at_k(relevance_in_rank_order: np.ndarray, k: int = 10) -> float:
+    """NDCG@k of one ranked list of 0/1 (or graded) relevances; 0 when nothing is relevant."""
+    rel = np.asarray(relevance_in_rank_order, dtype=np.float64)
+    discounts = 1.0 / np.log2(np.arange(2, min(k, len(rel)) + 2))
+    dcg = float((rel[:k] * discounts).sum())
+    ideal = float((np.sort(rel)[::-1][:k] * discounts).sum())
+    return dcg / ideal if ideal > 0 else 0.0
+
+
+def ranking_metrics(request_ids: np.ndarray, labels: np.ndarray, scores: np.ndarray,
+                    k: int = 10) -> dict[str, float]:
+    """Mean NDCG@k and engagement@k (engaged shows in the top k) over requests with at least
+    one engaged show, each request's shows ordered by score."""
+    order = np.lexsort((-scores, request_ids))
+    req, lab = request_ids[order], labels[order]
+    bounds = np.flatnonzero(np.r_[True, req[1:] != req[:-1], True])
+    ndcgs, engaged = [], []
+    for lo, hi in itertools.pairwise(bounds):
+        rel = lab[lo:hi]
+        if rel.any():
+            ndcgs.append(ndcg_at_k(rel, k))
+            engaged.append(float(rel[:k].sum()))
+    return {"requests": len(ndcgs), "ndcg": float(np.mean(ndcgs)) if ndcgs else 0.0,
+            "engagement": float(np.mean(engaged)) if engaged else 0.0}

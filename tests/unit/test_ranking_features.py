@@ -1,0 +1,79 @@
+"""Ranker vector assembly, heuristic, top-k, variant assignment and ranking metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from operators.ranking_features import (
+    FEATURE_ORDER,
+    assemble,
+    heuristic_scores,
+    minutes_to_start,
+    ndcg_at_k,
+    ranking_metrics,
+    top_k,
+    user_columns,
+    variant,
+)
+
+
+def test_a_missing_feature_never_shifts_columns():
+    full = {name: float(i + 1) for i, name in enumerate(FEATURE_ORDER)}
+    x = assemble(full, 2)
+    assert x.shape == (2, len(FEATURE_ORDER))
+    assert list(x[0]) == [float(i + 1) for i in range(len(FEATURE_ORDER))]
+    missing = {k: v for k, v in full.items() if k != "s_like_rate"}
+    y = assemble(missing | {"not_a_feature": 99.0}, 2)
+    i = FEATURE_ORDER.index("s_like_rate")
+    assert (y[:, i] == 0).all()
+    assert (np.delete(y, i, axis=1) == np.delete(x, i, axis=1)).all()
+
+
+def test_user_columns_read_the_batch_hash_layout():
+    user = {"u_active_days": 4.0, "ut:tech:ut_listen_share": 0.5, "uc:c2:uc_follows": 1.0}
+    cols = user_columns(user, topics=["tech", "news"], creators=["c1", "c2"])
+    x = assemble(cols, 2)
+    assert list(x[:, FEATURE_ORDER.index("ut_listen_share")]) == [0.5, 0.0]
+    assert list(x[:, FEATURE_ORDER.index("uc_follows")]) == [0.0, 1.0]
+    assert list(x[:, FEATURE_ORDER.index("u_active_days")]) == [4.0, 4.0]
+
+
+def test_minutes_to_start():
+    now = 1_000_000_000
+    got = minutes_to_start(np.array([0, now - 60_000, now + 90 * 60_000, now + 10**10]), now)
+    assert list(got) == [0.0, 0.0, 90.0, 48 * 60.0]
+
+
+def test_heuristic_puts_declared_topics_first_then_popularity():
+    scores = heuristic_scores(["news", "tech", "tech", "cooking"], {"tech"},
+                              np.array([1000.0, 5.0, 50.0, 0.0]))
+    ranked = [i for i, _ in top_k(["a", "b", "c", "d"], scores, 4)]
+    assert ranked == ["c", "b", "a", "d"]
+
+
+def test_top_k_is_deterministic_on_ties():
+    assert top_k(["b", "a", "c"], np.array([1.0, 1.0, 2.0]), 2) == [("c", 2.0), ("a", 1.0)]
+    assert top_k(["a"], np.array([0.5]), 10) == [("a", 0.5)]
+
+
+def test_variants_are_stable_and_about_half():
+    users = [f"u{i}" for i in range(4000)]
+    first = [variant(u, "ranker-v1") for u in users]
+    assert first == [variant(u, "ranker-v1") for u in users]
+    share = first.count("ml") / len(users)
+    assert 0.46 < share < 0.54
+    other = [variant(u, "ranker-v2") for u in users]
+    assert first != other  # a new experiment reshuffles
+
+
+def test_ndcg_and_ranking_metrics():
+    assert ndcg_at_k(np.array([1, 0, 0]), 10) == 1.0
+    assert ndcg_at_k(np.array([0, 0, 1]), 10) == pytest.approx(0.5)
+    assert ndcg_at_k(np.array([0, 0]), 10) == 0.0
+    req = np.array(["r1"] * 3 + ["r2"] * 2 + ["r3"] * 2)
+    lab = np.array([0, 1, 0, 1, 0, 0, 0])
+    good = ranking_metrics(req, lab, np.array([0.1, 0.9, 0.2, 0.8, 0.1, 0.5, 0.4]), k=1)
+    bad = ranking_metrics(req, lab, np.array([0.9, 0.1, 0.2, 0.1, 0.8, 0.5, 0.4]), k=1)
+    assert good == {"requests": 2, "ndcg": 1.0, "engagement": 1.0}
+    assert bad["ndcg"] == 0.0 and bad["engagement"] == 0.0
