@@ -27,21 +27,18 @@ from connectors.flink_env import FlinkJobSettings, stream_env
 from connectors.job_config import add_alarm_policy_flags, alarm_policy, env_default
 from models.alarm_dataset import class_files
 from models.alarm_training import (
-    OnnxScorer,
     TrainParams,
-    curves_png,
     debounce,
     event_metrics,
     file_windows,
     model_extra,
     oob_threshold,
-    parity,
     report_markdown,
     summarise_events,
-    to_onnx,
     train_forest,
     window_metrics,
 )
+from models.onnx_export import OnnxScorer, curves_png, parity, to_onnx
 from models.registry import Registry, fingerprint_files
 from operators.audio_features import FeatureSpec, feature_names
 from operators.audio_stream import StreamPolicy

@@ -8,18 +8,16 @@ shipped model and policy.
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from models.onnx_export import OnnxScorer
 from operators.audio_features import FeatureSpec, clip_windows
 from operators.audio_pcm import read_wav
 from operators.audio_stream import Debouncer, Detection, StreamPolicy, Window
-
-ONNX_INPUT = "features"
 
 
 # What a registered alarm model carries besides the ONNX file (``ModelVersion.extra``): written
@@ -71,44 +69,6 @@ def oob_threshold(model, y: np.ndarray, alarm: int, target_fpr: float) -> float:
     that did not see it), so the holdout stays untouched. Kept within [0.5, 0.95]."""
     negatives = model.oob_decision_function_[y != alarm, alarm]
     return float(np.clip(np.quantile(negatives, 1.0 - target_fpr), 0.5, 0.95))
-
-
-def to_onnx(model, n_features: int) -> bytes:
-    """float32 ``features`` (N, n_features) in; ``label`` and ``probabilities`` (N, classes)
-    out, in label-index order (no ZipMap, so serving gets a plain tensor)."""
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType
-
-    onx = convert_sklearn(model, initial_types=[(ONNX_INPUT, FloatTensorType([None, n_features]))],
-                          options={id(model): {"zipmap": False}}, target_opset=17)
-    return onx.SerializeToString()
-
-
-class OnnxScorer:
-    """Class probabilities from an ONNX session (or bytes), one vectorised call per batch."""
-
-    def __init__(self, session_or_bytes):
-        if isinstance(session_or_bytes, bytes):
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = 1
-            session_or_bytes = ort.InferenceSession(session_or_bytes, options,
-                                                    providers=["CPUExecutionProvider"])
-        self.session = session_or_bytes
-        self.output = next(o.name for o in self.session.get_outputs()
-                           if o.name.startswith("prob"))
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        if len(x) == 0:
-            return np.zeros((0, 0), np.float32)
-        return self.session.run([self.output], {ONNX_INPUT: x.astype(np.float32)})[0]
-
-
-def parity(model, scorer: OnnxScorer, x: np.ndarray) -> float:
-    """Largest absolute difference between scikit-learn's and ONNX's probabilities."""
-    x32 = x.astype(np.float32)
-    return float(np.max(np.abs(model.predict_proba(x32) - scorer(x32)))) if len(x) else 0.0
 
 
 def debounce(probs: np.ndarray, spec: FeatureSpec, policy: StreamPolicy, labels: list[str],
@@ -198,30 +158,6 @@ def summarise_events(per_snr: dict, min_snr: float = 0.0) -> dict:
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"events": events, "detection_rate": round(recall, 4),
             "precision": round(precision, 4), "f1": round(f1, 4)}
-
-
-def curves_png(y_true: np.ndarray, alarm_p: np.ndarray, title: str) -> bytes:
-    """ROC and precision/recall curves of the window-level holdout, as PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import precision_recall_curve, roc_curve
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    fpr, tpr, _ = roc_curve(y_true, alarm_p)
-    a.plot(fpr, tpr)
-    a.plot([0, 1], [0, 1], "k:", lw=0.8)
-    a.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (windows)")
-    precision, recall, _ = precision_recall_curve(y_true, alarm_p)
-    b.plot(recall, precision)
-    b.set(xlabel="recall", ylabel="precision", title="precision / recall (windows)")
-    fig.suptitle(title)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def report_markdown(meta: dict) -> str:

@@ -84,12 +84,12 @@ def cmd_produce_audio(args: argparse.Namespace) -> int:
 def cmd_detect(args: argparse.Namespace) -> int:
     from connectors.job_config import alarm_policy
     from models.alarm_training import (
-        OnnxScorer,
         alarm_label_of,
         detect_in_samples,
         feature_spec_of,
         threshold_of,
     )
+    from models.onnx_export import OnnxScorer
     from models.registry import Registry, RegistryError
 
     try:

@@ -15,7 +15,8 @@ from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
-from models.alarm_training import OnnxScorer, alarm_label_of, feature_spec_of
+from models.alarm_training import alarm_label_of, feature_spec_of
+from models.onnx_export import OnnxScorer
 from models.registry import Registry
 from operators.audio_pcm import decode_chunk, resample
 from operators.audio_stream import Chunk, StreamDetector, StreamPolicy, alert_message

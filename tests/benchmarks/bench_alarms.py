@@ -38,7 +38,8 @@ from connectors import flink_rest
 from connectors.kafka_admin import consumer, create_topics, producer
 from connectors.settings import KafkaSettings
 from models import alarm_sounds as sounds
-from models.alarm_training import OnnxScorer, feature_spec_of
+from models.alarm_training import feature_spec_of
+from models.onnx_export import OnnxScorer
 from models.registry import Registry, RegistryError
 from onair.cli import submit
 from onair.stack import Stack

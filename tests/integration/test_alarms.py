@@ -15,7 +15,8 @@ from connectors.kafka_admin import create_topics, producer, read_all
 from connectors.settings import KafkaSettings
 from models import alarm_sounds as sounds
 from models.alarm_dataset import DatasetConfig, build_dataset
-from models.alarm_training import OnnxScorer, detect_in_samples, feature_spec_of, threshold_of
+from models.alarm_training import detect_in_samples, feature_spec_of, threshold_of
+from models.onnx_export import OnnxScorer
 from models.registry import Registry, sha256_file
 from onair.alarm_cli import default_audio_dir
 from onair.cli import submit

@@ -10,7 +10,8 @@ import pytest
 
 from models import alarm_sounds as sounds
 from models.alarm_dataset import DatasetConfig, build_dataset, class_files
-from models.alarm_training import OnnxScorer, TrainParams, parity, to_onnx, train_forest
+from models.alarm_training import TrainParams, train_forest
+from models.onnx_export import OnnxScorer, parity, to_onnx
 from models.registry import Registry, RegistryError, fingerprint_files
 
 RATE = 16_000
