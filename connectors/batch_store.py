@@ -11,7 +11,8 @@ read. Training joins features "as they were" on any past day by reading that day
 
 Online, in Redis (``onair`` is ``RedisSettings.key_prefix``)::
 
-    onair:batch:<run>:user:<id>      u_* features, ut:<topic>:<name>, uc:<creator>:<name>
+    onair:batch:<run>:user:<id>      u_* features, ut:<topic>:<name>, uc:<creator>:<name>,
+                                     declared (JSON list of the topics the user declared)
     onair:batch:<run>:creator:<id>   c_* features
     onair:batch:<run>:show:<id>      s_* features
     onair:batch:current              {"run_id", "as_of", "previous"}
@@ -140,6 +141,17 @@ class BatchOnlineStore:
         pipe.execute()
         return len(mappings)
 
+    def load_declared(self, run_id: str, declared: dict[str, list[str]]) -> int:
+        """Each user's declared topics (``declared``: JSON list) into the run's user hashes:
+        the heuristic ranks by them, the model reads them as a feature."""
+        pipe = self.client.pipeline(transaction=False)
+        for i, (user, topics) in enumerate(declared.items(), start=1):
+            pipe.hset(self.key(run_id, "user", user), "declared", json.dumps(sorted(topics)))
+            if i % PIPELINE_BATCH == 0:
+                pipe.execute()
+        pipe.execute()
+        return len(declared)
+
     def publish(self, run_id: str, as_of: str) -> dict:
         """Point readers at ``run_id``; keep the previous run, delete older ones."""
         old = self.current(max_age_s=0)
@@ -189,13 +201,13 @@ class BatchOnlineStore:
         for c in creator_ids:
             pipe.hmget(self.key(run, "creator", c), TABLE_FEATURES["creator"])
         replies = pipe.execute()
-        user = {k.decode(): float(v) for k, v in replies[0].items()}
-        shows = _matrix(replies[1:1 + len(show_ids)], len(TABLE_FEATURES["show"]))
-        creators = _matrix(replies[1 + len(show_ids):], len(TABLE_FEATURES["creator"]))
+        user = {k.decode(): float(v) for k, v in replies[0].items() if k != b"declared"}
+        shows = float_matrix(replies[1:1 + len(show_ids)], len(TABLE_FEATURES["show"]))
+        creators = float_matrix(replies[1 + len(show_ids):], len(TABLE_FEATURES["creator"]))
         return BatchFeatures(run, user, shows, creators)
 
 
-def _matrix(rows: list[list[bytes | None]], width: int) -> np.ndarray:
+def float_matrix(rows: list[list[bytes | None]], width: int) -> np.ndarray:
     out = np.zeros((len(rows), width), dtype=np.float32)
     for i, row in enumerate(rows):
         for j, v in enumerate(row):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
@@ -166,3 +167,13 @@ def read_partition(lake_root: str, table: str, dt: str,
     if not path.exists():
         return None
     return pq.read_table(path, columns=columns)
+
+
+def declared_topics(lake: str, day: date) -> dict[str, set[str]]:
+    """Declared topics per user from the newest users snapshot dated on or before ``day``."""
+    dates = [d for d in transformed_partitions(lake, "users") if d <= day.isoformat()]
+    if not dates:
+        return {}
+    users = read_partition(lake, "users", dates[-1], ["user_id", "declared_topics"]).to_pandas()
+    return {u: set(json.loads(t)) for u, t in zip(users["user_id"], users["declared_topics"],
+                                                  strict=True)}

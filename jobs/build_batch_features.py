@@ -238,7 +238,12 @@ def run(cfg: BatchFeaturesConfig) -> dict:
     mark_offline_complete(offline_root(cfg.lake_root), cfg.as_of.isoformat(), cfg.run_id,
                           summary)
     if cfg.online:
-        summary["online_pointer"] = BatchOnlineStore().publish(cfg.run_id, cfg.as_of.isoformat())
+        from connectors.lake_compaction import declared_topics
+
+        store = BatchOnlineStore()
+        summary["declared_loaded"] = store.load_declared(
+            cfg.run_id, declared_topics(cfg.lake_root, cfg.as_of))
+        summary["online_pointer"] = store.publish(cfg.run_id, cfg.as_of.isoformat())
     summary["seconds"] = round(time.monotonic() - started, 2)
     print(json.dumps(summary))
     return summary

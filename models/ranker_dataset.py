@@ -17,7 +17,6 @@ turned on, or 5+ minutes of listening, in the session the impression started.
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import date, timedelta
 
@@ -30,7 +29,7 @@ from connectors.batch_store import (
     read_offline,
     write_offline_shard,
 )
-from connectors.lake_compaction import read_partition, transformed_partitions
+from connectors.lake_compaction import declared_topics, read_partition
 from operators.batch_features import (
     BEHAVIOR_COLUMNS,
     ENTITY_GROUPS,
@@ -127,16 +126,6 @@ def pit_show_features(events: list[dict], queries: pd.DataFrame) -> pd.DataFrame
     result = pd.DataFrame(index=range(len(order)), columns=frame.columns, dtype=np.float64)
     result.iloc[order] = frame.to_numpy()
     return result
-
-
-def declared_topics(lake: str, day: date) -> dict[str, set[str]]:
-    """Declared topics per user from the newest users snapshot dated on or before ``day``."""
-    dates = [d for d in transformed_partitions(lake, "users") if d <= day.isoformat()]
-    if not dates:
-        return {}
-    users = read_partition(lake, "users", dates[-1], ["user_id", "declared_topics"]).to_pandas()
-    return {u: set(json.loads(t)) for u, t in zip(users["user_id"], users["declared_topics"],
-                                                  strict=True)}
 
 
 def day_rows(lake: str, day: date, lookback: int) -> pd.DataFrame:

@@ -75,12 +75,12 @@ def user_columns(user: Mapping[str, float], topics: Sequence[str],
     return cols
 
 
-def heuristic_scores(topics: Sequence[str], declared: set[str],
-                     popularity: np.ndarray) -> np.ndarray:
-    """The control arm: shows of a declared topic first, ties broken by popularity."""
+def heuristic_scores(declared: np.ndarray, popularity: np.ndarray) -> np.ndarray:
+    """The control arm: shows of a topic the listener declared first, ties broken by
+    popularity (``declared`` is one 0/1 per show)."""
     pop = np.asarray(popularity, dtype=np.float64)
     tie = pop / (1.0 + pop.max()) if len(pop) else pop  # in [0, 1): never outranks a topic
-    return np.array([t in declared for t in topics], dtype=np.float64) + tie
+    return np.asarray(declared, dtype=np.float64) + tie
 
 
 def top_k(ids: Sequence[str], scores: np.ndarray, k: int) -> list[tuple[str, float]]:

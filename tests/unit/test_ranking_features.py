@@ -46,8 +46,8 @@ def test_minutes_to_start():
 
 
 def test_heuristic_puts_declared_topics_first_then_popularity():
-    scores = heuristic_scores(["news", "tech", "tech", "cooking"], {"tech"},
-                              np.array([1000.0, 5.0, 50.0, 0.0]))
+    declared = np.array([t in {"tech"} for t in ("news", "tech", "tech", "cooking")])
+    scores = heuristic_scores(declared, np.array([1000.0, 5.0, 50.0, 0.0]))
     ranked = [i for i, _ in top_k(["a", "b", "c", "d"], scores, 4)]
     assert ranked == ["c", "b", "a", "d"]
 

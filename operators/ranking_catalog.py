@@ -1,0 +1,75 @@
+"""Which shows can be ranked right now: live shows and shows scheduled to start within a horizon,
+kept from show events (pure; the ranking job holds one per subtask, rebuilt from broadcast
+state after a restart)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HORIZON_MS = 2 * 3_600_000
+# A scheduled show whose start has passed without a `live` event stays a candidate this long.
+LATE_START_MS = 30 * 60_000
+# Ended shows are forgotten after this much event time (late events about them are ignored).
+FORGET_ENDED_MS = 3_600_000
+
+
+@dataclass
+class ShowEntry:
+    show_id: str
+    creator_id: str
+    topic: str
+    status: str            # scheduled | live | ended
+    scheduled_start: int   # UTC ms, 0 when unknown
+    status_ts: int         # event time of the status
+
+    def as_tuple(self) -> tuple:
+        return (self.creator_id, self.topic, self.status, self.scheduled_start, self.status_ts)
+
+    @classmethod
+    def from_tuple(cls, show_id: str, t: tuple) -> ShowEntry:
+        return cls(show_id, *t)
+
+
+class Catalog:
+    def __init__(self) -> None:
+        self.shows: dict[str, ShowEntry] = {}
+        self.newest_ts = 0
+
+    def apply(self, event: dict) -> ShowEntry | None:
+        """Apply a show event; return the entry as it now is (None if the event was stale)."""
+        sid, ts, kind = event["show_id"], int(event["ts"]), event["event_type"]
+        self.newest_ts = max(self.newest_ts, ts)
+        entry = self.shows.get(sid)
+        if entry is None:
+            entry = ShowEntry(sid, event.get("creator_id", ""), event.get("topic") or "",
+                              "scheduled", 0, -1)
+            self.shows[sid] = entry
+        entry.creator_id = event.get("creator_id") or entry.creator_id
+        entry.topic = event.get("topic") or entry.topic
+        if event.get("scheduled_start"):
+            entry.scheduled_start = int(event["scheduled_start"])
+        if kind != "updated" and ts >= entry.status_ts:
+            # Status moves by event time; an older event never undoes a newer one.
+            entry.status, entry.status_ts = kind, ts
+        return entry
+
+    def put(self, entry: ShowEntry) -> None:
+        self.shows[entry.show_id] = entry
+
+    def forget_ended(self) -> list[str]:
+        """Drop shows ended more than ``FORGET_ENDED_MS`` before the newest event."""
+        gone = [s for s, e in self.shows.items()
+                if e.status == "ended" and e.status_ts < self.newest_ts - FORGET_ENDED_MS]
+        for s in gone:
+            del self.shows[s]
+        return gone
+
+    def candidates(self, now_ms: int, horizon_ms: int = HORIZON_MS) -> list[ShowEntry]:
+        """Live shows, and scheduled ones starting in [now - LATE_START_MS, now + horizon]."""
+        out = []
+        for e in self.shows.values():
+            if e.status == "live" or (
+                    e.status == "scheduled"
+                    and now_ms - LATE_START_MS <= e.scheduled_start <= now_ms + horizon_ms):
+                out.append(e)
+        return out

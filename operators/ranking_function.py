@@ -1,0 +1,134 @@
+"""Flink glue of ``rank_shows``: requests joined with the broadcast catalog of shows, features
+from Redis in one round trip, one ONNX call per request, top-k, A/B arm."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import numpy as np
+from pyflink.common import Types
+from pyflink.datastream import BroadcastProcessFunction
+from pyflink.datastream.state import MapStateDescriptor
+
+from operators.ranking_catalog import Catalog, ShowEntry
+from operators.ranking_features import assemble, heuristic_scores, top_k, variant
+from operators.validate_function import kafka_row
+
+CATALOG_STATE = MapStateDescriptor("show-catalog", Types.STRING(), Types.STRING())
+log = logging.getLogger(__name__)
+
+
+class RankShowsFunction(BroadcastProcessFunction):
+    def __init__(self, registry_root: str, model_name: str, alias: str, experiment: str,
+                 horizon_ms: int, default_k: int, reload_s: float):
+        self.registry_root, self.model_name, self.alias = registry_root, model_name, alias
+        self.experiment, self.horizon_ms = experiment, horizon_ms
+        self.default_k, self.reload_s = default_k, reload_s
+
+    def open(self, runtime_context):
+        from connectors.ranking_reads import RankingReader
+        from models.registry import Registry
+
+        self.catalog = Catalog()
+        self.restored = False
+        self.reader = RankingReader()
+        self.registry = Registry(self.registry_root)
+        self.scorer = None
+        self.model_version: str | None = None
+        self.next_check = 0.0
+        group = runtime_context.get_metrics_group().add_group("onair")
+        self.requests = group.counter("ranking_requests")
+        self.fallbacks = group.counter("ranking_fallbacks")
+        self.reloads = group.counter("model_reloads")
+        self.latency = group.distribution("ranking_latency_us")
+
+    # ------------------------------------------------------------------ the catalog
+    def process_broadcast_element(self, value, ctx):
+        entry = self.catalog.apply(value)
+        state = ctx.get_broadcast_state(CATALOG_STATE)
+        if entry is not None:
+            state.put(entry.show_id, json.dumps(entry.as_tuple()))
+        for show_id in self.catalog.forget_ended():
+            state.remove(show_id)
+
+    def _restore(self, ctx) -> None:
+        """After a restart the broadcast state holds the catalog; the local copy is rebuilt
+        from it once (reads from the local copy are plain dict lookups)."""
+        for show_id, packed in ctx.get_broadcast_state(CATALOG_STATE).items():
+            if show_id not in self.catalog.shows:
+                self.catalog.put(ShowEntry.from_tuple(show_id, tuple(json.loads(packed))))
+        self.restored = True
+
+    # ------------------------------------------------------------------ the model
+    def _refresh_model(self) -> None:
+        """Follow the alias: a promoted version is picked up within ``reload_s`` seconds."""
+        now = time.monotonic()
+        if now < self.next_check:
+            return
+        self.next_check = now + self.reload_s
+        from models.onnx_export import OnnxScorer
+        from models.registry import RegistryError
+
+        try:
+            mv = self.registry.resolve(self.model_name, self.alias)
+            if mv.ref == self.model_version:
+                return
+            session, mv = self.registry.load_session(self.model_name, mv.version)
+            self.scorer, self.model_version = OnnxScorer(session), mv.ref
+            self.reloads.inc()
+            log.info("ranking with %s", mv.ref)
+        except (RegistryError, OSError) as e:
+            if self.scorer is None:
+                log.warning("no model to rank with yet (%s): heuristic for every request", e)
+
+    # ------------------------------------------------------------------ requests
+    def process_element(self, value, ctx):
+        started = time.perf_counter()
+        if not self.restored:
+            self._restore(ctx)
+        self._refresh_model()
+        self.requests.inc()
+        message = self.rank(value, started)
+        self.latency.update(int((time.perf_counter() - started) * 1e6))
+        yield kafka_row(value["user_id"], message)
+
+    def rank(self, request: dict, started: float) -> dict:
+        now = int(request["ts"])
+        if request.get("candidates"):
+            known = self.catalog.shows
+            shows = [known.get(s) or ShowEntry(s, "", "", "unknown", 0, 0)
+                     for s in dict.fromkeys(request["candidates"])]
+        else:
+            shows = self.catalog.candidates(now, self.horizon_ms)
+        ids = [s.show_id for s in shows]
+        k = int(request.get("k") or self.default_k)
+        arm = variant(request["user_id"], self.experiment)
+        model_version = None
+        if ids:
+            feats = self.reader.read(request["user_id"], ids, [s.creator_id for s in shows],
+                                     [s.topic for s in shows], now)
+            if arm == "ml" and self.scorer is not None and feats.batch_run is not None:
+                x = assemble(feats.columns, len(ids))
+                scores = self.scorer(x)[:, 1]
+                model_version = self.model_version
+            else:
+                if arm == "ml":
+                    self.fallbacks.inc()
+                scores = heuristic_scores(feats.declared, feats.popularity)
+            items = top_k(ids, scores, k)
+        else:
+            items = []
+        return {
+            "request_id": request["request_id"], "user_id": request["user_id"], "ts": now,
+            "variant": arm, "model_version": model_version,
+            "items": [{"show_id": s, "score": round(float(v), 6)} for s, v in items],
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+
+
+def ranking_arrays(message: dict) -> tuple[list[str], np.ndarray]:
+    """(show ids, scores) of a ranking message, best first."""
+    return ([i["show_id"] for i in message["items"]],
+            np.array([i["score"] for i in message["items"]], dtype=np.float64))

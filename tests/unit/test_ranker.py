@@ -1,0 +1,108 @@
+"""The ranking catalog, forest merging, PIT reconstruction and the ranker's evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.onnx_export import OnnxScorer, parity, to_onnx
+from models.ranker_dataset import pit_show_features
+from models.ranker_training import (
+    RankerParams,
+    evaluate,
+    merge_forests,
+    train_part,
+    tree_tasks,
+)
+from operators.ranking_catalog import FORGET_ENDED_MS, LATE_START_MS, Catalog
+from operators.ranking_features import FEATURE_ORDER
+
+H = 3_600_000
+
+
+def show(kind, ts, sid="s1", start=None):
+    e = {"event_id": f"{sid}-{kind}-{ts}", "event_type": kind, "ts": ts, "show_id": sid,
+         "creator_id": "c1", "topic": "tech"}
+    if start is not None:
+        e["scheduled_start"] = start
+    return e
+
+
+def test_catalog_candidates_are_live_or_starting_soon():
+    c = Catalog()
+    c.apply(show("scheduled", 0, "soon", start=10 * H + H))
+    c.apply(show("scheduled", 0, "later", start=10 * H + 3 * H))
+    c.apply(show("scheduled", 0, "late", start=10 * H - LATE_START_MS // 2))
+    c.apply(show("scheduled", 0, "live", start=9 * H))
+    c.apply(show("live", 9 * H, "live"))
+    c.apply(show("scheduled", 0, "over", start=8 * H))
+    c.apply(show("live", 8 * H, "over"))
+    c.apply(show("ended", 9 * H, "over"))
+    got = sorted(e.show_id for e in c.candidates(10 * H))
+    assert got == ["late", "live", "soon"]
+
+
+def test_catalog_status_follows_event_time_not_arrival():
+    c = Catalog()
+    c.apply(show("ended", 5 * H))
+    c.apply(show("live", 4 * H))  # late: must not bring the show back
+    c.apply(show("updated", 6 * H, start=7 * H))
+    assert c.shows["s1"].status == "ended"
+    assert c.shows["s1"].scheduled_start == 7 * H
+    c.apply(show("live", 5 * H + FORGET_ENDED_MS + 1, "other"))
+    assert c.forget_ended() == ["s1"]
+    assert "s1" not in c.shows
+
+
+def _data(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, len(FEATURE_ORDER))).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 3] + rng.normal(scale=0.5, size=n) > 0).astype(int)
+    return x, y
+
+
+def test_a_forest_grown_in_parts_is_the_forest_of_all_its_trees():
+    x, y = _data()
+    params = RankerParams(trees=12, max_depth=6, min_samples_leaf=5)
+    tasks = tree_tasks(params, 3)
+    assert [t for _, t in tasks] == [4, 4, 4] and len({s for s, _ in tasks}) == 3
+    parts = [train_part(x, y, params, seed, trees) for seed, trees in tasks]
+    merged = merge_forests(parts)
+    assert merged.n_estimators == 12
+    expected = np.mean([p.predict_proba(x) for p in parts], axis=0)
+    np.testing.assert_allclose(merged.predict_proba(x), expected, atol=1e-12)
+    assert parity(merged, OnnxScorer(to_onnx(merged, x.shape[1])), x) <= 1e-5
+    assert tree_tasks(RankerParams(trees=5), 3) == [(7000, 2), (7001, 2), (7002, 1)]
+
+
+def test_pit_features_count_only_events_strictly_before_the_query():
+    events = [show("scheduled", 0, start=10_000),
+              {"event_id": "a", "event_type": "listen_start", "ts": 10, "user_id": "u1",
+               "show_id": "s1"},
+              {"event_id": "b", "event_type": "like", "ts": 20, "user_id": "u1",
+               "show_id": "s1"},
+              {"event_id": "c", "event_type": "listen_start", "ts": 30, "user_id": "u2",
+               "show_id": "s1"},
+              show("live", 40)]
+    queries = pd.DataFrame({"show_id": ["s1", "s1", "s1", "nope"], "ts": [20, 41, 5, 50]})
+    got = pit_show_features(events, queries)
+    assert list(got["listen_count"]) == [1, 2, 0, 0]
+    assert list(got["like_count"]) == [0, 1, 0, 0]
+    assert list(got["unique_listeners"]) == [1, 2, 0, 0]
+    assert list(got["is_live"]) == [0, 1, 0, 0]
+    assert list(got["scheduled_start"]) == [10_000, 10_000, 10_000, 0]
+
+
+def test_evaluation_compares_model_and_heuristic_on_the_same_requests():
+    holdout = pd.DataFrame({
+        "request_id": ["r1"] * 3 + ["r2"] * 3,
+        "label": [0, 0, 1, 1, 0, 0],
+        "declared_topic": [1, 1, 0, 1, 0, 0],
+        "pit_listen_count": [5, 1, 0, 0, 9, 9], "s_listens": [0] * 6,
+    })
+    m = evaluate(holdout, np.array([0.1, 0.2, 0.9, 0.8, 0.1, 0.2]))
+    assert m["ndcg10_model"] == 1.0
+    assert m["ndcg10_heuristic"] == pytest.approx((0.5 + 1.0) / 2)
+    assert m["eng10_model"] == m["eng10_heuristic"] == 1.0  # every show fits in the top 10
+    assert m["ndcg10_lift"] == pytest.approx(1 / 0.75 - 1, abs=1e-4)
