@@ -144,18 +144,21 @@ class MergeShard(KeyedProcessFunction):
     """Merges one entity shard's partials as days arrive; finalizes and writes at its end."""
 
     def __init__(self, cfg: BatchFeaturesConfig):
+        from connectors.settings import RedisSettings
+
         self.lake, self.as_of, self.run_id = cfg.lake_root, cfg.as_of.isoformat(), cfg.run_id
-        self.online = cfg.online
+        # From the driver's environment: the TaskManagers' is not the user's.
+        self.redis = RedisSettings.from_env() if cfg.online else None
 
     def open(self, runtime_context):
         # BATCH mode sorts the input by key: one shard is in progress at a time, so plain
         # instance memory is enough (keyed state would round-trip the frames through the JVM).
         self.pending: dict[str, dict[str, list]] = {}
         self.store = None
-        if self.online:
+        if self.redis is not None:
             from connectors.batch_store import BatchOnlineStore
 
-            self.store = BatchOnlineStore()
+            self.store = BatchOnlineStore(self.redis)
 
     def process_element(self, value, ctx):
         from operators.batch_features import merge_all

@@ -26,7 +26,7 @@ from pyflink.table import StreamTableEnvironment
 from connectors.flink_env import FlinkJobSettings, run_job
 from connectors.flink_io import Input, add_dead_letter_sink, add_kafka_sink, validated_inputs
 from connectors.job_config import add_flink_flags, env_default, flink_settings
-from connectors.settings import KafkaSettings, registry_root
+from connectors.settings import KafkaSettings, RedisSettings, registry_root
 from connectors.topics import REC_RANKINGS, REC_REQUESTS, SHOW_EVENTS
 from operators.ranking_function import CATALOG_STATE, RankShowsFunction
 from operators.validate_function import KAFKA_ROW_TYPE
@@ -37,6 +37,7 @@ JOB = "rank_shows"
 @dataclass(frozen=True)
 class RankShowsConfig:
     kafka: KafkaSettings
+    redis: RedisSettings
     flink: FlinkJobSettings
     registry: str
     model: str
@@ -71,7 +72,8 @@ class RankShowsConfig:
                                                               cls.group_id),
                             help="Kafka consumer group (env RANK_SHOWS_GROUP_ID)")
         a = parser.parse_args(argv)
-        return cls(KafkaSettings.from_env(), flink_settings(a), str(registry_root()), a.model,
+        return cls(KafkaSettings.from_env(), RedisSettings.from_env(), flink_settings(a),
+                   str(registry_root()), a.model,
                    a.alias, a.experiment, a.horizon_min * 60_000, a.k, a.reload_s, a.group_id)
 
 
@@ -82,8 +84,8 @@ def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironmen
         job=JOB, group_id=cfg.group_id, bounded=cfg.flink.bounded, low_latency=True)
     catalog = valid[SHOW_EVENTS.name].broadcast(CATALOG_STATE)
     rankings = (valid[REC_REQUESTS.name].connect(catalog)
-                .process(RankShowsFunction(cfg.registry, cfg.model, cfg.alias, cfg.experiment,
-                                           cfg.horizon_ms, cfg.k, cfg.reload_s),
+                .process(RankShowsFunction(cfg.redis, cfg.registry, cfg.model, cfg.alias,
+                                           cfg.experiment, cfg.horizon_ms, cfg.k, cfg.reload_s),
                          output_type=KAFKA_ROW_TYPE)
                 .name("rank").uid(f"{JOB}-rank"))
     statements = t_env.create_statement_set()

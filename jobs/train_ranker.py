@@ -191,6 +191,7 @@ def run(cfg: TrainRankerConfig):
     fingerprint = fingerprint_files(files, cfg.work_dir) | {
         "rows": {d["day"]: d["rows"] for d in days}, "lake": cfg.lake_root}
     extra = {"train_days": train_days, "eval_days": eval_days, "tree_tasks": cfg.tree_tasks,
+             "rows_dir": str(cfg.work_dir / "rows"),
              "importances": importances(model), "label": "engaged",
              "heuristic": "declared topic first, then pit_listen_count + s_listens"}
     meta = {"name": cfg.name, "params": cfg.params.as_dict(), "metrics": metrics,

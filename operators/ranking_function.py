@@ -7,7 +7,6 @@ import json
 import logging
 import time
 
-import numpy as np
 from pyflink.common import Types
 from pyflink.datastream import BroadcastProcessFunction
 from pyflink.datastream.state import MapStateDescriptor
@@ -20,9 +19,52 @@ CATALOG_STATE = MapStateDescriptor("show-catalog", Types.STRING(), Types.STRING(
 log = logging.getLogger(__name__)
 
 
+class Ranker:
+    """One request -> one ranking message (no Flink here: the benchmark times it alone)."""
+
+    def __init__(self, catalog: Catalog, reader, experiment: str, horizon_ms: int,
+                 default_k: int):
+        self.catalog, self.reader, self.experiment = catalog, reader, experiment
+        self.horizon_ms, self.default_k = horizon_ms, default_k
+
+    def rank(self, request: dict, scorer, model_version: str | None,
+             started: float | None = None) -> dict:
+        """``scorer`` (an OnnxScorer or None) ranks the ml arm; ``model_version`` names it."""
+        started = time.perf_counter() if started is None else started
+        now = int(request["ts"])
+        if request.get("candidates"):
+            known = self.catalog.shows
+            shows = [known.get(s) or ShowEntry(s, "", "", "unknown", 0, 0)
+                     for s in dict.fromkeys(request["candidates"])]
+        else:
+            shows = self.catalog.candidates(now, self.horizon_ms)
+        ids = [s.show_id for s in shows]
+        k = int(request.get("k") or self.default_k)
+        arm = variant(request["user_id"], self.experiment)
+        used = None
+        items: list[tuple[str, float]] = []
+        if ids:
+            feats = self.reader.read(request["user_id"], ids, [s.creator_id for s in shows],
+                                     [s.topic for s in shows], now)
+            if arm == "ml" and scorer is not None and feats.batch_run is not None:
+                scores = scorer(assemble(feats.columns, len(ids)))[:, 1]
+                used = model_version
+            else:
+                scores = heuristic_scores(feats.declared, feats.popularity)
+            items = top_k(ids, scores, k)
+        return {
+            "request_id": request["request_id"], "user_id": request["user_id"], "ts": now,
+            "variant": arm, "model_version": used,
+            "items": [{"show_id": s, "score": round(float(v), 6)} for s, v in items],
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+
+
 class RankShowsFunction(BroadcastProcessFunction):
-    def __init__(self, registry_root: str, model_name: str, alias: str, experiment: str,
+    def __init__(self, redis, registry_root: str, model_name: str, alias: str, experiment: str,
                  horizon_ms: int, default_k: int, reload_s: float):
+        # Settings travel from the driver: the TaskManagers' environment is not the user's.
+        self.redis = redis
         self.registry_root, self.model_name, self.alias = registry_root, model_name, alias
         self.experiment, self.horizon_ms = experiment, horizon_ms
         self.default_k, self.reload_s = default_k, reload_s
@@ -33,7 +75,8 @@ class RankShowsFunction(BroadcastProcessFunction):
 
         self.catalog = Catalog()
         self.restored = False
-        self.reader = RankingReader()
+        self.ranker = Ranker(self.catalog, RankingReader(self.redis), self.experiment,
+                             self.horizon_ms, self.default_k)
         self.registry = Registry(self.registry_root)
         self.scorer = None
         self.model_version: str | None = None
@@ -90,45 +133,8 @@ class RankShowsFunction(BroadcastProcessFunction):
             self._restore(ctx)
         self._refresh_model()
         self.requests.inc()
-        message = self.rank(value, started)
+        message = self.ranker.rank(value, self.scorer, self.model_version, started)
+        if message["variant"] == "ml" and message["model_version"] is None:
+            self.fallbacks.inc()
         self.latency.update(int((time.perf_counter() - started) * 1e6))
         yield kafka_row(value["user_id"], message)
-
-    def rank(self, request: dict, started: float) -> dict:
-        now = int(request["ts"])
-        if request.get("candidates"):
-            known = self.catalog.shows
-            shows = [known.get(s) or ShowEntry(s, "", "", "unknown", 0, 0)
-                     for s in dict.fromkeys(request["candidates"])]
-        else:
-            shows = self.catalog.candidates(now, self.horizon_ms)
-        ids = [s.show_id for s in shows]
-        k = int(request.get("k") or self.default_k)
-        arm = variant(request["user_id"], self.experiment)
-        model_version = None
-        if ids:
-            feats = self.reader.read(request["user_id"], ids, [s.creator_id for s in shows],
-                                     [s.topic for s in shows], now)
-            if arm == "ml" and self.scorer is not None and feats.batch_run is not None:
-                x = assemble(feats.columns, len(ids))
-                scores = self.scorer(x)[:, 1]
-                model_version = self.model_version
-            else:
-                if arm == "ml":
-                    self.fallbacks.inc()
-                scores = heuristic_scores(feats.declared, feats.popularity)
-            items = top_k(ids, scores, k)
-        else:
-            items = []
-        return {
-            "request_id": request["request_id"], "user_id": request["user_id"], "ts": now,
-            "variant": arm, "model_version": model_version,
-            "items": [{"show_id": s, "score": round(float(v), 6)} for s, v in items],
-            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-        }
-
-
-def ranking_arrays(message: dict) -> tuple[list[str], np.ndarray]:
-    """(show ids, scores) of a ranking message, best first."""
-    return ([i["show_id"] for i in message["items"]],
-            np.array([i["score"] for i in message["items"]], dtype=np.float64))

@@ -1,0 +1,266 @@
+"""Benchmark: ranking latency, in the operator and end to end through Kafka and rank_shows.
+
+Setup (cached per world version under ``--cache``): a simulated world -> compact_lake ->
+build_batch_features (online) -> train_ranker, registered as ``bench_ranker`` and promoted.
+A catalog of 1,000 live shows (creators and topics of that world, streaming features in Redis).
+
+* operator: ``Ranker.rank`` alone (1,000 candidates: one Redis round trip for every feature,
+  assembly, one ONNX call, top-10), p50/p99 over ``--requests`` requests of ml-arm users;
+* scoring: the same 1,000 rows through ONNX and through scikit-learn's ``predict_proba`` of the
+  identical forest (rebuilt from the registered training rows, seeds and parts), median of 30;
+* end to end: requests produced at 50 and then 200 per second for ``--seconds`` each, stamped
+  with the send time; latency = arrival of the ranking at a consumer minus that stamp.
+
+Prints one JSON line. Run: ``./dev bench ranking``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+PY = sys.executable
+MODEL = "bench_ranker"
+EXPERIMENT = "bench"
+
+
+def run(argv: list[str]) -> None:
+    subprocess.run([PY, "-m", "onair.cli", *argv], check=True, cwd=ROOT,
+                   stdout=subprocess.DEVNULL)
+
+
+def setup(cache: Path, users: int, days: int) -> str:
+    from connectors.batch_store import BatchOnlineStore
+    from models.registry import Registry, RegistryError
+    from onair.world import WORLD_VERSION, WorldConfig
+    from onair.world_history import write_world
+
+    start = date(2026, 9, 1)
+    folder = cache / f"ranking-w{WORLD_VERSION}-{users}u-{days}d"
+    lake = folder.as_uri()
+    if not (folder / ".complete").exists():
+        write_world(lake, WorldConfig(users=users, days=days, start=start))
+        run(["submit", "--attached", "compact_lake", "--lake", lake])
+        (folder / ".complete").write_text("")
+    as_of = (start + timedelta(days=days)).isoformat()
+    if BatchOnlineStore().current(max_age_s=0) is None:
+        run(["submit", "--attached", "build_batch_features", "--lake", lake, "--as-of", as_of])
+    try:
+        Registry().resolve(MODEL, "production")
+    except RegistryError:
+        run(["submit", "--attached", "train_ranker", "--lake", lake, "--name", MODEL,
+             "--promote"])
+    return lake
+
+
+def catalog_shows(lake: str, n: int) -> dict[str, tuple[str, str]]:
+    from connectors.lake_compaction import read_partition, transformed_partitions
+
+    creators = read_partition(lake, "creators", transformed_partitions(lake, "creators")[-1],
+                              ["creator_id", "main_topic"]).to_pandas()
+    return {f"bench-s{i}": (creators["creator_id"].iat[i % len(creators)],
+                            creators["main_topic"].iat[i % len(creators)]) for i in range(n)}
+
+
+def percentiles(values: list[float]) -> tuple[float, float]:
+    return (round(float(np.percentile(values, 50)), 2),
+            round(float(np.percentile(values, 99)), 2))
+
+
+def sklearn_twin(mv):
+    """The registered forest rebuilt in scikit-learn: same rows, params, seeds and parts."""
+    from models.ranker_training import (
+        RankerParams,
+        load_rows,
+        merge_forests,
+        train_part,
+        tree_tasks,
+    )
+
+    rows = Path(mv.extra["rows_dir"])
+    files = [str(rows / f"day={d}.parquet") for d in mv.extra["train_days"]
+             if (rows / f"day={d}.parquet").exists()]
+    x, y = load_rows(files)
+    params = RankerParams(**mv.params)
+    parts = [train_part(x, y, params, seed, trees)
+             for seed, trees in tree_tasks(params, mv.extra["tree_tasks"])]
+    return merge_forests(sorted(parts, key=lambda m: m.random_state))
+
+
+def operator_latency(shows, users, n: int):
+    from connectors.ranking_reads import RankingReader
+    from models.onnx_export import OnnxScorer
+    from models.registry import Registry
+    from operators.ranking_catalog import Catalog
+    from operators.ranking_function import Ranker
+
+    catalog = Catalog()
+    now = int(time.time() * 1000)
+    for sid, (creator, topic) in shows.items():
+        catalog.apply({"show_id": sid, "event_type": "live", "ts": now - 60_000,
+                       "creator_id": creator, "topic": topic})
+    session, mv = Registry().load_session(MODEL, "production")
+    scorer = OnnxScorer(session)
+    ranker = Ranker(catalog, RankingReader(), EXPERIMENT, 2 * 3_600_000, 10)
+    times = []
+    for i in range(n + 20):
+        request = {"request_id": f"op-{i}", "user_id": users[i % len(users)],
+                   "ts": int(time.time() * 1000)}
+        t = time.perf_counter()
+        out = ranker.rank(request, scorer, mv.ref)
+        if i >= 20:
+            times.append((time.perf_counter() - t) * 1000)
+        assert out["model_version"] == mv.ref and len(out["items"]) == 10
+    feats = ranker.reader.read(users[0], list(shows), [c for c, _ in shows.values()],
+                               [t for _, t in shows.values()], now)
+    return times, feats, scorer, mv
+
+
+def scoring_times(feats, scorer, mv) -> tuple[float, float, float]:
+    from operators.ranking_features import assemble
+
+    x = assemble(feats.columns, len(feats.declared))
+    forest = sklearn_twin(mv)
+    diff = float(np.max(np.abs(forest.predict_proba(x)[:, 1] - scorer(x)[:, 1])))
+
+    def median_ms(fn):
+        samples = []
+        for _ in range(30):
+            t = time.perf_counter()
+            fn()
+            samples.append((time.perf_counter() - t) * 1000)
+        return round(float(np.median(samples)), 3)
+
+    return median_ms(lambda: scorer(x)), median_ms(lambda: forest.predict_proba(x)), diff
+
+
+def end_to_end(shows, users, rates: list[int], seconds: float) -> dict[int, list[float]]:
+    from kafka import TopicPartition
+
+    from connectors import flink_rest
+    from connectors.kafka_admin import consumer, create_topics, partitions_of, producer
+    from connectors.settings import KafkaSettings
+    from onair.cli import submit
+
+    os.environ["ONAIR_TOPIC_PREFIX"] = f"benchrank{uuid.uuid4().hex[:6]}."
+    kafka = KafkaSettings.from_env()
+    create_topics(kafka)
+    job = submit("rank_shows", ["--model", MODEL, "--experiment", EXPERIMENT])
+    sent: dict[str, int] = {}
+    arrived: dict[str, float] = {}
+    stop = threading.Event()
+    try:
+        flink_rest.wait_for_state(job, {"RUNNING"}, 120)
+        p = producer(kafka, linger_ms=0)
+        now = int(time.time() * 1000)
+        for sid, (creator, topic) in shows.items():
+            event = {"event_id": f"e-{sid}", "event_type": "live", "ts": now - 60_000,
+                     "show_id": sid, "creator_id": creator, "topic": topic}
+            p.send(kafka.topic("show-events"), json.dumps(event).encode(), key=sid.encode())
+        p.flush()
+        out_topic = kafka.topic("rec-rankings")
+        c = consumer(kafka, fetch_max_wait_ms=2, isolation_level="read_uncommitted")
+        c.assign([TopicPartition(out_topic, i) for i in partitions_of(kafka, out_topic)])
+
+        def listen():
+            while not stop.is_set():
+                for records in c.poll(timeout_ms=5).values():
+                    t = time.time() * 1000
+                    for r in records:
+                        arrived.setdefault(json.loads(r.value)["request_id"], t)
+
+        threading.Thread(target=listen, daemon=True).start()
+        for i in range(30):  # warm up: the job's first requests pay for loading the model
+            _send(p, kafka, f"warm-{i}", users[i % len(users)], sent)
+            time.sleep(0.1)
+        time.sleep(10)
+        results = {}
+        for rate in rates:
+            ids = []
+            start = time.monotonic()
+            i = 0
+            while time.monotonic() - start < seconds:
+                due = start + i / rate
+                time.sleep(max(0.0, due - time.monotonic()))
+                rid = f"r{rate}-{i}"
+                _send(p, kafka, rid, users[i % len(users)], sent)
+                ids.append(rid)
+                i += 1
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not all(r in arrived for r in ids):
+                time.sleep(0.2)
+            results[rate] = [arrived[r] - sent[r] for r in ids if r in arrived]
+            results[f"lost_{rate}"] = len(ids) - len(results[rate])
+        return results
+    finally:
+        stop.set()
+        flink_rest.cancel(job)
+
+
+def _send(p, kafka, rid: str, user: str, sent: dict) -> None:
+    ts = int(time.time() * 1000)
+    sent[rid] = ts
+    p.send(kafka.topic("rec-requests"),
+           json.dumps({"request_id": rid, "user_id": user, "ts": ts}).encode(),
+           key=user.encode())
+    p.flush()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--users", type=int, default=3000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--candidates", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "onair-bench"))
+    args = parser.parse_args()
+
+    from connectors.feature_store import FeatureWrite, RedisFeatureStore
+    from onair.stack import Stack
+    from operators.ranking_features import variant
+
+    Stack.default().up(lambda _m: None)
+    lake = setup(Path(args.cache), args.users, args.days)
+    shows = catalog_shows(lake, args.candidates)
+    rng = np.random.default_rng(3)
+    now = int(time.time() * 1000)
+    RedisFeatureStore().write_many(
+        FeatureWrite("show", s, 1, now, {"status": "live", "like_count": int(rng.integers(50)),
+                                         "listen_count": int(rng.integers(500)),
+                                         "unique_listeners": int(rng.integers(300)),
+                                         "notify_count": int(rng.integers(40))})
+        for s in shows)
+    users = [u for u in (f"u{i}" for i in range(args.users)) if variant(u, EXPERIMENT) == "ml"]
+
+    times, feats, scorer, mv = operator_latency(shows, users, args.requests)
+    onnx_ms, sklearn_ms, diff = scoring_times(feats, scorer, mv)
+    e2e = end_to_end(shows, users, [50, 200], args.seconds)
+    op50, op99 = percentiles(times)
+    e50, e99 = percentiles(e2e[50])
+    f50, f99 = percentiles(e2e[200])
+    print(json.dumps({
+        "bench": "ranking", "candidates": args.candidates, "model": mv.ref,
+        "operator_p50_ms": op50, "operator_p99_ms": op99,
+        "e2e_p50_ms_at_50rps": e50, "e2e_p99_ms_at_50rps": e99,
+        "e2e_p50_ms_at_200rps": f50, "e2e_p99_ms_at_200rps": f99,
+        "e2e_lost": {"50": e2e["lost_50"], "200": e2e["lost_200"]},
+        "onnx_1000_ms": onnx_ms, "sklearn_1000_ms": sklearn_ms,
+        "onnx_vs_sklearn_max_diff": diff,
+    }))
+
+
+if __name__ == "__main__":
+    main()
