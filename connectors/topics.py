@@ -160,7 +160,7 @@ RANKING = MessageSchema(
         Field("ts", "integer", description="Time of the request, UTC epoch ms."),
         Field("variant", "string", enum=("ml", "heuristic")),
         Field("model_version", "string", required=False),
-        Field("items", "array", description="[{show_id, score}] best first."),
+        Field("items", "array", description="[{show_id, score, creator_id}] best first."),
         Field("latency_ms", "number"),
     ),
 )

@@ -52,10 +52,12 @@ class Ranker:
             else:
                 scores = heuristic_scores(feats.declared, feats.popularity)
             items = top_k(ids, scores, k)
+        creator_of = {s.show_id: s.creator_id for s in shows}
         return {
             "request_id": request["request_id"], "user_id": request["user_id"], "ts": now,
             "variant": arm, "model_version": used,
-            "items": [{"show_id": s, "score": round(float(v), 6)} for s, v in items],
+            "items": [{"show_id": s, "score": round(float(v), 6),
+                       "creator_id": creator_of[s]} for s, v in items],
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         }
 
