@@ -15,6 +15,7 @@ Online, in Redis (``onair`` is ``RedisSettings.key_prefix``)::
                                      declared (JSON list of the topics the user declared)
     onair:batch:<run>:creator:<id>   c_* features
     onair:batch:<run>:show:<id>      s_* features
+    onair:batch:<run>:showvec:<id>   the same, packed float32 (also creatorvec for creators)
     onair:batch:current              {"run_id", "as_of", "previous"}
 
 A run is loaded completely under its own namespace before ``publish`` moves the pointer, so a
@@ -138,6 +139,17 @@ class BatchOnlineStore:
             pipe.hset(key, mapping=mapping)
             if i % PIPELINE_BATCH == 0:
                 pipe.execute()
+        # Shows and creators also as packed float32 vectors (TABLE_FEATURES order): a ranker
+        # reads a thousand of them with one MGET instead of a thousand HMGETs.
+        for table in ("show", "creator"):
+            if table in tables:
+                t = tables[table]
+                vectors = t[list(TABLE_FEATURES[table])].to_numpy(dtype=np.float32)
+                for i, (entity_id, vec) in enumerate(zip(t[TABLE_KEYS[table][0]], vectors,
+                                                         strict=True), start=1):
+                    pipe.set(self.key(run_id, f"{table}vec", entity_id), vec.tobytes())
+                    if i % PIPELINE_BATCH == 0:
+                        pipe.execute()
         pipe.execute()
         return len(mappings)
 

@@ -120,15 +120,20 @@ class DayRows(MapFunction):
 
 
 class TrainPart(MapFunction):
-    def __init__(self, files: list[str], params: RankerParams):
-        self.files, self.params = files, params
+    """Grows one part of the forest; the part goes to a file (parts are megabytes: too big
+    to travel back through the collect sink)."""
+
+    def __init__(self, files: list[str], params: RankerParams, out: str):
+        self.files, self.params, self.out = files, params, out
 
     def map(self, value):
         from models.ranker_training import load_rows, train_part
 
         seed, trees = value
         x, y = load_rows(self.files)
-        return pickle.dumps(train_part(x, y, self.params, seed, trees))
+        path = Path(self.out) / f"part-{seed}.pkl"
+        path.write_bytes(pickle.dumps(train_part(x, y, self.params, seed, trees)))
+        return str(path)
 
 
 def build_rows(cfg: TrainRankerConfig) -> list[dict]:
@@ -147,11 +152,13 @@ def grow_forest(cfg: TrainRankerConfig, train_files: list[str]):
 
     env = stream_env(cfg.flink)
     tasks = tree_tasks(cfg.params, cfg.tree_tasks)
+    out = cfg.work_dir / "forest"
+    out.mkdir(parents=True, exist_ok=True)
     ds = (env.from_collection(tasks, type_info=Types.TUPLE([Types.INT(), Types.INT()]))
           .rebalance()
-          .map(TrainPart(train_files, cfg.params), output_type=Types.PICKLED_BYTE_ARRAY()))
+          .map(TrainPart(train_files, cfg.params, str(out)), output_type=Types.STRING()))
     with ds.execute_and_collect(f"{JOB}-forest") as results:
-        parts = [pickle.loads(r) for r in results]
+        parts = [pickle.loads(Path(r).read_bytes()) for r in results]
     return merge_forests(sorted(parts, key=lambda m: m.random_state))
 
 

@@ -4,7 +4,8 @@ Starts what is not running, creates the topics, then on the standalone Flink clu
 ``lake_ingest`` (sample events, some malformed -> the lake's raw zone and dead letters) and
 ``correct_transcripts`` (Hindi–English segments -> corrected text and a rolling WER per stream),
 ``train_alarm_detector`` then ``detect_alarms`` (a live stream with a smoke alarm -> one alert),
-and the batch side: a simulated world -> ``compact_lake`` -> ``build_batch_features``.
+the batch side: a simulated world -> ``compact_lake`` -> ``build_batch_features``, and the
+ranker: ``train_ranker`` -> ``rank_shows`` with simulated listeners -> ``report_ab``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from connectors.kafka_admin import create_topics, producer, read_all
 from connectors.lake import data_files, local_path, read_raw
 from connectors.settings import KafkaSettings, lake_root
 from onair.cli import submit
-from onair.demo_batch import demo_batch_features
+from onair.demo_batch import demo_batch_features, demo_ranking
 from onair.sample_events import behavior_events, malformed_values, show_events
 from onair.stack import Stack
 
@@ -42,7 +43,8 @@ def run_demo(keep: bool = False) -> int:
     ok = demo_features(kafka, keep) and ok
     ok = demo_transcripts(kafka, keep) and ok
     ok = demo_alarms(kafka, keep) and ok
-    ok = demo_batch_features() and ok
+    batch_ok, lake, world = demo_batch_features()
+    ok = batch_ok and demo_ranking(lake, world) and ok
     print("\nDEMO OK" if ok else "\nDEMO INCOMPLETE: see the counts above")
     if not keep:
         print("jobs cancelled; the stack stays up (`.venv/bin/onair down` stops it)")

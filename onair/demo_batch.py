@@ -1,6 +1,6 @@
-"""Demo steps for the lake and batch features: simulate a small world, compact it, build the
-batch features on the cluster, read them back from Redis and check them against the offline
-store."""
+"""Demo steps for the batch side and the ranker: simulate a small world, compact it, build the
+batch features on the cluster and read them back; train the ranker, rank live requests of the
+simulated listeners (A/B against the heuristic) and report the arms."""
 
 from __future__ import annotations
 
@@ -14,14 +14,15 @@ from onair.cli import submit
 from onair.world import WorldConfig
 from onair.world_history import write_world
 
-USERS, DAYS = 1500, 21
+USERS, DAYS = 2000, 22
+DEMO_MODEL = "demo_show_ranker"  # its own name: the demo never moves a real model's alias
 
 
 def _step(title: str) -> None:
     print(f"\n=== {title}", flush=True)
 
 
-def demo_batch_features() -> bool:
+def demo_batch_features() -> tuple[bool, str, WorldConfig]:
     _step(f"13. onair simulate: {USERS} listeners x {DAYS} days into a lake of the demo's own")
     folder = state_dir() / "demo" / "lake"   # rebuilt by each run
     shutil.rmtree(folder, ignore_errors=True)
@@ -30,14 +31,67 @@ def demo_batch_features() -> bool:
     counts = write_world(lake, cfg)
     print(f"  {counts} (same as `onair simulate --users {USERS} --days {DAYS} --lake {lake}`)")
 
+    # Features as of the last day: that day is the "live" one the ranking steps play.
     _step("14. compact_lake, then build_batch_features as of the last day (both bounded, BATCH)")
     submit("compact_lake", ["--lake", lake], detached=False)
-    as_of = cfg.start + timedelta(days=DAYS)
+    as_of = cfg.start + timedelta(days=DAYS - 1)
     submit("build_batch_features", ["--lake", lake, "--as-of", as_of.isoformat()],
            detached=False)
 
     _step("15. the online store (Redis, one pipelined read) against the offline store (Parquet)")
-    return _show_features(lake, as_of)
+    return _show_features(lake, as_of), lake, cfg
+
+
+def demo_ranking(lake: str, cfg: WorldConfig) -> bool:
+    import io
+    from contextlib import redirect_stdout
+
+    from connectors import flink_rest
+    from connectors.kafka_admin import read_all
+    from connectors.settings import KafkaSettings
+    from models.registry import Registry
+    from onair.world_live import run_live
+
+    _step("16. train_ranker: PIT training rows, the forest grown in parallel parts, ONNX, "
+          "registry")
+    submit("train_ranker", ["--lake", lake, "--name", DEMO_MODEL, "--promote"], detached=False)
+    mv = Registry().resolve(DEMO_MODEL, "production")
+    m = mv.metrics
+    print(f"  {mv.ref}: NDCG@10 {m['ndcg10_model']} vs heuristic {m['ndcg10_heuristic']} "
+          f"({m['ndcg10_lift']:+.0%}), engagement@10 {m['eng10_model']} vs "
+          f"{m['eng10_heuristic']} ({m['eng10_lift']:+.0%}); report "
+          f"{Registry().version_dir(mv) / 'report.md'}")
+
+    _step("17. compute_features + rank_shows; simulated listeners open the app and engage")
+    features = submit("compute_features", [])
+    ranking = submit("rank_shows", ["--model", DEMO_MODEL])
+    ok = False
+    try:
+        for job in (features, ranking):
+            flink_rest.wait_for_state(job, {"RUNNING"}, 120)
+        stats = run_live(cfg, KafkaSettings.from_env(), requests=600, rate=30.0,
+                         day=cfg.days - 1, hour=20)
+        print(f"  {stats.requests} requests, {stats.rankings} rankings, {stats.events} "
+              "behaviour events in answer")
+        kafka = KafkaSettings.from_env()
+        rankings = [json.loads(r.value) for r in read_all(kafka, kafka.topic("rec-rankings"))]
+        for arm in ("ml", "heuristic"):
+            r = next(x for x in rankings if x["variant"] == arm)
+            top = ", ".join(f"{i['show_id']} {i['score']:.3f}" for i in r["items"][:4])
+            print(f"  {arm:<9} {r['user_id']}: {top} ... ({r['latency_ms']} ms in the operator,"
+                  f" model {r['model_version']})")
+
+        _step("18. report_ab: engagement per request by arm, with 95 % intervals")
+        out = io.StringIO()
+        with redirect_stdout(out):
+            submit("report_ab", [], detached=False)
+        report = json.loads(out.getvalue().strip().splitlines()[-1])
+        print("\n".join("  " + line for line in out.getvalue().strip().splitlines()[:-1]))
+        ok = stats.rankings == stats.requests and sum(report["requests"].values()) > 0
+    finally:
+        for job in (features, ranking):
+            flink_rest.cancel(job)
+    return ok
 
 
 def _show_features(lake: str, as_of: date) -> bool:

@@ -86,6 +86,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate_live(args: argparse.Namespace) -> int:
+    from onair.world import WorldConfig
+    from onair.world_live import run_live
+
+    cfg = WorldConfig(users=args.users, days=args.days, start=args.start, seed=args.seed)
+    day = cfg.days - 1 if args.day is None else args.day
+    stats = run_live(cfg, _kafka(), args.requests, args.rate, day, args.hour)
+    print(json.dumps({"requests": stats.requests, "rankings": stats.rankings,
+                      "behavior_events": stats.events}))
+    if stats.rankings < stats.requests:
+        raise CliError(f"only {stats.rankings} of {stats.requests} requests were ranked: is "
+                       "rank_shows running (`onair submit rank_shows`)?")
+    return 0
+
+
 def _batches(events, size: int = 50):
     """Consecutive runs of at most ``size`` events bound for one topic."""
     topic = events["_topic"].to_numpy()
@@ -110,6 +125,20 @@ def add_parsers(sub) -> None:
     p.add_argument("--lake", default=lake_root(), help="lake root URI (env ONAIR_LAKE)")
     p.add_argument("--quiet", action="store_true", help="no per-day progress")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("simulate-live", help="simulated listeners against a running "
+                                             "rank_shows: requests in, engagement out")
+    p.add_argument("--users", type=int, default=1000, help="the world of `simulate` (same "
+                                                          "--users --days --start --seed)")
+    p.add_argument("--days", type=int, default=7)
+    p.add_argument("--start", type=_date, default=date(2026, 9, 1))
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--day", type=int, default=None, help="simulated day whose shows are on "
+                                                         "air (default: the last)")
+    p.add_argument("--hour", type=int, default=20, help="UTC hour of that day (20)")
+    p.add_argument("--requests", type=int, default=400)
+    p.add_argument("--rate", type=float, default=20.0, help="requests per second")
+    p.set_defaults(func=cmd_simulate_live)
 
     p = sub.add_parser("replay", help="send one simulated day to Kafka as live traffic")
     p.add_argument("--day", type=_date, required=True, help="which simulated day (YYYY-MM-DD)")

@@ -42,7 +42,7 @@ def run(argv: list[str]) -> None:
 
 
 def setup(cache: Path, users: int, days: int) -> str:
-    from connectors.batch_store import BatchOnlineStore
+    from models.ranker_training import RankerParams
     from models.registry import Registry, RegistryError
     from onair.world import WORLD_VERSION, WorldConfig
     from onair.world_history import write_world
@@ -55,10 +55,11 @@ def setup(cache: Path, users: int, days: int) -> str:
         run(["submit", "--attached", "compact_lake", "--lake", lake])
         (folder / ".complete").write_text("")
     as_of = (start + timedelta(days=days)).isoformat()
-    if BatchOnlineStore().current(max_age_s=0) is None:
-        run(["submit", "--attached", "build_batch_features", "--lake", lake, "--as-of", as_of])
+    run(["submit", "--attached", "build_batch_features", "--lake", lake, "--as-of", as_of])
     try:
-        Registry().resolve(MODEL, "production")
+        mv = Registry().resolve(MODEL, "production")
+        if mv.params != RankerParams().as_dict():
+            raise RegistryError("trained with other parameters")
     except RegistryError:
         run(["submit", "--attached", "train_ranker", "--lake", lake, "--name", MODEL,
              "--promote"])
@@ -146,7 +147,8 @@ def scoring_times(feats, scorer, mv) -> tuple[float, float, float]:
     return median_ms(lambda: scorer(x)), median_ms(lambda: forest.predict_proba(x)), diff
 
 
-def end_to_end(shows, users, rates: list[int], seconds: float) -> dict[int, list[float]]:
+def end_to_end(shows, users, rates: list[int], seconds: float,
+               parallelism: int) -> dict[int, list[float]]:
     from kafka import TopicPartition
 
     from connectors import flink_rest
@@ -157,7 +159,8 @@ def end_to_end(shows, users, rates: list[int], seconds: float) -> dict[int, list
     os.environ["ONAIR_TOPIC_PREFIX"] = f"benchrank{uuid.uuid4().hex[:6]}."
     kafka = KafkaSettings.from_env()
     create_topics(kafka)
-    job = submit("rank_shows", ["--model", MODEL, "--experiment", EXPERIMENT])
+    job = submit("rank_shows", ["--model", MODEL, "--experiment", EXPERIMENT,
+                                "--parallelism", str(parallelism)])
     sent: dict[str, int] = {}
     arrived: dict[str, float] = {}
     stop = threading.Event()
@@ -225,6 +228,8 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--parallelism", type=int, default=2,
+                        help="rank_shows subtasks (one per TaskManager: one core each)")
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "onair-bench"))
     args = parser.parse_args()
 
@@ -247,12 +252,13 @@ def main() -> None:
 
     times, feats, scorer, mv = operator_latency(shows, users, args.requests)
     onnx_ms, sklearn_ms, diff = scoring_times(feats, scorer, mv)
-    e2e = end_to_end(shows, users, [50, 200], args.seconds)
+    e2e = end_to_end(shows, users, [50, 200], args.seconds, args.parallelism)
     op50, op99 = percentiles(times)
-    e50, e99 = percentiles(e2e[50])
-    f50, f99 = percentiles(e2e[200])
+    e50, e99 = percentiles(e2e[50]) if e2e[50] else (None, None)
+    f50, f99 = percentiles(e2e[200]) if e2e[200] else (None, None)
     print(json.dumps({
         "bench": "ranking", "candidates": args.candidates, "model": mv.ref,
+        "parallelism": args.parallelism,
         "operator_p50_ms": op50, "operator_p99_ms": op99,
         "e2e_p50_ms_at_50rps": e50, "e2e_p99_ms_at_50rps": e99,
         "e2e_p50_ms_at_200rps": f50, "e2e_p99_ms_at_200rps": f99,
