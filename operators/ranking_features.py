@@ -64,12 +64,26 @@ def pit_columns(show: Mapping[str, np.ndarray], now_ms: int | np.ndarray) -> dic
 def user_columns(user: Mapping[str, float], topics: Sequence[str],
                  creators: Sequence[str]) -> dict[str, np.ndarray]:
     """Per-candidate columns from a user's batch hash (``u_*``, ``ut:<topic>:<name>``,
-    ``uc:<creator>:<name>``, as ``connectors.batch_store`` stores them)."""
+    ``uc:<creator>:<name>``, as ``connectors.batch_store`` stores them). The hash is read once
+    into per-topic and per-creator rows: a thousand candidates cost a thousand dict lookups."""
+    by_topic = {t: [user.get(f"ut:{t}:{n}", 0.0) for n in USER_TOPIC_BATCH]
+                for t in set(topics)}
+    by_creator: dict[str, list[float]] = {}
+    for key, value in user.items():
+        if key.startswith("uc:"):
+            _, creator, name = key.split(":", 2)
+            if name in USER_CREATOR_BATCH:
+                row = by_creator.setdefault(creator, [0.0] * len(USER_CREATOR_BATCH))
+                row[USER_CREATOR_BATCH.index(name)] = value
+    zero = [0.0] * len(USER_CREATOR_BATCH)
+    ut = np.array([by_topic[t] for t in topics], np.float32).reshape(-1, len(USER_TOPIC_BATCH))
+    uc = np.array([by_creator.get(c, zero) for c in creators],
+                  np.float32).reshape(-1, len(USER_CREATOR_BATCH))
     cols: dict[str, np.ndarray] = {}
-    for name in USER_TOPIC_BATCH:
-        cols[name] = np.array([user.get(f"ut:{t}:{name}", 0.0) for t in topics], np.float32)
-    for name in USER_CREATOR_BATCH:
-        cols[name] = np.array([user.get(f"uc:{c}:{name}", 0.0) for c in creators], np.float32)
+    for j, name in enumerate(USER_TOPIC_BATCH):
+        cols[name] = ut[:, j]
+    for j, name in enumerate(USER_CREATOR_BATCH):
+        cols[name] = uc[:, j]
     for name in USER_BATCH:
         cols[name] = np.float32(user.get(name, 0.0))
     return cols
@@ -85,7 +99,7 @@ def heuristic_scores(declared: np.ndarray, popularity: np.ndarray) -> np.ndarray
 
 def top_k(ids: Sequence[str], scores: np.ndarray, k: int) -> list[tuple[str, float]]:
     """The k best (id, score), best first; equal scores in id order (deterministic)."""
-    order = sorted(range(len(ids)), key=lambda i: (-float(scores[i]), ids[i]))[:k]
+    order = np.lexsort((np.asarray(ids), -np.asarray(scores, dtype=np.float64)))[:k]
     return [(ids[i], float(scores[i])) for i in order]
 
 
