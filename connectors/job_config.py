@@ -14,7 +14,7 @@ def env_default(name: str, default: str) -> str:
 
 def add_flink_flags(parser: argparse.ArgumentParser, job: str, *,
                     python_mode: str = "thread", bundle_size: int = 1000,
-                    bundle_time_ms: int = 1000) -> None:
+                    bundle_time_ms: int = 1000, buffer_timeout_ms: int = 100) -> None:
     """Flags every streaming job takes; each names its environment variable in its help.
     ``python_mode`` is the job's measured-best default (README, Performance)."""
     up = job.upper()
@@ -38,6 +38,11 @@ def add_flink_flags(parser: argparse.ArgumentParser, job: str, *,
                         default=int(env_default("ONAIR_BUNDLE_TIME_MS", str(bundle_time_ms))),
                         help="a Python bundle also ends after this many ms: the floor of the "
                              f"job's latency (env ONAIR_BUNDLE_TIME_MS, default {bundle_time_ms})")
+    parser.add_argument("--buffer-timeout-ms", type=int,
+                        default=int(env_default("ONAIR_BUFFER_TIMEOUT_MS",
+                                                str(buffer_timeout_ms))),
+                        help="longest wait of a network buffer between operators "
+                             f"(env ONAIR_BUFFER_TIMEOUT_MS, default {buffer_timeout_ms})")
     parser.add_argument("--bounded", action="store_true",
                         help="read the input topics up to their current end, then finish")
 
@@ -46,7 +51,7 @@ def flink_settings(args: argparse.Namespace) -> FlinkJobSettings:
     return FlinkJobSettings(
         parallelism=args.parallelism, checkpoint_interval_ms=args.checkpoint_interval_ms,
         python_mode=args.python_mode, bounded=args.bounded, bundle_size=args.bundle_size,
-        bundle_time_ms=args.bundle_time_ms,
+        bundle_time_ms=args.bundle_time_ms, buffer_timeout_ms=args.buffer_timeout_ms,
     )
 
 
