@@ -73,8 +73,8 @@ def batch_features_as_of(lake: str, as_of: date, lookback: int) -> dict[str, pd.
     tables: dict[str, pd.DataFrame] = {}
     for entity, names in ENTITY_GROUPS.items():
         present = {g: [groups[g]] for g in names if g in groups and len(groups[g])}
-        if present and all(g in present for g in names if g != "user_follow"
-                           and g != "creator_follow"):
+        # Follow state is optional (few users follow anyone); the sums are what a table needs.
+        if present and all(g in present for g in names if not g.endswith("_follow")):
             tables.update(finalize(entity, merge_all(present)))
     run_id = f"{as_of:%Y%m%d}-train-{int(time.time())}"
     for table, frame in tables.items():
