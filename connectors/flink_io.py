@@ -1,7 +1,7 @@
 """Wiring Kafka into PyFlink jobs: validated input streams and Kafka sinks, in a few calls.
 
-``validated_inputs`` reads topics as raw bytes + metadata, routes every record through
-``ValidateFunction`` and returns one typed stream per topic plus the dead-letter stream;
+``validated_inputs`` reads topics as raw bytes + metadata (``raw_input``), routes every record
+through ``ValidateFunction`` and returns one typed stream per topic plus the dead-letter stream;
 ``add_kafka_sink`` attaches a (transactional) Kafka sink for rows ``(key, value, headers)``.
 """
 
@@ -20,14 +20,10 @@ from connectors.kafka_sql import KafkaSinkSpec, KafkaSourceSpec
 from connectors.settings import KafkaSettings
 from connectors.topics import DEAD_LETTERS, Topic
 from operators.lake_rows import schema_columns, schema_values
-from operators.validate_function import DEAD_LETTER_TAG, ValidateFunction, row_type
+from operators.validate_function import DEAD_LETTER_TAG, ValidateFunction, as_message, row_type
 
 LOW_LATENCY_CONSUMER = (("fetch.max.wait.ms", "20"),)
 LOW_LATENCY_PRODUCER = (("linger.ms", "0"),)
-
-
-def _as_dict(message: dict) -> dict:
-    return message
 
 
 @dataclass(frozen=True)
@@ -48,28 +44,48 @@ class Input:
     @classmethod
     def as_dicts(cls, topic: Topic) -> Input:
         """Validated messages as Python dicts (cheapest between Python operators)."""
-        return cls(topic, None, _as_dict)
+        return cls(topic, None, as_message)
+
+
+def raw_input(t_env: StreamTableEnvironment, kafka: KafkaSettings, topic: Topic, *,
+              group_id: str, bounded: bool, low_latency: bool = False) -> DataStream:
+    """Raw Kafka rows of ``topic`` (value, topic, partition, offset), for a Python operator
+    that validates them itself (``operators.validate_function.validate_row``).
+    ``low_latency`` makes the consumer return fetches after 20 ms instead of up to 500 ms."""
+    physical = kafka.topic(topic.name)
+    table = "src_" + topic.name.replace("-", "_")
+    source = KafkaSourceSpec(table, physical, group_id,
+                             stop_offsets=end_offsets(kafka, physical) if bounded else None,
+                             properties=LOW_LATENCY_CONSUMER if low_latency else ())
+    t_env.execute_sql(source.ddl(kafka))
+    return t_env.to_data_stream(t_env.from_path(table))
+
+
+def set_buffer_timeout(stream: DataStream, timeout_ms: int) -> None:
+    """The network buffer timeout of ``stream``'s operator and all those before it up to the
+    sources (0: each record is sent at once). ``DataStream.set_buffer_timeout`` cannot do it
+    for a stream converted from a table (a plain Java ``DataStream``), and which operator's
+    setting a chain's output uses is an implementation detail of Flink: set it on all."""
+    pending = [stream._j_data_stream.getTransformation()]
+    while pending:
+        transformation = pending.pop()
+        transformation.setBufferTimeout(timeout_ms)
+        pending.extend(transformation.getInputs())
 
 
 def validated_inputs(
     t_env: StreamTableEnvironment, kafka: KafkaSettings, inputs: list[Input], *, job: str,
     group_id: str, bounded: bool, low_latency: bool = False,
 ) -> tuple[dict[str, DataStream], DataStream]:
-    """Typed streams by logical topic name, and the dead-letter stream (Kafka rows).
-    ``low_latency`` makes the consumer return fetches after 20 ms instead of up to 500 ms."""
+    """Typed streams by logical topic name, and the dead-letter stream (Kafka rows)."""
     streams, routes, tags = [], {}, {}
     for inp in inputs:
-        physical = kafka.topic(inp.topic.name)
-        table = "src_" + inp.topic.name.replace("-", "_")
-        source = KafkaSourceSpec(table, physical, group_id,
-                                 stop_offsets=end_offsets(kafka, physical) if bounded else None,
-                                 properties=LOW_LATENCY_CONSUMER if low_latency else ())
-        t_env.execute_sql(source.ddl(kafka))
-        streams.append(t_env.to_data_stream(t_env.from_path(table)))
+        streams.append(raw_input(t_env, kafka, inp.topic, group_id=group_id, bounded=bounded,
+                                 low_latency=low_latency))
         type_info = (Types.PICKLED_BYTE_ARRAY() if inp.columns is None
                      else row_type(inp.columns))
         tag = OutputTag(f"valid-{inp.topic.name}", type_info)
-        routes[physical] = (inp.topic.schema, tag, inp.to_row)
+        routes[kafka.topic(inp.topic.name)] = (inp.topic.schema, tag, inp.to_row)
         tags[inp.topic.name] = tag
     raw = streams[0].union(*streams[1:]) if len(streams) > 1 else streams[0]
     validated = (raw.process(ValidateFunction(job, routes), output_type=Types.STRING())

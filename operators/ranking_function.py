@@ -1,5 +1,9 @@
 """Flink glue of ``rank_shows``: requests joined with the broadcast catalog of shows, features
-from Redis in one round trip, one ONNX call per request, top-k, A/B arm."""
+from Redis in one round trip, one ONNX call per request, top-k, A/B arm.
+
+Requests arrive as raw Kafka rows and are validated here, not in a validate operator before:
+each Python operator on the way is one more hand-over between the JVM and Python and one more
+bundle to close, and latency is what this job is for (README, Performance)."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from pyflink.datastream.state import MapStateDescriptor
 
 from operators.ranking_catalog import Catalog, ShowEntry
 from operators.ranking_features import assemble, heuristic_scores, top_k, variant
-from operators.validate_function import kafka_row
+from operators.validate_function import DEAD_LETTER_TAG, as_message, kafka_row, validate_row
 
 CATALOG_STATE = MapStateDescriptor("show-catalog", Types.STRING(), Types.STRING())
 log = logging.getLogger(__name__)
@@ -63,9 +67,10 @@ class Ranker:
 
 
 class RankShowsFunction(BroadcastProcessFunction):
-    def __init__(self, redis, registry_root: str, model_name: str, alias: str, experiment: str,
-                 horizon_ms: int, default_k: int, reload_s: float):
+    def __init__(self, job: str, request_schema, redis, registry_root: str, model_name: str,
+                 alias: str, experiment: str, horizon_ms: int, default_k: int, reload_s: float):
         # Settings travel from the driver: the TaskManagers' environment is not the user's.
+        self.job, self.request_schema = job, request_schema
         self.redis = redis
         self.registry_root, self.model_name, self.alias = registry_root, model_name, alias
         self.experiment, self.horizon_ms = experiment, horizon_ms
@@ -85,6 +90,7 @@ class RankShowsFunction(BroadcastProcessFunction):
         self.next_check = 0.0
         group = runtime_context.get_metrics_group().add_group("onair")
         self.requests = group.counter("ranking_requests")
+        self.dead_letters = group.counter("dead_letters")
         self.fallbacks = group.counter("ranking_fallbacks")
         self.reloads = group.counter("model_reloads")
         self.latency = group.distribution("ranking_latency_us")
@@ -131,12 +137,17 @@ class RankShowsFunction(BroadcastProcessFunction):
     # ------------------------------------------------------------------ requests
     def process_element(self, value, ctx):
         started = time.perf_counter()
+        ok, request = validate_row(value, (self.request_schema, as_message), self.job)
+        if not ok:
+            self.dead_letters.inc()
+            yield DEAD_LETTER_TAG, request
+            return
         if not self.restored:
             self._restore(ctx)
         self._refresh_model()
         self.requests.inc()
-        message = self.ranker.rank(value, self.scorer, self.model_version, started)
+        message = self.ranker.rank(request, self.scorer, self.model_version, started)
         if message["variant"] == "ml" and message["model_version"] is None:
             self.fallbacks.inc()
         self.latency.update(int((time.perf_counter() - started) * 1e6))
-        yield kafka_row(value["user_id"], message)
+        yield kafka_row(request["user_id"], message)

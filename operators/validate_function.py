@@ -53,6 +53,33 @@ def dead_letter_row(letter: dict[str, Any]) -> Row:
                      {"error": letter["error"][:200].encode("utf-8")})
 
 
+def as_message(message: dict) -> dict:
+    """The validated message itself (a dict), for Python operators downstream."""
+    return message
+
+
+def validate_row(value: Row, route: tuple[MessageSchema, Callable[[dict], Any]] | None,
+                 job: str) -> tuple[bool, Any]:
+    """``(True, typed row)`` for a raw Kafka row that parses against ``route``'s schema (the
+    row built by its ``to_value``), else ``(False, dead-letter row)`` naming what is wrong."""
+    raw, topic, partition, offset = value.value, value.topic, value.partition, value.offset
+    try:
+        if route is None:
+            raise InvalidRecord(f"no schema routed for topic {topic!r}")
+        schema, to_value = route
+        typed = to_value(parse(raw, schema))
+        return True, Row(*typed) if isinstance(typed, list) else typed
+    except Exception as e:
+        # Whatever one record breaks (a schema gap, a converter bug) is that record's
+        # dead letter with the error named, never a restart loop for the whole job.
+        reason = str(e) if isinstance(e, InvalidRecord) else f"{type(e).__name__}: {e}"
+        return False, dead_letter_row(dead_letter(
+            raw=raw, source_topic=topic or "?",
+            partition=partition if partition is not None else -1,
+            offset=offset if offset is not None else -1, error=reason, job=job,
+        ))
+
+
 class ValidateFunction(ProcessFunction):
     """Route each raw Kafka row to its topic's side output or to dead letters.
 
@@ -76,23 +103,11 @@ class ValidateFunction(ProcessFunction):
 
     def process_element(self, value: Row, ctx: ProcessFunction.Context):
         self.records_in.inc()
-        raw, topic, partition, offset = value.value, value.topic, value.partition, value.offset
-        try:
-            route = self.routes.get(topic)
-            if route is None:
-                raise InvalidRecord(f"no schema routed for topic {topic!r}")
-            schema, tag, to_value = route
-            value = to_value(parse(raw, schema))
-            row = Row(*value) if isinstance(value, list) else value
-        except Exception as e:
-            # Whatever one record breaks (a schema gap, a converter bug) is that record's
-            # dead letter with the error named, never a restart loop for the whole job.
+        route = self.routes.get(value.topic)
+        ok, row = validate_row(value, route and (route[0], route[2]), self.job)
+        if not ok:
             self.dead_letters.inc()
-            reason = str(e) if isinstance(e, InvalidRecord) else f"{type(e).__name__}: {e}"
-            yield DEAD_LETTER_TAG, dead_letter_row(dead_letter(
-                raw=raw, source_topic=topic or "?", partition=partition if partition is not None
-                else -1, offset=offset if offset is not None else -1, error=reason, job=self.job,
-            ))
+            yield DEAD_LETTER_TAG, row
             return
         self.records_valid.inc()
-        yield tag, row
+        yield route[1], row

@@ -88,3 +88,22 @@ def test_dead_letter_of_binary_is_base64():
                          error="e", job="j")
     assert letter["raw_encoding"] == "base64"
     assert base64.b64decode(letter["raw"]) == b"\xff\x00\x01"
+
+
+def test_validate_row_types_a_good_row_and_dead_letters_a_bad_one():
+    from pyflink.common import Row
+
+    from operators.validate_function import as_message, validate_row
+
+    route = (BEHAVIOR_EVENT, as_message)
+    ok, message = validate_row(Row(value=raw(GOOD), topic="t", partition=1, offset=7), route, "j")
+    assert ok and message == GOOD
+
+    ok, row = validate_row(Row(value=b"{not json", topic="t", partition=1, offset=8), route, "j")
+    letter = json.loads(row[1])
+    assert not ok and row[0] == b"t" and row[2]["error"]
+    assert (letter["source_topic"], letter["partition"], letter["offset"], letter["job"]) == (
+        "t", 1, 8, "j")
+
+    ok, row = validate_row(Row(value=raw(GOOD), topic="other", partition=0, offset=0), None, "j")
+    assert not ok and "no schema routed" in json.loads(row[1])["error"]
