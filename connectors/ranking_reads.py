@@ -20,7 +20,7 @@ from connectors.batch_store import BatchOnlineStore
 from connectors.feature_store import SHOW_DEFAULTS, SHOW_NUMERIC, RedisFeatureStore
 from connectors.settings import RedisSettings
 from operators.batch_features import TABLE_FEATURES
-from operators.ranking_features import CREATOR_BATCH, pit_columns, user_columns
+from operators.ranking_features import CREATOR_BATCH, factorise, pit_columns, user_columns
 
 
 @dataclass
@@ -59,11 +59,11 @@ class RankingReader:
         key = (run, tuple(show_ids), tuple(creator_ids))
         memo = self._memo
         if memo is not None and memo[0] == key and time.monotonic() - memo[1] <= self.pit_cache_s:
-            pit, shows, creators = memo[2:]
+            pit, shows, creators, coded = memo[2:]
             raw_user = self.streaming.client.hgetall(self.batch.key(run, "user", user_id)) \
                 if run else {}
             return self._columns(run, raw_user, pit, shows, creators, topics, creator_ids,
-                                 now_ms)
+                                 coded, now_ms)
         return self._read(user_id, show_ids, creator_ids, topics, now_ms, pointer, key)
 
     def _read(self, user_id, show_ids, creator_ids, topics, now_ms, pointer, memo_key):
@@ -101,12 +101,13 @@ class RankingReader:
                     self._batch[(kind, i)] = vec
             shows = _stack([self._batch[("show", s)] for s in show_ids], "show")
             creators = _stack([self._batch[("creator", c)] for c in creator_ids], "creator")
-        self._memo = (memo_key, clock, pit, shows, creators)
+        coded = (factorise(topics), factorise(creator_ids))
+        self._memo = (memo_key, clock, pit, shows, creators, coded)
         return self._columns(run, replies[1] if run else {}, pit, shows, creators, topics,
-                             creator_ids, now_ms)
+                             creator_ids, coded, now_ms)
 
     @staticmethod
-    def _columns(run, raw_user, pit, shows, creators, topics, creator_ids,
+    def _columns(run, raw_user, pit, shows, creators, topics, creator_ids, coded,
                  now_ms) -> CandidateFeatures:
         cols = pit_columns({name: pit[:, j] for j, (name, _) in enumerate(SHOW_NUMERIC)},
                            now_ms)
@@ -121,8 +122,11 @@ class RankingReader:
             for j, name in enumerate(TABLE_FEATURES["creator"]):
                 if name in CREATOR_BATCH:
                     cols[name] = creators[:, j]
-        cols.update(user_columns(user, topics, creator_ids))
-        declared = np.array([t in declared_topics for t in topics], dtype=np.float32)
+        cols.update(user_columns(user, topics, creator_ids, coded))
+        topic_names, topic_codes = coded[0]
+        declared = np.array([t in declared_topics for t in topic_names],
+                            dtype=np.float32).reshape(-1)[topic_codes] if len(topics) \
+            else np.zeros(0, np.float32)
         cols["declared_topic"] = declared
         popularity = cols["pit_listen_count"] + cols.get("s_listens", 0.0)
         return CandidateFeatures(cols, declared, np.asarray(popularity, np.float64), run)

@@ -30,14 +30,37 @@ class ShowEntry:
         return cls(show_id, *t)
 
 
+@dataclass(frozen=True)
+class CandidateSet:
+    """The candidates at a time and the columns the ranker reads from them, valid for every
+    request time in [``valid_from``, ``valid_until``) while the catalog does not change."""
+
+    entries: tuple[ShowEntry, ...]
+    ids: tuple[str, ...]
+    creators: tuple[str, ...]
+    topics: tuple[str, ...]
+    valid_from: int
+    valid_until: int
+    version: int
+    horizon_ms: int
+
+    def valid(self, version: int, now_ms: int, horizon_ms: int) -> bool:
+        return (version == self.version and horizon_ms == self.horizon_ms
+                and self.valid_from <= now_ms < self.valid_until)
+
+
 class Catalog:
     def __init__(self) -> None:
         self.shows: dict[str, ShowEntry] = {}
         self.newest_ts = 0
+        # Bumped by every change; a cached CandidateSet of another version is rebuilt.
+        self.version = 0
+        self._cached: CandidateSet | None = None
 
     def apply(self, event: dict) -> ShowEntry | None:
         """Apply a show event; return the entry as it now is (None if the event was stale)."""
         sid, ts, kind = event["show_id"], int(event["ts"]), event["event_type"]
+        self.version += 1
         self.newest_ts = max(self.newest_ts, ts)
         entry = self.shows.get(sid)
         if entry is None:
@@ -54,6 +77,7 @@ class Catalog:
         return entry
 
     def put(self, entry: ShowEntry) -> None:
+        self.version += 1
         self.shows[entry.show_id] = entry
 
     def forget_ended(self) -> list[str]:
@@ -62,6 +86,7 @@ class Catalog:
                 if e.status == "ended" and e.status_ts < self.newest_ts - FORGET_ENDED_MS]
         for s in gone:
             del self.shows[s]
+        self.version += bool(gone)
         return gone
 
     def candidates(self, now_ms: int, horizon_ms: int = HORIZON_MS) -> list[ShowEntry]:
@@ -73,3 +98,27 @@ class Catalog:
                     and now_ms - LATE_START_MS <= e.scheduled_start <= now_ms + horizon_ms):
                 out.append(e)
         return out
+
+    def candidate_set(self, now_ms: int, horizon_ms: int = HORIZON_MS) -> CandidateSet:
+        """``candidates`` with their columns, cached: consecutive requests share the catalog,
+        and walking a thousand shows per request was a tenth of the ranking's time. The set
+        is reused for any request time at which no scheduled show enters or leaves it."""
+        cached = self._cached
+        if cached is not None and cached.valid(self.version, now_ms, horizon_ms):
+            return cached
+        entries = tuple(self.candidates(now_ms, horizon_ms))
+        valid_from, valid_until = -(2 ** 62), 2 ** 62
+        for e in self.shows.values():
+            if e.status != "scheduled":
+                continue
+            # A scheduled show is a candidate for now in [start - horizon, start + late].
+            for flip in (e.scheduled_start - horizon_ms, e.scheduled_start + LATE_START_MS + 1):
+                if flip <= now_ms:
+                    valid_from = max(valid_from, flip)
+                else:
+                    valid_until = min(valid_until, flip)
+        ids = tuple(e.show_id for e in entries)
+        self._cached = CandidateSet(
+            entries, ids, tuple(e.creator_id for e in entries),
+            tuple(e.topic for e in entries), valid_from, valid_until, self.version, horizon_ms)
+        return self._cached

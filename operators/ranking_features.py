@@ -61,13 +61,24 @@ def pit_columns(show: Mapping[str, np.ndarray], now_ms: int | np.ndarray) -> dic
     }
 
 
-def user_columns(user: Mapping[str, float], topics: Sequence[str],
-                 creators: Sequence[str]) -> dict[str, np.ndarray]:
+def factorise(values: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """Distinct values in first-seen order, and each value's position among them."""
+    index: dict[str, int] = {}
+    codes = np.fromiter((index.setdefault(v, len(index)) for v in values), np.intp, len(values))
+    return list(index), codes
+
+
+def user_columns(user: Mapping[str, float], topics: Sequence[str], creators: Sequence[str],
+                 coded: tuple | None = None) -> dict[str, np.ndarray]:
     """Per-candidate columns from a user's batch hash (``u_*``, ``ut:<topic>:<name>``,
-    ``uc:<creator>:<name>``, as ``connectors.batch_store`` stores them). The hash is read once
-    into per-topic and per-creator rows: a thousand candidates cost a thousand dict lookups."""
-    by_topic = {t: [user.get(f"ut:{t}:{n}", 0.0) for n in USER_TOPIC_BATCH]
-                for t in set(topics)}
+    ``uc:<creator>:<name>``, as ``connectors.batch_store`` stores them). The hash is read
+    into one row per distinct topic and creator, and candidates index into those rows;
+    ``coded`` is ``(factorise(topics), factorise(creators))`` when the caller keeps it (the
+    ranking job does, per catalog: a thousand dict lookups per request cost more than ONNX)."""
+    (topic_names, topic_codes), (creator_names, creator_codes) = coded or (
+        factorise(topics), factorise(creators))
+    ut_rows = np.array([[user.get(f"ut:{t}:{n}", 0.0) for n in USER_TOPIC_BATCH]
+                        for t in topic_names], np.float32).reshape(-1, len(USER_TOPIC_BATCH))
     by_creator: dict[str, list[float]] = {}
     for key, value in user.items():
         if key.startswith("uc:"):
@@ -76,9 +87,9 @@ def user_columns(user: Mapping[str, float], topics: Sequence[str],
                 row = by_creator.setdefault(creator, [0.0] * len(USER_CREATOR_BATCH))
                 row[USER_CREATOR_BATCH.index(name)] = value
     zero = [0.0] * len(USER_CREATOR_BATCH)
-    ut = np.array([by_topic[t] for t in topics], np.float32).reshape(-1, len(USER_TOPIC_BATCH))
-    uc = np.array([by_creator.get(c, zero) for c in creators],
-                  np.float32).reshape(-1, len(USER_CREATOR_BATCH))
+    uc_rows = np.array([by_creator.get(c, zero) for c in creator_names],
+                       np.float32).reshape(-1, len(USER_CREATOR_BATCH))
+    ut, uc = ut_rows[topic_codes], uc_rows[creator_codes]
     cols: dict[str, np.ndarray] = {}
     for j, name in enumerate(USER_TOPIC_BATCH):
         cols[name] = ut[:, j]
@@ -99,8 +110,18 @@ def heuristic_scores(declared: np.ndarray, popularity: np.ndarray) -> np.ndarray
 
 def top_k(ids: Sequence[str], scores: np.ndarray, k: int) -> list[tuple[str, float]]:
     """The k best (id, score), best first; equal scores in id order (deterministic)."""
-    order = np.lexsort((np.asarray(ids), -np.asarray(scores, dtype=np.float64)))[:k]
-    return [(ids[i], float(scores[i])) for i in order]
+    return [(ids[i], float(scores[i])) for i in top_k_indices(ids, scores, k)]
+
+
+def top_k_indices(ids: Sequence[str], scores: np.ndarray, k: int) -> list[int]:
+    """Positions of ``top_k``: only the scores tied with or above the k-th best are sorted."""
+    s = np.asarray(scores, dtype=np.float64)
+    if len(s) > k > 0:
+        kth = np.partition(s, len(s) - k)[len(s) - k]
+        pool = np.flatnonzero(s >= kth).tolist()
+    else:
+        pool = range(len(s))
+    return sorted(pool, key=lambda i: (-s[i], ids[i]))[:max(k, 0)]
 
 
 def variant(user_id: str, experiment: str) -> str:

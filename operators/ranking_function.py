@@ -16,7 +16,7 @@ from pyflink.datastream import BroadcastProcessFunction
 from pyflink.datastream.state import MapStateDescriptor
 
 from operators.ranking_catalog import Catalog, ShowEntry
-from operators.ranking_features import assemble, heuristic_scores, top_k, variant
+from operators.ranking_features import assemble, heuristic_scores, top_k_indices, variant
 from operators.validate_function import DEAD_LETTER_TAG, as_message, kafka_row, validate_row
 
 CATALOG_STATE = MapStateDescriptor("show-catalog", Types.STRING(), Types.STRING())
@@ -40,28 +40,28 @@ class Ranker:
             known = self.catalog.shows
             shows = [known.get(s) or ShowEntry(s, "", "", "unknown", 0, 0)
                      for s in dict.fromkeys(request["candidates"])]
+            ids, creators, topics = ([s.show_id for s in shows], [s.creator_id for s in shows],
+                                     [s.topic for s in shows])
         else:
-            shows = self.catalog.candidates(now, self.horizon_ms)
-        ids = [s.show_id for s in shows]
+            c = self.catalog.candidate_set(now, self.horizon_ms)
+            ids, creators, topics = c.ids, c.creators, c.topics
         k = int(request.get("k") or self.default_k)
         arm = variant(request["user_id"], self.experiment)
         used = None
-        items: list[tuple[str, float]] = []
+        best: list[int] = []
         if ids:
-            feats = self.reader.read(request["user_id"], ids, [s.creator_id for s in shows],
-                                     [s.topic for s in shows], now)
+            feats = self.reader.read(request["user_id"], ids, creators, topics, now)
             if arm == "ml" and scorer is not None and feats.batch_run is not None:
                 scores = scorer(assemble(feats.columns, len(ids)))[:, 1]
                 used = model_version
             else:
                 scores = heuristic_scores(feats.declared, feats.popularity)
-            items = top_k(ids, scores, k)
-        creator_of = {s.show_id: s.creator_id for s in shows}
+            best = top_k_indices(ids, scores, k)
         return {
             "request_id": request["request_id"], "user_id": request["user_id"], "ts": now,
             "variant": arm, "model_version": used,
-            "items": [{"show_id": s, "score": round(float(v), 6),
-                       "creator_id": creator_of[s]} for s, v in items],
+            "items": [{"show_id": ids[i], "score": round(float(scores[i]), 6),
+                       "creator_id": creators[i]} for i in best],
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         }
 

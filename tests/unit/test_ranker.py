@@ -43,6 +43,23 @@ def test_catalog_candidates_are_live_or_starting_soon():
     assert got == ["late", "live", "soon"]
 
 
+def test_cached_candidate_set_equals_a_fresh_walk_at_every_time():
+    c = Catalog()
+    for i, start in enumerate((10 * H + H, 10 * H + 3 * H, 10 * H - LATE_START_MS // 2, 12 * H)):
+        c.apply(show("scheduled", 0, f"s{i}", start=start))
+    c.apply(show("live", 9 * H, "s9"))
+    edges = [10 * H, 12 * H + LATE_START_MS, 12 * H + LATE_START_MS + 1, 9 * H]
+    times = [*range(8 * H, 14 * H, 60_000), *edges]
+    for n, now in enumerate(times):
+        if n == 100:
+            c.apply(show("ended", now, "s9"))  # a change empties the cache
+        want = sorted(e.show_id for e in c.candidates(now))
+        got = c.candidate_set(now)
+        assert sorted(got.ids) == want, now
+        assert list(got.creators) == [c.shows[s].creator_id for s in got.ids]
+    assert c.candidate_set(times[-1]) is c.candidate_set(times[-1])
+
+
 def test_catalog_status_follows_event_time_not_arrival():
     c = Catalog()
     c.apply(show("ended", 5 * H))

@@ -52,6 +52,15 @@ def test_heuristic_puts_declared_topics_first_then_popularity():
     assert ranked == ["c", "b", "a", "d"]
 
 
+def test_top_k_matches_a_full_sort_on_many_ties():
+    rng = np.random.default_rng(1)
+    ids = [f"s{i:04d}" for i in range(1000)]
+    scores = rng.integers(0, 20, 1000).astype(np.float64)
+    full = sorted(range(1000), key=lambda i: (-scores[i], ids[i]))
+    for k in (0, 1, 10, 999, 1000, 1500):
+        assert [s for s, _ in top_k(ids, scores, k)] == [ids[i] for i in full[:k]]
+
+
 def test_top_k_is_deterministic_on_ties():
     assert top_k(["b", "a", "c"], np.array([1.0, 1.0, 2.0]), 2) == [("c", 2.0), ("a", 1.0)]
     assert top_k(["a"], np.array([0.5]), 10) == [("a", 0.5)]
