@@ -9,7 +9,8 @@ A catalog of 1,000 live shows (creators and topics of that world, streaming feat
 * scoring: the same 1,000 rows through ONNX and through scikit-learn's ``predict_proba`` of the
   identical forest (rebuilt from the registered training rows, seeds and parts), median of 30;
 * end to end: requests produced at 50 and then 200 per second for ``--seconds`` each, stamped
-  with the send time; latency = arrival of the ranking at a consumer minus that stamp.
+  with the send time; latency = arrival of the ranking at a consumer (its own process)
+  minus that stamp, split into request -> the sink's produce time -> arrival.
 
 Prints one JSON line. Run: ``./dev bench ranking``.
 """
@@ -22,7 +23,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from datetime import date, timedelta
@@ -147,12 +147,37 @@ def scoring_times(feats, scorer, mv) -> tuple[float, float, float]:
     return median_ms(lambda: scorer(x)), median_ms(lambda: forest.predict_proba(x)), diff
 
 
-def end_to_end(shows, users, rates: list[int], seconds: float,
-               parallelism: int) -> dict[int, list[float]]:
+def listen(ready, stop, out) -> None:
+    """Consume rankings in a process of its own (not a thread beside the sender: the GIL
+    would add the harness's own waits to the latencies) and hand back, per request id,
+    (arrival ms, the sink's CreateTime, the operator's latency_ms)."""
     from kafka import TopicPartition
 
+    from connectors.kafka_admin import consumer, partitions_of
+    from connectors.settings import KafkaSettings
+
+    kafka = KafkaSettings.from_env()
+    topic = kafka.topic("rec-rankings")
+    c = consumer(kafka, fetch_max_wait_ms=2, isolation_level="read_uncommitted")
+    c.assign([TopicPartition(topic, i) for i in partitions_of(kafka, topic)])
+    c.poll(timeout_ms=100)
+    ready.set()
+    seen: dict[str, tuple[float, int, float]] = {}
+    while not stop.is_set():
+        for records in c.poll(timeout_ms=5).values():
+            t = time.time() * 1000
+            for r in records:
+                ranking = json.loads(r.value)
+                seen.setdefault(ranking["request_id"], (t, r.timestamp, ranking["latency_ms"]))
+    out.send(seen)
+
+
+def end_to_end(shows, users, rates: list[int], seconds: float,
+               parallelism: int) -> dict:
+    import multiprocessing
+
     from connectors import flink_rest
-    from connectors.kafka_admin import consumer, create_topics, partitions_of, producer
+    from connectors.kafka_admin import create_topics, producer
     from connectors.settings import KafkaSettings
     from onair.cli import submit
 
@@ -162,11 +187,10 @@ def end_to_end(shows, users, rates: list[int], seconds: float,
     job = submit("rank_shows", ["--model", MODEL, "--experiment", EXPERIMENT,
                                 "--parallelism", str(parallelism)])
     sent: dict[str, int] = {}
-    arrived: dict[str, float] = {}
-    # When the job's sink produced the ranking (the record's CreateTime) and the operator's
-    # own time: they split the end-to-end latency into its parts.
-    emitted: dict[str, tuple[int, float]] = {}
-    stop = threading.Event()
+    ctx = multiprocessing.get_context("spawn")
+    ready, stop = ctx.Event(), ctx.Event()
+    receive, send_back = ctx.Pipe(duplex=False)
+    listener = ctx.Process(target=listen, args=(ready, stop, send_back), daemon=True)
     try:
         flink_rest.wait_for_state(job, {"RUNNING"}, 120)
         p = producer(kafka, linger_ms=0)
@@ -176,28 +200,15 @@ def end_to_end(shows, users, rates: list[int], seconds: float,
                      "show_id": sid, "creator_id": creator, "topic": topic}
             p.send(kafka.topic("show-events"), json.dumps(event).encode(), key=sid.encode())
         p.flush()
-        out_topic = kafka.topic("rec-rankings")
-        c = consumer(kafka, fetch_max_wait_ms=2, isolation_level="read_uncommitted")
-        c.assign([TopicPartition(out_topic, i) for i in partitions_of(kafka, out_topic)])
-
-        def listen():
-            while not stop.is_set():
-                for records in c.poll(timeout_ms=5).values():
-                    t = time.time() * 1000
-                    for r in records:
-                        ranking = json.loads(r.value)
-                        arrived.setdefault(ranking["request_id"], t)
-                        emitted.setdefault(ranking["request_id"],
-                                           (r.timestamp, ranking["latency_ms"]))
-
-        threading.Thread(target=listen, daemon=True).start()
+        listener.start()
+        ready.wait(60)
         for i in range(30):  # warm up: the job's first requests pay for loading the model
             _send(p, kafka, f"warm-{i}", users[i % len(users)], sent)
             time.sleep(0.1)
         time.sleep(10)
-        results = {}
+        ids_by_rate = {}
         for rate in rates:
-            ids = []
+            ids = ids_by_rate[rate] = []
             start = time.monotonic()
             i = 0
             while time.monotonic() - start < seconds:
@@ -207,28 +218,35 @@ def end_to_end(shows, users, rates: list[int], seconds: float,
                 _send(p, kafka, rid, users[i % len(users)], sent)
                 ids.append(rid)
                 i += 1
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not all(r in arrived for r in ids):
-                time.sleep(0.2)
-            results[rate] = [arrived[r] - sent[r] for r in ids if r in arrived]
-            results[f"parts_{rate}"] = {
-                "to_sink": [emitted[r][0] - sent[r] for r in ids if r in arrived],
-                "operator": [emitted[r][1] for r in ids if r in arrived],
-                "sink_to_consumer": [arrived[r] - emitted[r][0] for r in ids if r in arrived]}
-            results[f"lost_{rate}"] = len(ids) - len(results[rate])
-        return results
+            p.flush()
+            time.sleep(5)  # let the slowest rankings of this rate arrive before the next
+        time.sleep(10)
+        stop.set()
+        seen = receive.recv()
+        listener.join(30)
     finally:
         stop.set()
         flink_rest.cancel(job)
+    results = {}
+    for rate, ids in ids_by_rate.items():
+        got = [r for r in ids if r in seen]
+        results[rate] = [seen[r][0] - sent[r] for r in got]
+        results[f"lost_{rate}"] = len(ids) - len(got)
+        results[f"parts_{rate}"] = {
+            "to_sink": [seen[r][1] - sent[r] for r in got],
+            "operator": [seen[r][2] for r in got],
+            "sink_to_consumer": [seen[r][0] - seen[r][1] for r in got]}
+        results[f"sent_per_s_{rate}"] = round(len(ids) / seconds, 1)
+    return results
 
 
 def _send(p, kafka, rid: str, user: str, sent: dict) -> None:
+    """Stamp and send without waiting for the broker's ack (the producer does not linger)."""
     ts = int(time.time() * 1000)
     sent[rid] = ts
     p.send(kafka.topic("rec-requests"),
            json.dumps({"request_id": rid, "user_id": user, "ts": ts}).encode(),
            key=user.encode())
-    p.flush()
 
 
 def main() -> None:
@@ -273,6 +291,7 @@ def main() -> None:
         "e2e_p50_ms_at_50rps": e50, "e2e_p99_ms_at_50rps": e99,
         "e2e_p50_ms_at_200rps": f50, "e2e_p99_ms_at_200rps": f99,
         "e2e_lost": {"50": e2e["lost_50"], "200": e2e["lost_200"]},
+        "sent_per_s": {"50": e2e["sent_per_s_50"], "200": e2e["sent_per_s_200"]},
         # p50/p99 of each part: request sent -> ranking produced by the job's sink; the rank
         # operator's own time within that; sink -> the benchmark's consumer.
         "e2e_parts_ms": {str(rate): {part: percentiles(v) if v else None
