@@ -55,14 +55,15 @@ class RankShowsConfig:
     k: int
     reload_s: float
     request_buffer_timeout_ms: int
+    fetch_max_wait_ms: int
     group_id: str = "onair-rank-shows"
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> RankShowsConfig:
         parser = argparse.ArgumentParser(prog=JOB, description=__doc__.splitlines()[0])
-        # Latency is the point: bundles close every 5 ms, the consumer returns after 20 ms.
-        # Network buffers keep Flink's 100 ms timeout: at 50 requests/s, 10 ms measured p50
-        # 7.9 s against 253 ms (flushing that often starves the 2 cores; README, Performance).
+        # Latency is the point: bundles close every 5 ms, a request waits in the broker at most
+        # --fetch-max-wait-ms and is sent on at once (--request-buffer-timeout-ms). The other
+        # exchanges keep Flink's 100 ms buffer timeout (README, Performance).
         add_flink_flags(parser, JOB, python_mode="process", bundle_size=100, bundle_time_ms=5)
         parser.add_argument("--model", default=env_default("RANKER_MODEL", "show_ranker"),
                             help="registry model name (env RANKER_MODEL)")
@@ -82,6 +83,9 @@ class RankShowsConfig:
         parser.add_argument("--request-buffer-timeout-ms", type=int, default=0,
                             help="network buffer timeout of the requests' exchange; 0 sends "
                                  "each request at once (cheap at hundreds per second)")
+        parser.add_argument("--fetch-max-wait-ms", type=int, default=10,
+                            help="longest wait of the requests consumer's fetch: with Tansu, "
+                                 "the longest time a request waits in the broker (10)")
         parser.add_argument("--group-id", default=env_default("RANK_SHOWS_GROUP_ID",
                                                               cls.group_id),
                             help="Kafka consumer group (env RANK_SHOWS_GROUP_ID)")
@@ -89,13 +93,13 @@ class RankShowsConfig:
         return cls(KafkaSettings.from_env(), RedisSettings.from_env(), flink_settings(a),
                    str(registry_root()), a.model,
                    a.alias, a.experiment, a.horizon_min * 60_000, a.k, a.reload_s,
-                   a.request_buffer_timeout_ms, a.group_id)
+                   a.request_buffer_timeout_ms, a.fetch_max_wait_ms, a.group_id)
 
 
 def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,
                    cfg: RankShowsConfig) -> None:
     requests = raw_input(t_env, cfg.kafka, REC_REQUESTS, group_id=cfg.group_id,
-                         bounded=cfg.flink.bounded, low_latency=True)
+                         bounded=cfg.flink.bounded, fetch_max_wait_ms=cfg.fetch_max_wait_ms)
     # The one network exchange a request crosses (a two-input operator heads its own chain):
     # sent at once, not when a buffer fills or the job-wide buffer timeout passes.
     set_buffer_timeout(requests, cfg.request_buffer_timeout_ms)

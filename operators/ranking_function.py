@@ -7,6 +7,7 @@ bundle to close, and latency is what this job is for (README, Performance)."""
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
@@ -94,6 +95,11 @@ class RankShowsFunction(BroadcastProcessFunction):
         self.fallbacks = group.counter("ranking_fallbacks")
         self.reloads = group.counter("model_reloads")
         self.latency = group.distribution("ranking_latency_us")
+        # The worker holds a few hundred thousand long-lived objects (Beam, PyFlink, ONNX
+        # Runtime's bindings); a full collection walking them stalls requests behind it.
+        # Frozen, they are never scanned again; what requests allocate is still collected.
+        gc.collect()
+        gc.freeze()
 
     # ------------------------------------------------------------------ the catalog
     def process_broadcast_element(self, value, ctx):

@@ -147,28 +147,43 @@ def scoring_times(feats, scorer, mv) -> tuple[float, float, float]:
     return median_ms(lambda: scorer(x)), median_ms(lambda: forest.predict_proba(x)), diff
 
 
+def rdkafka_config(kafka) -> dict:
+    """The load generator talks Kafka through librdkafka (confluent-kafka): kafka-python's
+    poll loop alone took a third of a core of the two the job is measured on. The options
+    librdkafka spells like the Java client pass through; the JVM-only ones do not."""
+    jvm_only = ("sasl.jaas.config", "ssl.truststore.location", "ssl.truststore.password",
+                "ssl.endpoint.identification.algorithm")
+    return {"bootstrap.servers": kafka.bootstrap_servers,
+            **{k: v for k, v in kafka.options.items() if k not in jvm_only}}
+
+
 def listen(ready, stop, out) -> None:
     """Consume rankings in a process of its own (not a thread beside the sender: the GIL
     would add the harness's own waits to the latencies) and hand back, per request id,
     (arrival ms, the sink's CreateTime, the operator's latency_ms)."""
-    from kafka import TopicPartition
+    from confluent_kafka import Consumer, TopicPartition
 
-    from connectors.kafka_admin import consumer, partitions_of
+    from connectors.kafka_admin import partitions_of
     from connectors.settings import KafkaSettings
 
     kafka = KafkaSettings.from_env()
     topic = kafka.topic("rec-rankings")
-    c = consumer(kafka, fetch_max_wait_ms=2, isolation_level="read_uncommitted")
-    c.assign([TopicPartition(topic, i) for i in partitions_of(kafka, topic)])
-    c.poll(timeout_ms=100)
+    # 5 ms: Tansu answers a waiting fetch only when the wait ends.
+    c = Consumer({**rdkafka_config(kafka), "group.id": "bench-ranking",
+                  "enable.auto.commit": False, "fetch.wait.max.ms": 5,
+                  "isolation.level": "read_uncommitted"})
+    c.assign([TopicPartition(topic, i, 0) for i in partitions_of(kafka, topic)])
+    c.poll(0.1)
     ready.set()
     seen: dict[str, tuple[float, int, float]] = {}
     while not stop.is_set():
-        for records in c.poll(timeout_ms=5).values():
+        m = c.poll(0.05)  # returns with the first message (consume() waits for a batch)
+        if m is not None and not m.error():
             t = time.time() * 1000
-            for r in records:
-                ranking = json.loads(r.value)
-                seen.setdefault(ranking["request_id"], (t, r.timestamp, ranking["latency_ms"]))
+            ranking = json.loads(m.value())
+            seen.setdefault(ranking["request_id"],
+                            (t, m.timestamp()[1], ranking["latency_ms"]))
+    c.close()
     out.send(seen)
 
 
@@ -176,8 +191,10 @@ def end_to_end(shows, users, rates: list[int], seconds: float,
                parallelism: int) -> dict:
     import multiprocessing
 
+    from confluent_kafka import Producer
+
     from connectors import flink_rest
-    from connectors.kafka_admin import create_topics, producer
+    from connectors.kafka_admin import create_topics
     from connectors.settings import KafkaSettings
     from onair.cli import submit
 
@@ -193,13 +210,14 @@ def end_to_end(shows, users, rates: list[int], seconds: float,
     listener = ctx.Process(target=listen, args=(ready, stop, send_back), daemon=True)
     try:
         flink_rest.wait_for_state(job, {"RUNNING"}, 120)
-        p = producer(kafka, linger_ms=0)
+        p = Producer({**rdkafka_config(kafka), "linger.ms": 0, "acks": "all"})
         now = int(time.time() * 1000)
         for sid, (creator, topic) in shows.items():
             event = {"event_id": f"e-{sid}", "event_type": "live", "ts": now - 60_000,
                      "show_id": sid, "creator_id": creator, "topic": topic}
-            p.send(kafka.topic("show-events"), json.dumps(event).encode(), key=sid.encode())
-        p.flush()
+            p.produce(kafka.topic("show-events"), json.dumps(event).encode(), key=sid.encode())
+            p.poll(0)
+        p.flush(30)
         listener.start()
         ready.wait(60)
         for i in range(30):  # warm up: the job's first requests pay for loading the model
@@ -209,6 +227,7 @@ def end_to_end(shows, users, rates: list[int], seconds: float,
         ids_by_rate = {}
         for rate in rates:
             ids = ids_by_rate[rate] = []
+            print(f"{rate} requests/s from {time.time():.0f}", file=sys.stderr)
             start = time.monotonic()
             i = 0
             while time.monotonic() - start < seconds:
@@ -218,7 +237,7 @@ def end_to_end(shows, users, rates: list[int], seconds: float,
                 _send(p, kafka, rid, users[i % len(users)], sent)
                 ids.append(rid)
                 i += 1
-            p.flush()
+            p.flush(30)
             time.sleep(5)  # let the slowest rankings of this rate arrive before the next
         time.sleep(10)
         stop.set()
@@ -237,6 +256,7 @@ def end_to_end(shows, users, rates: list[int], seconds: float,
             "operator": [seen[r][2] for r in got],
             "sink_to_consumer": [seen[r][0] - seen[r][1] for r in got]}
         results[f"sent_per_s_{rate}"] = round(len(ids) / seconds, 1)
+        results[f"raw_{rate}"] = [(sent[r], *seen[r]) for r in got]
     return results
 
 
@@ -244,9 +264,10 @@ def _send(p, kafka, rid: str, user: str, sent: dict) -> None:
     """Stamp and send without waiting for the broker's ack (the producer does not linger)."""
     ts = int(time.time() * 1000)
     sent[rid] = ts
-    p.send(kafka.topic("rec-requests"),
-           json.dumps({"request_id": rid, "user_id": user, "ts": ts}).encode(),
-           key=user.encode())
+    p.produce(kafka.topic("rec-requests"),
+              json.dumps({"request_id": rid, "user_id": user, "ts": ts}).encode(),
+              key=user.encode())
+    p.poll(0)
 
 
 def main() -> None:
@@ -258,6 +279,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--parallelism", type=int, default=2,
                         help="rank_shows subtasks (one per TaskManager: one core each)")
+    parser.add_argument("--dump", help="write each request's (sent, arrived, produced by "
+                                       "the sink, operator ms) per rate to this JSON file")
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "onair-bench"))
     args = parser.parse_args()
 
@@ -281,6 +304,8 @@ def main() -> None:
     times, feats, scorer, mv = operator_latency(shows, users, args.requests)
     onnx_ms, sklearn_ms, diff = scoring_times(feats, scorer, mv)
     e2e = end_to_end(shows, users, [50, 200], args.seconds, args.parallelism)
+    if args.dump:
+        Path(args.dump).write_text(json.dumps({r: e2e[f"raw_{r}"] for r in (50, 200)}))
     op50, op99 = percentiles(times)
     e50, e99 = percentiles(e2e[50]) if e2e[50] else (None, None)
     f50, f99 = percentiles(e2e[200]) if e2e[200] else (None, None)
