@@ -120,8 +120,15 @@ def test_train_register_promote_rank_and_hot_reload(services, topic_prefix, tmp_
                                 read_all(kafka, kafka.topic("rec-rankings")))
                     if r["request_id"] in wanted]
 
+        # Requests are validated inside the rank operator: a bad one is a dead letter with
+        # its reason, and the job goes on ranking the good ones around it.
+        p.send(kafka.topic("rec-requests"), b'{"request_id": "bad-1", "ts": 1}', key=b"x")
         first_ids = send("a")
         first = wait_for_count(lambda: rankings(first_ids), len(first_ids), 90)
+        letters = [json.loads(m.value) for m in read_all(kafka, kafka.topic("dead-letters"))]
+        assert [(d["source_topic"], d["job"]) for d in letters] == [
+            (kafka.topic("rec-requests"), "rank_shows")]
+        assert "user_id" in letters[0]["error"]
         assert len(first) == len(first_ids)
         reader = RankingReader()
         scorer_v1 = OnnxScorer(registry.load_session(name, v1.version)[0])
