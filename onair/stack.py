@@ -46,8 +46,10 @@ FLINK_OVERRIDES: dict[str, object] = {
     "taskmanager.bind-host": "localhost",
     "taskmanager.numberOfTaskSlots": 4,
     "taskmanager.memory.process.size": "3g",
-    # Spread a job's subtasks over the TaskManagers instead of filling one first.
-    "cluster.evenly-spread-out-slots": True,
+    # Spread a job's subtasks over the TaskManagers instead of filling one first. (Flink 2.0
+    # dropped `cluster.evenly-spread-out-slots`, which had silently stopped working here: a
+    # job's two subtasks were found sharing one TaskManager, hence one Python worker.)
+    "taskmanager.load-balance.mode": "SLOTS",
     "taskmanager.memory.managed.fraction": 0.25,
     "parallelism.default": 1,
     "rest.address": "localhost",
