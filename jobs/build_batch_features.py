@@ -70,10 +70,6 @@ class BatchFeaturesConfig:
                             help="days one subtask reads and aggregates at once: a subtask's "
                                  "memory is bounded by this many partitions (default 10)")
         parser.add_argument("--run-id", default=None, help="default: time-based and unique")
-        parser.add_argument("--execution", choices=("streaming", "batch"), default="streaming",
-                            help="streaming (default): both stages run at once, pipelined, "
-                                 "shards merged as partials arrive; batch: Flink's BATCH "
-                                 "mode, one stage after the other (README, Performance)")
         parser.add_argument("--no-online", action="store_true",
                             help="write the offline store only (no Redis)")
         a = parser.parse_args(argv)
@@ -81,14 +77,11 @@ class BatchFeaturesConfig:
             parser.error("--lookback-days must be at least 1")
         run_id = a.run_id or f"{a.as_of:%Y%m%d}-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:6]}"
         # Process mode: pandas work of two subtasks runs in two interpreters, truly parallel.
-        # No checkpoints in streaming execution: the merges live in the operator's memory
-        # (not Flink state), so a failure restarts the job from its start, as BATCH would.
         return cls(a.as_of, a.lookback_days, a.lake, a.shards or 4 * a.parallelism,
                    max(1, a.days_per_task), run_id,
                    not a.no_online,
                    FlinkJobSettings(parallelism=a.parallelism, python_mode="process",
-                                    batch=a.execution == "batch", bundle_size=1,
-                                    checkpoint_interval_ms=0))
+                                    batch=True, bundle_size=1))
 
     def days(self) -> list[tuple[str, int]]:
         """(date, days_ago) of every day in the lookback window, newest first."""
@@ -158,10 +151,8 @@ class MergeShard(KeyedProcessFunction):
         self.redis = RedisSettings.from_env() if cfg.online else None
 
     def open(self, runtime_context):
-        # Plain instance memory, not keyed state (which would round-trip the frames through
-        # the JVM): in BATCH mode the input comes sorted by key, one shard in progress at a
-        # time; in streaming execution all of a subtask's shards are, each merged every
-        # MERGE_EVERY partials. Either way a key's timer fires after its last partial.
+        # BATCH mode sorts the input by key: one shard is in progress at a time, so plain
+        # instance memory is enough (keyed state would round-trip the frames through the JVM).
         self.pending: dict[str, dict[str, list]] = {}
         self.store = None
         if self.redis is not None:

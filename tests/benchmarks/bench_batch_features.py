@@ -3,7 +3,8 @@ pandas/pyarrow reference computing the same features over the same Parquet files
 
 The Flink job is submitted to the standalone cluster (``onair up``: two TaskManagers) with
 ``flink run`` attached, parallelism 2, and timed wall-clock from submission to the client's
-exit (client start, scheduling, Python workers, both stages). Its peak memory is the largest
+exit (client start, scheduling, Python workers, both stages), after an untimed warm-up run
+over ``--warmup-days`` days. Its peak memory is the largest
 resident set of the TaskManagers' process trees (their JVMs and Python workers) while it runs;
 ``flink_idle_mb`` is the same before submission. The reference runs as a child process, timed
 from start to exit, peak memory of its process. The lake (simulate + compact_lake) is built
@@ -28,8 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants, MB (from /proc)."""
+def tree_rss_mb(pid: int, root: bool = True) -> float:
+    """Resident memory of a process and all its descendants (``root=False``: of the
+    descendants only, e.g. a TaskManager's Python workers), MB (from /proc)."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -43,7 +45,7 @@ def tree_rss_mb(pid: int) -> float:
     total, stack = 0, [pid]
     while stack:
         p = stack.pop()
-        total += rss.get(p, 0)
+        total += rss.get(p, 0) if (root or p != pid) else 0
         stack.extend(children.get(p, []))
     return total / 1e6
 
@@ -61,17 +63,18 @@ def _read(path: Path) -> bytes:
 
 
 def timed(argv: list[str], env: dict | None = None,
-          watch: list[int] | None = None) -> tuple[float, float, str]:
-    """(seconds, peak MB, stdout) of a child process; the peak is of the child's process tree,
-    or of the trees of ``watch`` when given."""
+          watch: list[int] | None = None) -> tuple[float, float, str, float]:
+    """(seconds, peak MB, stdout, peak MB of the watched processes' descendants) of a child
+    process; the peak is of the child's process tree, or of the trees of ``watch``."""
     start = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=ROOT, env=env)
-    peak = [0.0]
+    peak = [0.0, 0.0]
 
     def sample():
         while proc.poll() is None:
             peak[0] = max(peak[0], sum(tree_rss_mb(p) for p in (watch or [proc.pid])))
+            peak[1] = max(peak[1], sum(tree_rss_mb(p, root=False) for p in (watch or [])))
             time.sleep(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -81,7 +84,7 @@ def timed(argv: list[str], env: dict | None = None,
     sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed:\n{err[-3000:]}")
-    return seconds, peak[0], out
+    return seconds, peak[0], out, peak[1]
 
 
 def build_lake(cache: Path, users: int, days: int, start: date) -> str:
@@ -119,6 +122,13 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--parallelism", type=int, default=2)
+    parser.add_argument("--lookback-days", type=int, default=0,
+                        help="days the features look back (default: all --days): memory "
+                             "against the size of what is read, on the same lake")
+    parser.add_argument("--warmup-days", type=int, default=5,
+                        help="an untimed run over this many days first (0: none)")
+    parser.add_argument("--job-args", nargs=argparse.REMAINDER, default=[],
+                        help="passed on to build_batch_features, e.g. --execution batch")
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "onair-bench"))
     args = parser.parse_args()
 
@@ -127,6 +137,7 @@ def main() -> None:
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     lake = build_lake(cache, args.users, args.days, start)
+    lookback = args.lookback_days or args.days
 
     from onair.cli import flink_run_argv
     from onair.stack import Stack
@@ -134,15 +145,24 @@ def main() -> None:
     stack = Stack.default()
     stack.up(lambda _m: None)
     tms = taskmanager_pids()
+    warmup_s = None
+    if args.warmup_days:
+        # Untimed: the first job on fresh TaskManagers ran ~10 s longer than the next ones
+        # (JIT, first touch of their memory); the figure is for a running cluster.
+        warmup_s, *_ = timed(flink_run_argv("build_batch_features", [
+            "--lake", lake, "--as-of", as_of.isoformat(), "--lookback-days",
+            str(args.warmup_days), "--parallelism", str(args.parallelism), "--no-online",
+            *args.job_args], detached=False), env=stack.flink_env())
     idle_mb = sum(tree_rss_mb(p) for p in tms)
     argv = flink_run_argv("build_batch_features", [
-        "--lake", lake, "--as-of", as_of.isoformat(), "--lookback-days", str(args.days),
-        "--parallelism", str(args.parallelism), "--no-online"], detached=False)
-    flink_s, flink_mb, out = timed(argv, env=stack.flink_env(), watch=tms)
+        "--lake", lake, "--as-of", as_of.isoformat(), "--lookback-days", str(lookback),
+        "--parallelism", str(args.parallelism), "--no-online", *args.job_args],
+        detached=False)
+    flink_s, flink_mb, out, python_mb = timed(argv, env=stack.flink_env(), watch=tms)
     job = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
     ref_dir = Path(tempfile.mkdtemp(prefix="onair-bench-ref-"))
-    ref_s, ref_mb, ref_out = timed([PY, "-c", REFERENCE, lake, as_of.isoformat(),
-                                    str(args.days), str(ref_dir)])
+    ref_s, ref_mb, ref_out, _ = timed([PY, "-c", REFERENCE, lake, as_of.isoformat(),
+                                    str(lookback), str(ref_dir)])
 
     # Same numbers? (after the clocks stopped)
     import pandas as pd
@@ -167,8 +187,11 @@ def main() -> None:
         "bench": "batch_features",
         "events": job["events"],
         **job["events_by_table"],
-        "users": args.users, "days": args.days, "parallelism": args.parallelism,
+        "users": args.users, "days": args.days, "lookback_days": lookback,
+        "parallelism": args.parallelism,
         "flink_s": round(flink_s, 2),
+        "warmup_s": warmup_s and round(warmup_s, 2),
+        "job_args": args.job_args,
         "flink_job_s": job["seconds"],
         "reference_s": round(ref_s, 2),
         "reference_compute_s": round(json.loads(ref_out.strip().splitlines()[-1])["compute_s"],
@@ -178,6 +201,8 @@ def main() -> None:
         "reference_events_per_s": round(job["events"] / ref_s),
         "flink_peak_mb": round(flink_mb),
         "flink_idle_mb": round(idle_mb),
+        # The job's Python workers alone (the JVMs' heaps grow and shrink at GC's pace).
+        "flink_python_peak_mb": round(python_mb),
         "taskmanagers": len(tms),
         "reference_peak_mb": round(ref_mb),
         "features_equal": equal,
