@@ -195,7 +195,10 @@ def flink_run_argv(job: str, job_args: list[str], detached: bool = True,
         argv += ["-s", from_savepoint]
     argv += [
         "-py", str(script), "-pyfs", ",".join(str(PROJECT_ROOT / p) for p in JOB_PACKAGES),
-        "-pyexec", sys.executable, "-pyclientexec", sys.executable, *job_args,
+        "-pyexec", sys.executable, "-pyclientexec", sys.executable,
+        # `--` ends flink's own options: without it `flink run` takes a job's `--parallelism N`
+        # as its own `-p` and the job never sees the flag (it then ran at its default, 1).
+        "--", *job_args,
     ]
     return argv
 
