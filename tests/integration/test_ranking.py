@@ -125,7 +125,9 @@ def test_train_register_promote_rank_and_hot_reload(services, topic_prefix, tmp_
         p.send(kafka.topic("rec-requests"), b'{"request_id": "bad-1", "ts": 1}', key=b"x")
         first_ids = send("a")
         first = wait_for_count(lambda: rankings(first_ids), len(first_ids), 90)
-        letters = [json.loads(m.value) for m in read_all(kafka, kafka.topic("dead-letters"))]
+        # Dead letters are written exactly once: visible when the checkpoint after them commits.
+        letters = wait_for_count(lambda: [json.loads(m.value) for m in
+                                          read_all(kafka, kafka.topic("dead-letters"))], 1, 60)
         assert [(d["source_topic"], d["job"]) for d in letters] == [
             (kafka.topic("rec-requests"), "rank_shows")]
         assert "user_id" in letters[0]["error"]
