@@ -277,8 +277,9 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--parallelism", type=int, default=2,
-                        help="rank_shows subtasks (one per TaskManager: one core each)")
+    parser.add_argument("--parallelism", type=int, default=1,
+                        help="rank_shows subtasks (1: two, one per TaskManager, measured "
+                             "slower on 2 cores; README, Performance)")
     parser.add_argument("--dump", help="write each request's (sent, arrived, produced by "
                                        "the sink, operator ms) per rate to this JSON file")
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "onair-bench"))
