@@ -68,13 +68,23 @@ def announce(world: World, kafka: KafkaSettings, p, moment_ms: int, shift: int) 
     return list(shows)
 
 
+def world_show_index(world: World, show_id: str) -> int | None:
+    """The world's index of show ``s<i>``, or None for an id the world did not make."""
+    digits = show_id[1:]
+    if show_id[:1] == "s" and digits.isdigit() and int(digits) < len(world.shows.topic):
+        return int(digits)
+    return None
+
+
 def engage(world: World, user: int, ranking: dict, rng: np.random.Generator,
            now_ms: int, moment_ms: int) -> list[dict]:
     """The behaviour events of one listener reading one ranking (position = rank)."""
     pop, s = world.pop, world.shows
     out = []
     for pos, item in enumerate(ranking["items"]):
-        i = int(item["show_id"][1:])
+        i = world_show_index(world, item["show_id"])
+        if i is None:
+            continue  # a show from outside this world (other producers share the topic)
         topic, creator = s.topic[i], s.creator[i]
         taste = pop.user_taste[user, topic]
         z = engagement_logit(taste, pop.favourite_mask(np.array([user]), np.array([creator]))[0],

@@ -131,3 +131,15 @@ def test_snapshot_tables_need_a_snapshot_date(tmp_path):
 
 def test_config_dates():
     assert WorldConfig(start=date(2026, 9, 1)).t0_ms == 1_788_220_800_000
+
+
+def test_simulated_listeners_ignore_shows_from_outside_their_world():
+    from onair.world_live import engage, world_show_index
+
+    world = World.create(WorldConfig(users=300, days=2, seed=3))
+    n = len(world.shows.topic)
+    assert world_show_index(world, "s0") == 0 and world_show_index(world, f"s{n - 1}") == n - 1
+    for foreign in (f"s{n}", "s629934-s38", "show-1", ""):
+        assert world_show_index(world, foreign) is None
+    ranking = {"request_id": "r1", "items": [{"show_id": "s629934-s38", "score": 1.0}]}
+    assert engage(world, 0, ranking, np.random.default_rng(0), 0, 0) == []
