@@ -125,8 +125,7 @@ class RankingReader:
         cols.update(user_columns(user, topics, creator_ids, coded))
         topic_names, topic_codes = coded[0]
         declared = np.array([t in declared_topics for t in topic_names],
-                            dtype=np.float32).reshape(-1)[topic_codes] if len(topics) \
-            else np.zeros(0, np.float32)
+                            dtype=np.float32)[topic_codes]
         cols["declared_topic"] = declared
         popularity = cols["pit_listen_count"] + cols.get("s_listens", 0.0)
         return CandidateFeatures(cols, declared, np.asarray(popularity, np.float64), run)

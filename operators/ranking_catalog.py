@@ -32,10 +32,9 @@ class ShowEntry:
 
 @dataclass(frozen=True)
 class CandidateSet:
-    """The candidates at a time and the columns the ranker reads from them, valid for every
-    request time in [``valid_from``, ``valid_until``) while the catalog does not change."""
+    """The columns the ranker reads from the candidates at a time, valid for every request
+    time in [``valid_from``, ``valid_until``) while the catalog does not change."""
 
-    entries: tuple[ShowEntry, ...]
     ids: tuple[str, ...]
     creators: tuple[str, ...]
     topics: tuple[str, ...]
@@ -119,6 +118,6 @@ class Catalog:
                     valid_until = min(valid_until, flip)
         ids = tuple(e.show_id for e in entries)
         self._cached = CandidateSet(
-            entries, ids, tuple(e.creator_id for e in entries),
+            ids, tuple(e.creator_id for e in entries),
             tuple(e.topic for e in entries), valid_from, valid_until, self.version, horizon_ms)
         return self._cached

@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 
 
-def tree_rss_mb(pid: int, root: bool = True) -> float:
-    """Resident memory of a process and all its descendants (``root=False``: of the
-    descendants only, e.g. a TaskManager's Python workers), MB (from /proc)."""
+def tree_rss_mb(pid: int) -> tuple[float, float]:
+    """Resident memory of a process with all its descendants, and of the descendants alone
+    (e.g. a TaskManager's Python workers), MB, from one pass over /proc."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -42,12 +42,12 @@ def tree_rss_mb(pid: int, root: bool = True) -> float:
         p = int(stat.parent.name)
         children.setdefault(int(fields[1]), []).append(p)
         rss[p] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-    total, stack = 0, [pid]
+    descendants, stack = 0, list(children.get(pid, []))
     while stack:
         p = stack.pop()
-        total += rss.get(p, 0) if (root or p != pid) else 0
+        descendants += rss.get(p, 0)
         stack.extend(children.get(p, []))
-    return total / 1e6
+    return (rss.get(pid, 0) + descendants) / 1e6, descendants / 1e6
 
 
 def taskmanager_pids() -> list[int]:
@@ -73,8 +73,9 @@ def timed(argv: list[str], env: dict | None = None,
 
     def sample():
         while proc.poll() is None:
-            peak[0] = max(peak[0], sum(tree_rss_mb(p) for p in (watch or [proc.pid])))
-            peak[1] = max(peak[1], sum(tree_rss_mb(p, root=False) for p in (watch or [])))
+            sizes = [tree_rss_mb(p) for p in (watch or [proc.pid])]
+            peak[0] = max(peak[0], sum(tree for tree, _ in sizes))
+            peak[1] = max(peak[1], sum(below for _, below in sizes) if watch else 0.0)
             time.sleep(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -153,7 +154,7 @@ def main() -> None:
             "--lake", lake, "--as-of", as_of.isoformat(), "--lookback-days",
             str(args.warmup_days), "--parallelism", str(args.parallelism), "--no-online",
             *args.job_args], detached=False), env=stack.flink_env())
-    idle_mb = sum(tree_rss_mb(p) for p in tms)
+    idle_mb = sum(tree_rss_mb(p)[0] for p in tms)
     argv = flink_run_argv("build_batch_features", [
         "--lake", lake, "--as-of", as_of.isoformat(), "--lookback-days", str(lookback),
         "--parallelism", str(args.parallelism), "--no-online", *args.job_args],
