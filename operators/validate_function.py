@@ -16,7 +16,7 @@ from typing import Any
 
 from pyflink.common import Row, Types
 from pyflink.common.typeinfo import TypeInformation
-from pyflink.datastream import OutputTag, ProcessFunction, RuntimeContext
+from pyflink.datastream import MapFunction, OutputTag, ProcessFunction, RuntimeContext
 
 from connectors.topics import MessageSchema
 from operators.validation import InvalidRecord, dead_letter, parse
@@ -111,3 +111,27 @@ class ValidateFunction(ProcessFunction):
             return
         self.records_valid.inc()
         yield route[1], row
+
+
+class RejectedFunction(MapFunction):
+    """Raw Kafka rows a SQL check rejected (``connectors.sql_validation``; column ``reason``)
+    -> dead-letter rows. The Python parser names the reason, as on every other path; should it
+    accept a record the SQL rejected, the record is still dead-lettered, with the SQL reason."""
+
+    def __init__(self, job: str, schemas: dict[str, MessageSchema]):
+        self.job = job
+        self.schemas = schemas
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.dead_letters = runtime_context.get_metrics_group().add_group("onair") \
+            .counter("dead_letters")
+
+    def map(self, value: Row) -> Row:
+        self.dead_letters.inc()
+        schema = self.schemas.get(value.topic)
+        ok, row = validate_row(value, schema and (schema, as_message), self.job)
+        if not ok:
+            return row
+        return dead_letter_row(dead_letter(
+            raw=value.value, source_topic=value.topic, partition=value.partition,
+            offset=value.offset, error=value.reason, job=self.job))
