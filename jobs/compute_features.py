@@ -18,18 +18,24 @@ import sys
 from dataclasses import dataclass
 
 from pyflink.common import Types
-from pyflink.datastream import DataStream, StreamExecutionEnvironment
-from pyflink.table import StreamTableEnvironment
+from pyflink.datastream import StreamExecutionEnvironment
+from pyflink.table import Schema, StreamTableEnvironment
 
 from connectors.flink_env import FlinkJobSettings, run_job
 from connectors.flink_io import add_dead_letter_sink, raw_source_table
 from connectors.job_config import add_flink_flags, env_default, flink_settings
 from connectors.settings import KafkaSettings, RedisSettings
-from connectors.sql_validation import column, event_time_ms, reject_reason
-from connectors.topics import BEHAVIOR_EVENTS, SHOW_EVENTS, Topic
-from operators.feature_functions import BATCH_SEPARATOR, BATCH_TYPE, EntityFeaturesFunction
+from connectors.topics import BEHAVIOR_EVENTS, SHOW_EVENTS
+from operators.feature_functions import (
+    BATCH_SEPARATOR,
+    BATCH_TYPE,
+    CREATOR_TAG,
+    EntityFeaturesFunction,
+    SplitBatchesFunction,
+)
 from operators.features import DEDUPE_MS, ROUTES
-from operators.validate_function import KAFKA_ROW_TYPE, RejectedFunction
+from operators.validate_function import DEAD_LETTER_TAG, check_function
+from operators.validation import MAX_TS_MS, MIN_TS_MS
 
 JOB = "compute_features"
 
@@ -110,36 +116,43 @@ def _sql_list(values) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
 
-def source_columns(topic: Topic, out_of_order_ms: int) -> tuple[str, ...]:
-    """Computed columns of a source table: the value as text, processing and event time."""
-    doc = "CAST(`value` AS STRING)"
+def source_columns(out_of_order_ms: int) -> tuple[str, ...]:
+    """Computed columns of a source table: processing time, and an event time for watermarks
+    only (read with a regular expression, which costs nothing next to parsing; a record whose
+    time is not plausible never moves event time on, and validation comes later)."""
+    ts = ("TRY_CAST(REGEXP_EXTRACT(CAST(`value` AS STRING), '\"ts\"\\s*:\\s*([0-9]+)', 1) "
+          "AS BIGINT)")
+    plausible = f"CASE WHEN {ts} >= {MIN_TS_MS} AND {ts} < {MAX_TS_MS} THEN {ts} ELSE 0 END"
     return ("`proc` AS PROCTIME()",
-            f"`ev_time` AS TO_TIMESTAMP_LTZ({event_time_ms(topic.schema, doc=doc)}, 3)",
+            f"`ev_time` AS TO_TIMESTAMP_LTZ({plausible}, 3)",
             f"WATERMARK FOR `ev_time` AS `ev_time` - {sql_interval(out_of_order_ms)}")
 
 
-def checked_view(table: str, topic: Topic) -> str:
-    """The source's rows with ``doc`` (the value as text) and ``reason`` (NULL: valid)."""
-    return (f"SELECT *, {reject_reason(topic.schema)} AS reason FROM "
-            f"(SELECT `value`, `topic`, `partition`, `offset`, CAST(`value` AS STRING) AS doc, "
-            f"proc FROM `{table}`)")
+def checked_query(tables: list[str]) -> str:
+    """Every source row with ``doc`` (the value as text) and ``chk``, the vectorised
+    ``check_event``: ``[reason (NULL: valid), *ID_FIELDS]``."""
+    return "\nUNION ALL\n".join(
+        f"SELECT `value`, `topic`, `partition`, `offset`, CAST(`value` AS STRING) AS doc, "
+        f"check_event(`value`, `topic`) AS chk FROM `{table}`" for table in tables)
 
 
-def events_view(checked: list[str]) -> str:
-    """Valid events of all sources, the first of each event id only."""
-    fields = ", ".join(f"{column('doc', f)} AS {f}" for f in ID_FIELDS)
-    valid = "\nUNION ALL\n".join(f"SELECT {fields}, doc, proc FROM {c} WHERE reason IS NULL"
-                                  for c in checked)
+def events_view(checked: str) -> str:
+    """Valid events, the first of each event id only."""
+    columns = ", ".join(f"chk[{i + 2}] AS {f}" for i, f in enumerate(ID_FIELDS))
+    valid = f"SELECT {columns}, doc, proc FROM {checked} WHERE chk[1] IS NULL"
     return (f"SELECT {', '.join(ID_FIELDS)}, doc, proc FROM (SELECT *, ROW_NUMBER() OVER "
             f"(PARTITION BY event_id ORDER BY proc) AS rn FROM ({valid})) WHERE rn = 1")
 
 
-def routed_view(events: str, kinds: tuple[str, ...]) -> str:
-    """(entity, doc, proc) for every entity of ``kinds`` an event updates (``ROUTES``)."""
-    return "\nUNION ALL\n".join(
-        f"SELECT CONCAT('{kind}:', {field}) AS entity, doc, proc FROM {events} "
-        f"WHERE event_type IN ({_sql_list(types)})"
-        for kind, field, types in ROUTES if kind in kinds)
+def routed_view(events: str) -> str:
+    """(entity, doc, proc) for every entity an event updates (``ROUTES``). One UNNEST rather
+    than a UNION of filters: the planner would push each filter below the de-duplication
+    and de-duplicate three times."""
+    entities = ", ".join(
+        f"CASE WHEN event_type IN ({_sql_list(types)}) THEN CONCAT('{kind}:', {field}) END"
+        for kind, field, types in ROUTES)
+    return (f"SELECT entity, doc, proc FROM {events} CROSS JOIN UNNEST(ARRAY[{entities}]) "
+            "AS t (entity) WHERE entity IS NOT NULL")
 
 
 def batches_query(routed: str, batch_ms: int) -> str:
@@ -149,45 +162,49 @@ def batches_query(routed: str, batch_ms: int) -> str:
             "GROUP BY entity, window_start, window_end")
 
 
+def output_query(batches: str, checked: str) -> str:
+    """The job's one SQL output: batches (entity, docs) and rejected raw rows (value, topic,
+    partition, offset, reason), NULL where a column is the other kind's."""
+    return ("SELECT entity, docs, CAST(NULL AS BYTES) AS `value`, CAST(NULL AS STRING) AS "
+            "`topic`, CAST(NULL AS INT) AS `partition`, CAST(NULL AS BIGINT) AS `offset`, "
+            f"CAST(NULL AS STRING) AS reason FROM ({batches})\nUNION ALL\n"
+            "SELECT CAST(NULL AS STRING), CAST(NULL AS STRING), `value`, `topic`, `partition`, "
+            f"`offset`, chk[1] FROM {checked} WHERE chk[1] IS NOT NULL")
+
+
 def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,
                    cfg: ComputeFeaturesConfig) -> None:
     config = t_env.get_config()
     config.set("table.exec.source.idle-timeout", f"{cfg.idle_s} s")
     # Only the event-id de-duplication keeps SQL state beyond a window: a day, as documented.
     config.set("table.exec.state.ttl", f"{DEDUPE_MS} ms")
-    checked, schemas = [], {}
-    for topic in SOURCES:
-        table = raw_source_table(t_env, cfg.kafka, topic, group_id=cfg.group_id,
-                                 bounded=cfg.flink.bounded,
-                                 extra_columns=source_columns(topic, cfg.out_of_order_ms))
-        view = f"checked_{table}"
-        t_env.execute_sql(f"CREATE TEMPORARY VIEW {view} AS {checked_view(table, topic)}")
-        checked.append(view)
-        schemas[cfg.kafka.topic(topic.name)] = topic.schema
-    t_env.execute_sql(f"CREATE TEMPORARY VIEW unique_events AS {events_view(checked)}")
-
-    def batches(kinds: tuple[str, ...]) -> DataStream:
-        routed = f"routed_{'_'.join(kinds)}"
-        t_env.execute_sql(f"CREATE TEMPORARY VIEW {routed} AS "
-                          f"{routed_view('unique_events', kinds)}")
-        return t_env.to_data_stream(t_env.sql_query(batches_query(routed, cfg.batch_ms)))
-
-    derived = (batches(("show", "user"))
+    schemas = {cfg.kafka.topic(topic.name): topic.schema for topic in SOURCES}
+    t_env.create_temporary_function("check_event", check_function(schemas, ID_FIELDS))
+    tables = [raw_source_table(t_env, cfg.kafka, topic, group_id=cfg.group_id,
+                               bounded=cfg.flink.bounded,
+                               extra_columns=source_columns(cfg.out_of_order_ms))
+              for topic in SOURCES]
+    # Through a stream and back: the planner would otherwise evaluate check_event once per
+    # use of its result (the valid and the rejected branch, the filter and the projection).
+    checked = t_env.to_data_stream(t_env.sql_query(checked_query(tables)))
+    t_env.create_temporary_view("checked", t_env.from_data_stream(
+        checked, Schema.new_builder().column_by_expression("proc", "PROCTIME()").build()))
+    t_env.execute_sql(f"CREATE TEMPORARY VIEW unique_events AS {events_view('checked')}")
+    t_env.execute_sql(f"CREATE TEMPORARY VIEW routed AS {routed_view('unique_events')}")
+    split = (t_env.to_data_stream(t_env.sql_query(output_query(
+        batches_query("routed", cfg.batch_ms), "checked")))
+        .process(SplitBatchesFunction(JOB, schemas), output_type=BATCH_TYPE)
+        .name("split").uid(f"{JOB}-split"))
+    derived = (split
                .key_by(lambda r: r[0], key_type=Types.STRING())
                .process(cfg.features_function(), output_type=BATCH_TYPE)
                .name("show-user-features").uid(f"{JOB}-show-user-features"))
-    creators = (batches(("creator",)).map(lambda r: r, output_type=BATCH_TYPE)
+    creators = (split.get_side_output(CREATOR_TAG)
                 .union(derived)
                 .key_by(lambda r: r[0], key_type=Types.STRING())
                 .process(cfg.features_function(), output_type=BATCH_TYPE)
                 .name("creator-features").uid(f"{JOB}-creator-features"))
-
-    rejected = " UNION ALL ".join(
-        f"SELECT `value`, `topic`, `partition`, `offset`, reason FROM {c} "
-        "WHERE reason IS NOT NULL" for c in checked)
-    dead = (t_env.to_data_stream(t_env.sql_query(rejected))
-            .map(RejectedFunction(JOB, schemas), output_type=KAFKA_ROW_TYPE)
-            .name("dead-letters").uid(f"{JOB}-dead-letters"))
+    dead = split.get_side_output(DEAD_LETTER_TAG)
     statements = t_env.create_statement_set()
     add_dead_letter_sink(t_env, statements, cfg.kafka, dead, job=JOB)
     # The creator stage writes to Redis itself and emits nothing; Flink needs a sink anyway.

@@ -27,18 +27,27 @@ import json
 import time
 
 from pyflink.common import Row, Types
-from pyflink.datastream import KeyedProcessFunction, RuntimeContext, TimeDomain
+from pyflink.datastream import (
+    KeyedProcessFunction,
+    OutputTag,
+    ProcessFunction,
+    RuntimeContext,
+    TimeDomain,
+)
 from pyflink.datastream.state import ValueStateDescriptor
 
 from connectors.feature_store import FeatureWrite, RedisFeatureStore
 from connectors.settings import RedisSettings
+from connectors.topics import MessageSchema
 from operators.features import STATE_TYPES, EntityState
 from operators.state_ttl import state_ttl
+from operators.validate_function import DEAD_LETTER_TAG, rejected_row
 
 # U+0001 never appears raw in JSON text (control characters are escaped inside strings and
 # are not whitespace), so it can join JSON documents.
 BATCH_SEPARATOR = "\x01"
 BATCH_TYPE = Types.ROW_NAMED(["entity", "docs"], [Types.STRING(), Types.STRING()])
+CREATOR_TAG = OutputTag("creator-batches", BATCH_TYPE)
 
 
 def split_batch(docs: str) -> list[dict]:
@@ -47,6 +56,30 @@ def split_batch(docs: str) -> list[dict]:
 
 def join_batch(events: list[dict]) -> str:
     return BATCH_SEPARATOR.join(json.dumps(e, separators=(",", ":")) for e in events)
+
+
+class SplitBatchesFunction(ProcessFunction):
+    """The job's one SQL output -> show and user batches (main output), creator batches
+    (``CREATOR_TAG``) and rejected records as dead letters (``DEAD_LETTER_TAG``). One output
+    table, because every table converted to a stream is planned on its own: three would read
+    the topics three times."""
+
+    def __init__(self, job: str, schemas: dict[str, MessageSchema]):
+        self.job = job
+        self.schemas = schemas
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.dead_letters = runtime_context.get_metrics_group().add_group("onair") \
+            .counter("dead_letters")
+
+    def process_element(self, value: Row, ctx: ProcessFunction.Context):
+        if value.entity is None:
+            self.dead_letters.inc()
+            yield DEAD_LETTER_TAG, rejected_row(value, self.schemas.get(value.topic), self.job)
+        elif value.entity.startswith("creator:"):
+            yield CREATOR_TAG, Row(value.entity, value.docs)
+        else:
+            yield Row(value.entity, value.docs)
 
 
 class EntityFeaturesFunction(KeyedProcessFunction):
