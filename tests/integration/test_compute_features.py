@@ -8,16 +8,27 @@ import time
 import uuid
 
 import pytest
+from conftest import wait_for_count
 
 from connectors import flink_rest
 from connectors.feature_store import RedisFeatureStore, _encode
-from connectors.kafka_admin import create_topics, partitions_of, producer
+from connectors.kafka_admin import create_topics, partitions_of, producer, read_all
 from connectors.settings import KafkaSettings
 from onair.cli import submit
 from onair.sample_features import end_of_log, feature_log
 from operators.features import FeatureReference
 
 OUT_OF_ORDER_MS = 600_000
+# Mixed into the log: each must land in dead-letters with this reason, and change nothing.
+BAD_RECORDS = {
+    b'{"event_id": "bad-1", "event_type": "like", "ts": 1764000000000, "user_id": "u1"}':
+        "like' requires field 'show_id'",
+    b'{"event_id": "bad-2", "event_type": "like", "ts": "soon", "user_id": "u1", '
+    b'"show_id": "s1"}': "field 'ts' must be integer",
+    b"not json at all": "bad JSON",
+    b'{"event_id": "bad-3", "event_type": "teleport", "ts": 1764000000000, "user_id": "u1"}':
+        "unknown event_type 'teleport'",
+}
 
 
 def produce_log(kafka: KafkaSettings, log) -> None:
@@ -83,7 +94,13 @@ def test_features_in_redis_equal_the_reference(services, topic_prefix, monkeypat
     create_topics(kafka)
     store = RedisFeatureStore()
     log = feature_log(20_000)
-    produce_log(kafka, log)
+    produce_log(kafka, log[:10_000])
+    p = producer(kafka)
+    for raw in BAD_RECORDS:
+        p.send(kafka.topic("behavior-events"), raw, key=b"u1")
+    p.flush()
+    p.close()
+    produce_log(kafka, log[10_000:])
     markers = produce_end_markers(kafka, log)
     expected = expected_features([e for _, e in log] + markers)
 
@@ -93,6 +110,13 @@ def test_features_in_redis_equal_the_reference(services, topic_prefix, monkeypat
     try:
         assert flink_rest.wait_for_state(job_id, {"RUNNING"}, 120) == "RUNNING"
         wait_until_redis_matches(store, expected)
+        letters = wait_for_count(lambda: [json.loads(r.value) for r in
+                                          read_all(kafka, kafka.topic("dead-letters"))],
+                                 len(BAD_RECORDS))
+        errors = sorted(letter["error"] for letter in letters)
+        assert len(errors) == len(BAD_RECORDS)
+        for reason in BAD_RECORDS.values():
+            assert any(reason in e for e in errors), (reason, errors)
         assert flink_rest.job_state(job_id) == "RUNNING"
     finally:
         flink_rest.cancel(job_id)
