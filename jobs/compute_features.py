@@ -179,7 +179,8 @@ def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironmen
     # Only the event-id de-duplication keeps SQL state beyond a window: a day, as documented.
     config.set("table.exec.state.ttl", f"{DEDUPE_MS} ms")
     schemas = {cfg.kafka.topic(topic.name): topic.schema for topic in SOURCES}
-    t_env.create_temporary_function("check_event", check_function(schemas, ID_FIELDS))
+    t_env.create_temporary_function("check_event", check_function(
+        schemas, ID_FIELDS, vectorised=cfg.flink.python_mode != "thread"))
     tables = [raw_source_table(t_env, cfg.kafka, topic, group_id=cfg.group_id,
                                bounded=cfg.flink.bounded,
                                extra_columns=source_columns(cfg.out_of_order_ms))

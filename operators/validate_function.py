@@ -126,17 +126,26 @@ def rejected_row(value: Row, schema: MessageSchema | None, job: str) -> Row:
         offset=value.offset, error=value.reason, job=job))
 
 
-def check_function(schemas: dict[str, MessageSchema], fields: tuple[str, ...]):
-    """A vectorised (pandas) SQL function ``(value, topic)`` -> ``ARRAY<STRING>``
-    ``[reason, *fields]`` (``operators.validation.check_record``), ``schemas`` by physical
-    topic. Vectorised because it runs on every record: Arrow batches cross to Python at a
-    fraction of the per-record cost of a DataStream operator, and Flink's own JSON functions
-    measured ~0.4 ms per record for a schema's worth of checks."""
-    import pandas as pd
+def check_function(schemas: dict[str, MessageSchema], fields: tuple[str, ...], *,
+                   vectorised: bool = True):
+    """A SQL function ``(value, topic)`` -> ``ARRAY<STRING>`` ``[reason, *fields]``
+    (``operators.validation.check_record``), ``schemas`` by physical topic.
+
+    Vectorised (pandas) by default because it runs on every record: Arrow batches cross to
+    Python at a fraction of the per-record cost of a DataStream operator, and Flink's own JSON
+    functions measured ~0.4 ms per record for a schema's worth of checks. Thread mode runs no
+    pandas functions, so there it is a plain scalar function (called in the JVM's thread)."""
     from pyflink.table import DataTypes
     from pyflink.table.udf import udf
 
-    @udf(result_type=DataTypes.ARRAY(DataTypes.STRING()), func_type="pandas")
+    result = DataTypes.ARRAY(DataTypes.STRING())
+    if not vectorised:
+        return udf(lambda value, topic: check_record(value, schemas.get(topic), fields),
+                   result_type=result)
+
+    import pandas as pd
+
+    @udf(result_type=result, func_type="pandas")
     def check(value: pd.Series, topic: pd.Series) -> pd.Series:
         return pd.Series([check_record(v, schemas.get(t), fields)
                           for v, t in zip(value, topic, strict=True)])
