@@ -49,29 +49,18 @@ class Input:
         return cls(topic, None, as_message)
 
 
-def raw_source_table(t_env: StreamTableEnvironment, kafka: KafkaSettings, topic: Topic, *,
-                     group_id: str, bounded: bool, fetch_max_wait_ms: int | None = None,
-                     extra_columns: tuple[str, ...] = ()) -> str:
-    """Register ``topic`` as a SQL table of raw rows (value, topic, partition, offset, and
-    ``extra_columns``); returns its name. ``fetch_max_wait_ms`` shortens the consumer's fetch
-    wait (Kafka's default: 500 ms)."""
+def raw_input(t_env: StreamTableEnvironment, kafka: KafkaSettings, topic: Topic, *,
+              group_id: str, bounded: bool, fetch_max_wait_ms: int | None = None) -> DataStream:
+    """Raw Kafka rows of ``topic`` (value, topic, partition, offset), for a Python operator
+    that validates them itself (``operators.validate_function.validate_row``).
+    ``fetch_max_wait_ms`` shortens the consumer's fetch wait (Kafka's default: 500 ms)."""
     physical = kafka.topic(topic.name)
     table = "src_" + topic.name.replace("-", "_")
     source = KafkaSourceSpec(table, physical, group_id,
                              stop_offsets=end_offsets(kafka, physical) if bounded else None,
                              properties=(() if fetch_max_wait_ms is None else
-                                         (("fetch.max.wait.ms", str(fetch_max_wait_ms)),)),
-                             extra_columns=extra_columns)
+                                         (("fetch.max.wait.ms", str(fetch_max_wait_ms)),)))
     t_env.execute_sql(source.ddl(kafka))
-    return table
-
-
-def raw_input(t_env: StreamTableEnvironment, kafka: KafkaSettings, topic: Topic, *,
-              group_id: str, bounded: bool, fetch_max_wait_ms: int | None = None) -> DataStream:
-    """Raw Kafka rows of ``topic`` (value, topic, partition, offset), for a Python operator
-    that validates them itself (``operators.validate_function.validate_row``)."""
-    table = raw_source_table(t_env, kafka, topic, group_id=group_id, bounded=bounded,
-                             fetch_max_wait_ms=fetch_max_wait_ms)
     return t_env.to_data_stream(t_env.from_path(table))
 
 

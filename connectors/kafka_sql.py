@@ -48,8 +48,6 @@ class KafkaSourceSpec:
     start: str = "group-offsets"
     stop_offsets: dict[int, int] | None = None
     properties: tuple[tuple[str, str], ...] = ()   # extra Kafka consumer properties
-    # More column definitions: computed columns, a WATERMARK clause.
-    extra_columns: tuple[str, ...] = ()
 
     def ddl(self, kafka: KafkaSettings) -> str:
         options = {
@@ -74,13 +72,12 @@ class KafkaSourceSpec:
             options["scan.bounded.specific-offsets"] = ";".join(
                 f"partition:{p},offset:{o}" for p, o in sorted(self.stop_offsets.items())
             )
-        extra = "".join(f",\n  {c}" for c in self.extra_columns)
         return f"""CREATE TEMPORARY TABLE `{self.table}` (
   `value` BYTES,
   `topic` STRING METADATA FROM 'topic' VIRTUAL,
   `partition` INT METADATA FROM 'partition' VIRTUAL,
   `offset` BIGINT METADATA FROM 'offset' VIRTUAL,
-  `kafka_ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL{extra}
+  `kafka_ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL
 ) WITH (
   {_with(options)}
 )"""

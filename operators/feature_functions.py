@@ -1,15 +1,10 @@
-"""Flink glue for point-in-time features: keyed state per entity, fed in batches, and Redis.
+"""Flink glue for point-in-time features: routing events to entities, keyed state, Redis.
 
-The job routes, de-duplicates and groups events on the JVM (Flink SQL): each record reaching
-Python is one entity's events of one short processing-time window, ``(entity, docs)`` with
-``entity`` = ``kind:id`` and ``docs`` the events' JSON joined by ``BATCH_SEPARATOR``.
-``EntityFeaturesFunction`` (keyed by entity) keeps the entity's state object from
-``operators.features`` in Flink keyed state, advances it on event-time timers, and writes its
-features to Redis in pipelined batches. Shows emit their derived creator updates (plays, live
-changes) as one batch per creator, for a second, creator-keyed instance.
-
-Why batches: PyFlink's cost is per record and per touched key (its state is written back to
-the JVM once per key per bundle), not per event: a batch pays it once for all its events.
+``RouteEventsFunction`` turns a validated event into ``(entity key, event)`` pairs;
+``EntityFeaturesFunction`` (keyed by entity key ``kind:id``) keeps the entity's state object
+from ``operators.features`` in Flink keyed state, advances it on event-time timers, and writes
+its features to Redis in pipelined batches. Shows emit derived creator updates (plays, live
+changes) for a second, creator-keyed instance.
 
 Why writes are safe across restarts: each write carries the entity's ``seq`` (events applied)
 and Redis keeps only a higher one; a dirty entity registers a processing-time timer, which is
@@ -23,63 +18,30 @@ of the newest contributing event).
 
 from __future__ import annotations
 
-import json
 import time
 
-from pyflink.common import Row, Types
-from pyflink.datastream import (
-    KeyedProcessFunction,
-    OutputTag,
-    ProcessFunction,
-    RuntimeContext,
-    TimeDomain,
-)
+from pyflink.common import Types
+from pyflink.datastream import FlatMapFunction, KeyedProcessFunction, RuntimeContext, TimeDomain
 from pyflink.datastream.state import ValueStateDescriptor
 
 from connectors.feature_store import FeatureWrite, RedisFeatureStore
 from connectors.settings import RedisSettings
-from connectors.topics import MessageSchema
-from operators.features import STATE_TYPES, EntityState
+from operators.features import STATE_TYPES, EntityState, routes
 from operators.state_ttl import state_ttl
-from operators.validate_function import DEAD_LETTER_TAG, rejected_row
 
-# U+0001 never appears raw in JSON text (control characters are escaped inside strings and
-# are not whitespace), so it can join JSON documents.
-BATCH_SEPARATOR = "\x01"
-BATCH_TYPE = Types.ROW_NAMED(["entity", "docs"], [Types.STRING(), Types.STRING()])
-CREATOR_TAG = OutputTag("creator-batches", BATCH_TYPE)
+ENTITY_TYPE = Types.TUPLE([Types.STRING(), Types.PICKLED_BYTE_ARRAY()])
 
 
-def split_batch(docs: str) -> list[dict]:
-    return [json.loads(d) for d in docs.split(BATCH_SEPARATOR)]
+class RouteEventsFunction(FlatMapFunction):
+    """Event -> ``(kind:id, event)`` for each entity it updates first-hand; ``kinds`` filters."""
 
+    def __init__(self, kinds: tuple[str, ...]):
+        self.kinds = kinds
 
-def join_batch(events: list[dict]) -> str:
-    return BATCH_SEPARATOR.join(json.dumps(e, separators=(",", ":")) for e in events)
-
-
-class SplitBatchesFunction(ProcessFunction):
-    """The job's one SQL output -> show and user batches (main output), creator batches
-    (``CREATOR_TAG``) and rejected records as dead letters (``DEAD_LETTER_TAG``). One output
-    table, because every table converted to a stream is planned on its own: three would read
-    the topics three times."""
-
-    def __init__(self, job: str, schemas: dict[str, MessageSchema]):
-        self.job = job
-        self.schemas = schemas
-
-    def open(self, runtime_context: RuntimeContext) -> None:
-        self.dead_letters = runtime_context.get_metrics_group().add_group("onair") \
-            .counter("dead_letters")
-
-    def process_element(self, value: Row, ctx: ProcessFunction.Context):
-        if value.entity is None:
-            self.dead_letters.inc()
-            yield DEAD_LETTER_TAG, rejected_row(value, self.schemas.get(value.topic), self.job)
-        elif value.entity.startswith("creator:"):
-            yield CREATOR_TAG, Row(value.entity, value.docs)
-        else:
-            yield Row(value.entity, value.docs)
+    def flat_map(self, value: dict):
+        for kind, entity_id in routes(value):
+            if kind in self.kinds:
+                yield f"{kind}:{entity_id}", value
 
 
 class EntityFeaturesFunction(KeyedProcessFunction):
@@ -108,23 +70,19 @@ class EntityFeaturesFunction(KeyedProcessFunction):
         self.reflection = group.distribution("reflection_ms")
 
     # ------------------------------------------------------------------ events and timers
-    def process_element(self, value: Row, ctx: KeyedProcessFunction.Context):
-        key, docs = value[0], value[1]
+    def process_element(self, value, ctx: KeyedProcessFunction.Context):
+        key, event = value
         watermark = ctx.timer_service().current_watermark()
+        if event["ts"] < watermark:
+            self.late.inc()
         st = self._load(key)
-        derived: dict[str, list[dict]] = {}
-        events = split_batch(docs)
-        for event in events:
-            if event["ts"] < watermark:
-                self.late.inc()
-            # Event time moves the state on only through timers (see _changed): advancing on
-            # every event would rescan open sessions and windows each time.
-            for update in st.apply(event) or ():
-                derived.setdefault(update["creator_id"], []).append(update)
-        self.applied.inc(len(events))
+        # Event time moves the state on only through timers (see _changed): advancing on every
+        # event would rescan open sessions and windows each time.
+        derived = st.apply(event) or ()
+        self.applied.inc()
         self._changed(key, st, ctx)
-        for creator_id, updates in derived.items():
-            yield Row(f"creator:{creator_id}", join_batch(updates))
+        for update in derived:
+            yield f"creator:{update['creator_id']}", update
         self._maybe_flush()
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):

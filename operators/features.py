@@ -7,8 +7,8 @@ Each entity has a small state object driven by ``apply(event)`` and ``advance(wa
 Semantics, chosen so that the result does not depend on arrival order (a replay after a
 restart, or events reordered across partitions, lands on the same values):
 
-- Every event is applied at most once (de-duplicated by ``event_id`` before it reaches the
-  entities: ``Deduplicator`` here, a ``ROW_NUMBER`` de-duplication in the Flink job).
+- Every event is applied at most once per entity (de-duplicated by ``event_id`` for
+  ``DEDUPE_MS`` of event time).
 - Likes, notification opt-ins and follows keep the *latest action by event time* per user
   (ties broken by event id): ``like_count`` is the number of users whose latest like/unlike is a
   like, and so on.
@@ -40,9 +40,8 @@ DEDUPE_MS = DAY_MS
 
 
 @dataclass
-class Deduplicator:
-    """Event ids seen in the last ``DEDUPE_MS`` of event time (the reference's de-duplication;
-    the job keeps the first of each ``event_id`` for a day in Flink SQL)."""
+class _Dedupe:
+    """Event ids applied in the last ``DEDUPE_MS`` of event time."""
 
     seen: dict[str, int] = field(default_factory=dict)
     newest: int = 0
@@ -88,6 +87,7 @@ class EntityState:
 
     seq: int = 0
     event_ts: int = 0
+    dedupe: _Dedupe = field(default_factory=_Dedupe)
     # Bookkeeping of the Flink function (pending timers), kept with the state it belongs to.
     timer_at: int | None = None
     flush_at: int | None = None
@@ -96,10 +96,12 @@ class EntityState:
         """Event time of the next ``advance`` that can change something (None: never)."""
         return None
 
-    def accept(self, event: dict) -> None:
-        """Count an applied (already de-duplicated) event."""
+    def accept(self, event: dict) -> bool:
+        if not self.dedupe.first_time(event["event_id"], event["ts"]):
+            return False
         self.seq += 1
         self.event_ts = max(self.event_ts, event["ts"])
+        return True
 
 
 def user_sessions(marks: list[tuple[int, int]], ended_ts: int, watermark: int
@@ -159,14 +161,15 @@ class ShowState(EntityState):
 
     def apply(self, event: dict) -> list[dict]:
         """Apply one show-related event; return derived creator updates (plays, live)."""
-        self.accept(event)
+        if not self.accept(event):
+            return []
         kind, ts, out = event["event_type"], event["ts"], []
         if event.get("creator_id") and not self.creator_id:
             self.creator_id = event["creator_id"]
             out += [_play(self.creator_id, t) for t in self.unattributed_plays]
             self.unattributed_plays = []
-            if self.status_ts:
-                out.append(self._live_update(event["show_id"]))
+            if self.status == "live":
+                out.append(_live(self.creator_id, event["show_id"], True, self.status_ts))
         if kind in ("scheduled", "live", "ended", "updated"):
             out += self._show_event(event)
         elif kind in ("like", "unlike"):
@@ -191,20 +194,17 @@ class ShowState(EntityState):
         if event.get("scheduled_start"):
             self.scheduled_start = event["scheduled_start"]
         kind, ts = event["event_type"], event["ts"]
-        if kind == "updated":
+        if kind == "updated" or (ts, kind) < (self.status_ts, self.status):
             return []
-        if (ts, kind) >= (self.status_ts, self.status):
-            self.status, self.status_ts = kind, ts
-            if kind == "ended":
-                self.ended_ts = ts
-                for user in list(self.sessions):
-                    self._resession(user)
-        # The creator gets the status after every lifecycle event, changed or not, so what it
-        # receives (and its newest event time) does not depend on the order they arrive in.
-        return [self._live_update(event["show_id"])] if self.creator_id else []
-
-    def _live_update(self, show_id: str) -> dict:
-        return _live(self.creator_id, show_id, self.status == "live", self.status_ts)
+        was_live = self.status == "live"
+        self.status, self.status_ts = kind, ts
+        if kind == "ended":
+            self.ended_ts = ts
+            for user in list(self.sessions):
+                self._resession(user)
+        if self.creator_id and was_live != (kind == "live"):
+            return [_live(self.creator_id, event["show_id"], kind == "live", ts)]
+        return []
 
     def _resession(self, user: str) -> None:
         old_long, old_open = self.sessions.get(user, (0, None))
@@ -273,8 +273,7 @@ class CreatorState(EntityState):
             if old is None or event["ts"] >= old[0]:
                 self.live_shows[event["show_id"]] = (event["ts"], event["live"])
             self._touch(event["ts"])
-        else:
-            self.accept(event)
+        elif self.accept(event):
             self.followers.set(event["user_id"], event["ts"], event["event_id"],
                                kind == "follow")
 
@@ -313,7 +312,8 @@ class UserState(EntityState):
     watermark: int = 0
 
     def apply(self, event: dict) -> None:
-        self.accept(event)
+        if not self.accept(event):
+            return
         kind = event["event_type"]
         if kind in ("follow", "unfollow"):
             self.follows.set(event["creator_id"], event["ts"], event["event_id"],
@@ -343,22 +343,17 @@ class UserState(EntityState):
                 "listens_7d_by_topic": dict(sorted(by_topic.items()))}
 
 
-SHOW_LIFECYCLE = ("scheduled", "live", "ended", "updated")
-
-# What each event type updates first-hand: (entity kind, the event's field with its id, event
-# types). ``routes`` and the job's SQL routing (``jobs/compute_features.py``) both read it.
-ROUTES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("show", "show_id", (*SHOW_LIFECYCLE, "like", "unlike", "listen_start", "listen_stop",
-                         "notify_on", "notify_off")),
-    ("user", "user_id", ("follow", "unfollow", "listen_start")),
-    ("creator", "creator_id", ("follow", "unfollow")),
-)
-
-
 def routes(event: dict) -> list[tuple[str, str]]:
     """(entity kind, entity id) that an incoming event updates first-hand."""
     kind = event["event_type"]
-    return [(entity, event[id_field]) for entity, id_field, kinds in ROUTES if kind in kinds]
+    if kind in ("follow", "unfollow"):
+        return [("creator", event["creator_id"]), ("user", event["user_id"])]
+    if "user_id" not in event:  # a show event
+        return [("show", event["show_id"])]
+    out = [("show", event["show_id"])]
+    if kind == "listen_start":
+        out.append(("user", event["user_id"]))
+    return out
 
 
 STATE_TYPES = {"show": ShowState, "creator": CreatorState, "user": UserState}
@@ -367,13 +362,12 @@ STATE_TYPES = {"show": ShowState, "creator": CreatorState, "user": UserState}
 class FeatureReference:
     """The plain-Python reference: every entity's state from a log of events, in one process.
 
-    ``apply`` drops a repeated event id, routes an event to its entities (and a show's derived
-    updates to its creator); ``finish(watermark)`` advances every entity to the final watermark.
+    ``apply`` routes an event to its entities (and a show's derived updates to its creator);
+    ``finish(watermark)`` advances every entity to the final watermark.
     """
 
     def __init__(self) -> None:
         self.entities: dict[tuple[str, str], EntityState] = {}
-        self.dedupe = Deduplicator()
 
     def state(self, kind: str, entity_id: str) -> EntityState:
         key = (kind, entity_id)
@@ -382,8 +376,6 @@ class FeatureReference:
         return self.entities[key]
 
     def apply(self, event: dict) -> None:
-        if not self.dedupe.first_time(event["event_id"], event["ts"]):
-            return
         for kind, entity_id in routes(event):
             derived = self.state(kind, entity_id).apply(event)
             for update in derived or ():

@@ -19,7 +19,7 @@ from pyflink.common.typeinfo import TypeInformation
 from pyflink.datastream import OutputTag, ProcessFunction, RuntimeContext
 
 from connectors.topics import MessageSchema
-from operators.validation import InvalidRecord, check_record, dead_letter, parse
+from operators.validation import InvalidRecord, dead_letter, parse
 
 SQL_TO_TYPE: dict[str, Callable[[], TypeInformation]] = {
     "STRING": Types.STRING,
@@ -111,43 +111,3 @@ class ValidateFunction(ProcessFunction):
             return
         self.records_valid.inc()
         yield route[1], row
-
-
-
-def rejected_row(value: Row, schema: MessageSchema | None, job: str) -> Row:
-    """The dead-letter row of a raw Kafka row a SQL check rejected (``connectors.sql_validation``;
-    column ``reason``). The Python parser names the reason, as on every other path; should it
-    accept a record the SQL rejected, the record is still dead-lettered, with the SQL reason."""
-    ok, row = validate_row(value, schema and (schema, as_message), job)
-    if not ok:
-        return row
-    return dead_letter_row(dead_letter(
-        raw=value.value, source_topic=value.topic, partition=value.partition,
-        offset=value.offset, error=value.reason, job=job))
-
-
-def check_function(schemas: dict[str, MessageSchema], fields: tuple[str, ...], *,
-                   vectorised: bool = True):
-    """A SQL function ``(value, topic)`` -> ``ARRAY<STRING>`` ``[reason, *fields]``
-    (``operators.validation.check_record``), ``schemas`` by physical topic.
-
-    Vectorised (pandas) by default because it runs on every record: Arrow batches cross to
-    Python at a fraction of the per-record cost of a DataStream operator, and Flink's own JSON
-    functions measured ~0.4 ms per record for a schema's worth of checks. Thread mode runs no
-    pandas functions, so there it is a plain scalar function (called in the JVM's thread)."""
-    from pyflink.table import DataTypes
-    from pyflink.table.udf import udf
-
-    result = DataTypes.ARRAY(DataTypes.STRING())
-    if not vectorised:
-        return udf(lambda value, topic: check_record(value, schemas.get(topic), fields),
-                   result_type=result)
-
-    import pandas as pd
-
-    @udf(result_type=result, func_type="pandas")
-    def check(value: pd.Series, topic: pd.Series) -> pd.Series:
-        return pd.Series([check_record(v, schemas.get(t), fields)
-                          for v, t in zip(value, topic, strict=True)])
-
-    return check

@@ -111,17 +111,3 @@ def dead_letter(
         "job": job,
         "ts": int(time.time() * 1000) if now_ms is None else now_ms,
     }
-
-
-def check_record(raw: bytes | None, schema: MessageSchema | None,
-                 fields: tuple[str, ...]) -> list[str | None]:
-    """``[reason, *fields]`` of one Kafka value for SQL: reason None and the ``fields`` as text
-    (None when absent) if it is valid, else the reason and no fields."""
-    try:
-        if schema is None:
-            raise InvalidRecord("no schema routed for this topic")
-        message = parse(raw, schema)
-    except Exception as e:
-        reason = str(e) if isinstance(e, InvalidRecord) else f"{type(e).__name__}: {e}"
-        return [reason] + [None] * len(fields)
-    return [None] + [None if message.get(f) is None else str(message[f]) for f in fields]

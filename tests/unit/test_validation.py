@@ -5,13 +5,7 @@ import pytest
 
 from connectors.topics import AUDIO_CHUNK, BEHAVIOR_EVENT, RANKING, SHOW_EVENT
 from onair.sample_events import behavior_events, malformed_values, show_events
-from operators.validation import (
-    RAW_PREVIEW_BYTES,
-    InvalidRecord,
-    check_record,
-    dead_letter,
-    parse,
-)
+from operators.validation import RAW_PREVIEW_BYTES, InvalidRecord, dead_letter, parse
 
 GOOD = {"event_id": "e1", "event_type": "like", "ts": 1_764_000_000_000, "user_id": "u1",
         "show_id": "s1"}
@@ -113,16 +107,3 @@ def test_validate_row_types_a_good_row_and_dead_letters_a_bad_one():
 
     ok, row = validate_row(Row(value=raw(GOOD), topic="other", partition=0, offset=0), None, "j")
     assert not ok and "no schema routed" in json.loads(row[1])["error"]
-
-
-def test_check_record_gives_sql_the_routing_fields_or_the_parsers_reason():
-    fields = ("event_id", "event_type", "ts", "show_id", "creator_id")
-    good = {"event_id": "e1", "event_type": "like", "ts": 1_764_000_000_000,
-            "user_id": "u1", "show_id": "s1"}
-    assert check_record(json.dumps(good).encode(), BEHAVIOR_EVENT, fields) == \
-        [None, "e1", "like", "1764000000000", "s1", None]
-    bad = json.dumps({**good, "ts": "soon"}).encode()
-    assert check_record(bad, BEHAVIOR_EVENT, fields) == ["field 'ts' must be integer, got str",
-                                                         None, None, None, None, None]
-    assert check_record(b"{", BEHAVIOR_EVENT, ("event_id",))[0].startswith("bad JSON")
-    assert check_record(b"{}", None, ("event_id",)) == ["no schema routed for this topic", None]
