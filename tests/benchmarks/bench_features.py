@@ -146,7 +146,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=5000)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--job-args", default="",
-                        help="more compute_features flags, e.g. '--batch-ms 500'")
+                        help="more compute_features flags, e.g. '--bundle-time-ms 100'")
     args = parser.parse_args()
 
     Stack.default().up(lambda _m: None)
@@ -160,7 +160,7 @@ def main() -> None:
     preload(kafka, log)
     n_markers = markers(kafka, "end-a")
 
-    base_eps = baseline(kafka, store, len(log))
+    base_eps = baseline(kafka, store, n_events)
 
     job = submit("compute_features", ["--parallelism", str(args.parallelism),
                                       "--python-mode", args.python_mode,
@@ -174,7 +174,7 @@ def main() -> None:
             time.sleep(0.05)
         t0 = time.monotonic()
         t1 = wait_seq(store, "end-a", n_markers)
-        eps = (len(log) + n_markers) / (t1 - t0)
+        eps = (n_events + n_markers) / (t1 - t0)
         lat, offered, probes = reflection(kafka, store, args.rate, args.seconds)
     finally:
         flink_rest.cancel(job)
