@@ -9,7 +9,19 @@ changes) for a second, creator-keyed instance.
 Why writes are safe across restarts: each write carries the entity's ``seq`` (events applied)
 and Redis keeps only a higher one; a dirty entity registers a processing-time timer, which is
 checkpointed with the state, so a write buffered but not yet sent at a crash is re-sent from the
-restored state when the timer fires after recovery.
+restored state when the timer fires after recovery (or, if the registration missed the
+checkpoint as described below, at the entity's next change).
+
+Which timers a key has registered is remembered in this worker's memory, never in keyed state.
+PyFlink (process mode, 2.0) hands a timer registration from Python to the operator as a mailbox
+mail, and only drains those mails before advancing the watermark, not before a checkpoint: the
+registrations of the bundle that a checkpoint flushes are missing from that checkpoint while the
+state written in the same bundle is in it. A ``flush_at`` kept in state then said "timer
+pending" forever after a restore, so the entity never registered another flush timer and its
+last changes never reached Redis (seen as creators short of plays after a restart). Remembered
+in memory, the bookkeeping starts empty in a restored worker, so every key registers its timers
+again on its first change; Flink keeps one timer per (key, time), so a timer that did survive
+is not doubled.
 
 Metrics (group ``onair``): ``events_applied``, ``late_events``, ``redis_writes``,
 ``redis_batches``, distribution ``reflection_ms`` (Redis write wall clock minus the event time
@@ -61,6 +73,10 @@ class EntityFeaturesFunction(KeyedProcessFunction):
         self.store = RedisFeatureStore(self.redis)
         # Entities changed since the last flush; their features are read when the batch goes out.
         self.pending: dict[str, EntityState] = {}
+        # Timers registered by this worker (see the module docstring for why not in state):
+        # keys with a flush timer pending, and each key's pending event-time timer.
+        self.flush_timers: set[str] = set()
+        self.event_timers: dict[str, int] = {}
         self.oldest_pending = 0.0
         group = runtime_context.get_metrics_group().add_group("onair")
         self.applied = group.counter("events_applied")
@@ -89,12 +105,12 @@ class EntityFeaturesFunction(KeyedProcessFunction):
         key = ctx.get_current_key()
         st = self._load(key)
         if ctx.time_domain() == TimeDomain.EVENT_TIME:
+            if self.event_timers.get(key) == timestamp:
+                del self.event_timers[key]
             st.advance(timestamp)
-            st.timer_at = None
             self._changed(key, st, ctx)
         else:
-            st.flush_at = None
-            self.state.update(st)
+            self.flush_timers.discard(key)
             self._stage(key, st)
         self._maybe_flush(force=ctx.time_domain() == TimeDomain.PROCESSING_TIME)
         return iter(())
@@ -109,12 +125,13 @@ class EntityFeaturesFunction(KeyedProcessFunction):
     def _changed(self, key: str, st: EntityState, ctx) -> None:
         timers = ctx.timer_service()
         nxt = st.next_timer()
-        if nxt is not None and st.timer_at != nxt:
+        if nxt is not None and self.event_timers.get(key) != nxt:
             timers.register_event_time_timer(nxt)
-            st.timer_at = nxt
-        if st.flush_at is None:
-            st.flush_at = timers.current_processing_time() + self.flush_ms
-            timers.register_processing_time_timer(st.flush_at)
+            self.event_timers[key] = nxt
+        if key not in self.flush_timers:
+            timers.register_processing_time_timer(timers.current_processing_time()
+                                                  + self.flush_ms)
+            self.flush_timers.add(key)
         self.state.update(st)
         self._stage(key, st)
 

@@ -88,9 +88,6 @@ class EntityState:
     seq: int = 0
     event_ts: int = 0
     dedupe: _Dedupe = field(default_factory=_Dedupe)
-    # Bookkeeping of the Flink function (pending timers), kept with the state it belongs to.
-    timer_at: int | None = None
-    flush_at: int | None = None
 
     def next_timer(self) -> int | None:
         """Event time of the next ``advance`` that can change something (None: never)."""
