@@ -7,10 +7,9 @@ its features to Redis in pipelined batches. Shows emit derived creator updates (
 changes) for a second, creator-keyed instance.
 
 Why writes are safe across restarts: each write carries the entity's ``seq`` (events applied)
-and Redis keeps only a higher one; a dirty entity registers a processing-time timer, which is
-checkpointed with the state, so a write buffered but not yet sent at a crash is re-sent from the
-restored state when the timer fires after recovery (or, if the registration missed the
-checkpoint as described below, at the entity's next change).
+and Redis keeps only a higher one; staged writes go out when a batch fills, when a key's
+processing-time flush timer fires (``flush_ms`` after its change) and at the end of every bundle
+(below), so nothing a checkpoint holds is left unwritten.
 
 Which timers a key has registered is remembered in this worker's memory, never in keyed state.
 PyFlink (process mode, 2.0) hands a timer registration from Python to the operator as a mailbox
@@ -21,11 +20,14 @@ pending" forever after a restore, so the entity never registered another flush t
 last changes never reached Redis (seen as creators short of plays after a restart). Remembered
 in memory, the bookkeeping starts empty in a restored worker, so every key registers its timers
 again on its first change; Flink keeps one timer per (key, time), so a timer that did survive
-is not doubled.
+is not doubled. And the staged writes are also flushed at the end of every bundle (a gauge, the
+one hook PyFlink calls there), so what a checkpoint holds is in Redis by the time it
+completes: a restored key that never changes again was written before the crash.
 
 Metrics (group ``onair``): ``events_applied``, ``late_events``, ``redis_writes``,
-``redis_batches``, distribution ``reflection_ms`` (Redis write wall clock minus the event time
-of the newest contributing event).
+``redis_batches``, gauge ``bundle_end_writes`` (writes staged when the last bundle ended),
+distribution ``reflection_ms`` (Redis write wall clock minus the event time of the newest
+contributing event).
 """
 
 from __future__ import annotations
@@ -84,6 +86,11 @@ class EntityFeaturesFunction(KeyedProcessFunction):
         self.writes = group.counter("redis_writes")
         self.batches = group.counter("redis_batches")
         self.reflection = group.distribution("reflection_ms")
+        # PyFlink (process mode) evaluates gauges when a bundle finishes, just before it
+        # commits the bundle's state (``Operation.finish`` in pyflink.fn_execution.datastream.
+        # process.operations). Flushing there puts every change of a bundle in Redis before
+        # the checkpoint that holds it completes, whatever happens to the bundle's timers.
+        group.gauge("bundle_end_writes", self._flush_at_bundle_end)
 
     # ------------------------------------------------------------------ events and timers
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
@@ -114,6 +121,11 @@ class EntityFeaturesFunction(KeyedProcessFunction):
             self._stage(key, st)
         self._maybe_flush(force=ctx.time_domain() == TimeDomain.PROCESSING_TIME)
         return iter(())
+
+    def _flush_at_bundle_end(self) -> int:
+        staged = len(self.pending)
+        self._maybe_flush(force=True)
+        return staged
 
     # ------------------------------------------------------------------ helpers
     def _load(self, key: str) -> EntityState:
