@@ -169,3 +169,27 @@ def test_stopped_mid_stream_and_resumed_from_checkpoint_equals_reference(
         wait_until_redis_matches(store, expected)
     finally:
         flink_rest.cancel(second)
+
+
+@pytest.mark.integration
+def test_every_bundle_end_writes_its_changes_without_waiting_for_flush_timers(
+        services, topic_prefix, monkeypatch):
+    # Flush timers 10 minutes away and batches no log fills: only the flush at the end of each
+    # bundle (the `bundle_end_writes` gauge) can bring Redis to the reference. It is what keeps
+    # a restored key written when its timer registration missed the checkpoint.
+    monkeypatch.setenv("ONAIR_REDIS_PREFIX", f"test{uuid.uuid4().hex[:8]}")
+    kafka = KafkaSettings.from_env()
+    create_topics(kafka)
+    store = RedisFeatureStore()
+    log = feature_log(5_000, seed=5)
+    produce_log(kafka, log)
+    markers = produce_end_markers(kafka, log)
+    expected = expected_features([e for _, e in log] + markers)
+    job_id = submit("compute_features", ["--out-of-order-ms", str(OUT_OF_ORDER_MS),
+                                         "--parallelism", "2", "--idle-s", "3",
+                                         "--flush-ms", "600000", "--batch-size", "100000"])
+    try:
+        assert flink_rest.wait_for_state(job_id, {"RUNNING"}, 120) == "RUNNING"
+        wait_until_redis_matches(store, expected)
+    finally:
+        flink_rest.cancel(job_id)
