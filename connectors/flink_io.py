@@ -15,16 +15,13 @@ from pyflink.common import Types
 from pyflink.datastream import DataStream, OutputTag
 from pyflink.table import StatementSet, StreamTableEnvironment
 
-from connectors.kafka_admin import end_offsets
+from connectors.kafka_admin import LOW_LATENCY_FETCH_WAIT_MS, end_offsets
 from connectors.kafka_sql import KafkaSinkSpec, KafkaSourceSpec
 from connectors.settings import KafkaSettings
 from connectors.topics import DEAD_LETTERS, Topic
 from operators.lake_rows import schema_columns, schema_values
 from operators.validate_function import DEAD_LETTER_TAG, ValidateFunction, as_message, row_type
 
-# Tansu answers a waiting fetch when its wait ends, not when data arrives (measured: one hop
-# p90 56 ms at a 100 ms wait, 8 ms at 2 ms), so the wait bounds a record's time in the broker.
-LOW_LATENCY_FETCH_WAIT_MS = 20
 LOW_LATENCY_PRODUCER = (("linger.ms", "0"),)
 
 

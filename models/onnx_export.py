@@ -7,6 +7,8 @@ Shared by the alarm detector and the show ranker: the input is one float32 tenso
 from __future__ import annotations
 
 import io
+import sys
+import threading
 
 import numpy as np
 
@@ -24,13 +26,38 @@ def to_onnx(model, n_features: int) -> bytes:
     return onx.SerializeToString()
 
 
+def onnx_runtime():
+    """The ``onnxruntime`` module, imported the first time from a thread Python started.
+
+    In PyFlink's thread mode the operator runs on a JVM thread that PEMJA attached to the
+    interpreter without registering it for ``PyGILState_Ensure``; onnxruntime's pybind11
+    module calls that while it initialises and waits forever for the GIL its own thread
+    holds (seen: ``rank_shows --python-mode thread`` stuck in ``import onnxruntime``, never
+    emitting a ranking). A thread of Python's own is registered, so the import completes
+    there; the module works from any thread afterwards."""
+    if "onnxruntime" not in sys.modules:
+        failure: list[BaseException] = []
+
+        def load() -> None:
+            try:
+                import onnxruntime  # noqa: F401
+            except BaseException as e:  # re-raised on the caller's thread
+                failure.append(e)
+
+        loader = threading.Thread(target=load, name="import-onnxruntime")
+        loader.start()
+        loader.join()
+        if failure:
+            raise failure[0]
+    return sys.modules["onnxruntime"]
+
+
 class OnnxScorer:
     """Class probabilities from an ONNX session (or bytes), one vectorised call per batch."""
 
     def __init__(self, session_or_bytes):
         if isinstance(session_or_bytes, bytes):
-            import onnxruntime as ort
-
+            ort = onnx_runtime()
             options = ort.SessionOptions()
             options.intra_op_num_threads = 1
             session_or_bytes = ort.InferenceSession(session_or_bytes, options,

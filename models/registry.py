@@ -182,8 +182,9 @@ class Registry:
 
     def load_session(self, name: str, ref: str = "production"):
         """(onnxruntime session on one thread, its ModelVersion), after the sha256 check."""
-        import onnxruntime as ort
+        from models.onnx_export import onnx_runtime
 
+        ort = onnx_runtime()
         mv = self.resolve(name, ref)
         path = self.verify(mv)
         options = ort.SessionOptions()

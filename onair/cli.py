@@ -134,12 +134,13 @@ def cmd_produce(args: argparse.Namespace) -> int:
 def cmd_subscribe(args: argparse.Namespace) -> int:
     from kafka import TopicPartition
 
-    from connectors.kafka_admin import consumer, partitions_of
+    from connectors.kafka_admin import LOW_LATENCY_FETCH_WAIT_MS, consumer, partitions_of
 
     _require_topic(args.topic)
     kafka = _kafka()
     # Partitions are assigned, not joined as a group: no rebalance wait, nothing committed.
-    c = consumer(kafka)
+    # A short fetch wait: alerts and rankings are printed as they arrive, not up to 500 ms on.
+    c = consumer(kafka, fetch_max_wait_ms=LOW_LATENCY_FETCH_WAIT_MS)
     physical = kafka.topic(args.topic)
     parts = [TopicPartition(physical, p) for p in partitions_of(kafka, physical)]
     c.assign(parts)

@@ -35,7 +35,12 @@ import numpy as np
 from kafka import TopicPartition
 
 from connectors import flink_rest
-from connectors.kafka_admin import consumer, create_topics, producer
+from connectors.kafka_admin import (
+    LOW_LATENCY_FETCH_WAIT_MS,
+    consumer,
+    create_topics,
+    producer,
+)
 from connectors.settings import KafkaSettings
 from models import alarm_sounds as sounds
 from models.alarm_training import feature_spec_of
@@ -100,7 +105,8 @@ def tm_cpu_seconds() -> dict[int, float]:
     return {(-pid if pid in roots else pid): procs[pid][1] for pid in tree}
 
 
-def throughput(kafka: KafkaSettings, n_streams: int, seconds: float, chunk_ms: int) -> dict:
+def throughput(kafka: KafkaSettings, n_streams: int, seconds: float, chunk_ms: int,
+               job_args: list[str]) -> dict:
     rng = np.random.default_rng(1)
     p = producer(kafka)
     topic = kafka.topic("audio-chunks")
@@ -113,7 +119,7 @@ def throughput(kafka: KafkaSettings, n_streams: int, seconds: float, chunk_ms: i
     p.close()
     before = tm_cpu_seconds()
     job = submit("detect_alarms", ["--bounded", "--parallelism", "1",
-                                   "--group-id", f"bench-{uuid.uuid4().hex[:6]}"])
+                                   "--group-id", f"bench-{uuid.uuid4().hex[:6]}", *job_args])
     flink_rest.wait_for_state(job, {"RUNNING", "FINISHED"}, 120)
     started = time.monotonic()
     seen = dict(before)
@@ -168,11 +174,11 @@ def baseline_rate(scorer: OnnxScorer, spec: FeatureSpec, seconds: float = 60.0) 
     return seconds / (time.process_time() - start)
 
 
-def latency(kafka: KafkaSettings, n_streams: int, seconds: float) -> dict:
+def latency(kafka: KafkaSettings, n_streams: int, seconds: float, job_args: list[str]) -> dict:
     rng = np.random.default_rng(4)
     onsets = {f"lat{i}": float(rng.uniform(4.0, seconds - 10.0)) for i in range(n_streams)}
     audio = {sid: stream_audio(rng, seconds, at) for sid, at in onsets.items()}
-    job = submit("detect_alarms", ["--group-id", f"bench-lat-{uuid.uuid4().hex[:6]}"])
+    job = submit("detect_alarms", ["--group-id", f"bench-lat-{uuid.uuid4().hex[:6]}", *job_args])
     flink_rest.wait_for_state(job, {"RUNNING"}, 120)
     time.sleep(8)   # Python workers up and the source assigned before the clock starts
     received: dict[str, tuple[float, dict]] = {}
@@ -180,7 +186,10 @@ def latency(kafka: KafkaSettings, n_streams: int, seconds: float) -> dict:
 
     def consume() -> None:
         # The topic is new in this run (its own prefix): read it from offset 0.
-        c = consumer(kafka, group_id=None, auto_offset_reset="earliest")
+        # A subscriber's fetch wait is its own choice; Tansu would hold each alert for the
+        # whole wait (kafka-python's default: 500 ms), which is not the job's latency.
+        c = consumer(kafka, group_id=None, auto_offset_reset="earliest",
+                     fetch_max_wait_ms=LOW_LATENCY_FETCH_WAIT_MS)
         c.assign([TopicPartition(kafka.topic("alarm-alerts"), 0)])
         while not stop.is_set():
             for records in c.poll(timeout_ms=50).values():
@@ -229,6 +238,8 @@ def main() -> None:
     parser.add_argument("--chunk-ms", type=int, default=200)
     parser.add_argument("--latency-streams", type=int, default=20)
     parser.add_argument("--latency-seconds", type=float, default=24.0)
+    parser.add_argument("--job-args", default="",
+                        help="more detect_alarms flags, e.g. \"--python-mode process\"")
     parser.add_argument("--only", choices=("throughput", "latency"),
                         help="run one part (the JSON then lacks the other's keys)")
     args = parser.parse_args()
@@ -243,15 +254,18 @@ def main() -> None:
     if args.only != "latency":
         op = operator_rate(scorer, spec, mv.labels)
         base = baseline_rate(scorer, spec)
-        out.update(throughput(kafka, args.streams, args.seconds, args.chunk_ms),
+        out.update(throughput(kafka, args.streams, args.seconds, args.chunk_ms,
+                              args.job_args.split()),
                    operator_x_realtime=round(op, 1), baseline_x_realtime=round(base, 1),
                    ratio_operator_vs_baseline=round(op / base, 1))
         print(f"throughput: {out}", file=sys.stderr)
     if args.only != "throughput":
-        out.update(latency(kafka, args.latency_streams, args.latency_seconds))
+        out.update(latency(kafka, args.latency_streams, args.latency_seconds,
+                           args.job_args.split()))
     print(json.dumps({
         **out,
         "window_s": spec.window_s, "hop_s": spec.hop_s, "chunk_ms": args.chunk_ms,
+        "job_args": args.job_args,
         "cpus": os.cpu_count(),
     }))
 

@@ -188,7 +188,7 @@ def listen(ready, stop, out) -> None:
 
 
 def end_to_end(shows, users, rates: list[int], seconds: float,
-               parallelism: int) -> dict:
+               parallelism: int, job_args: list[str]) -> dict:
     import multiprocessing
 
     from confluent_kafka import Producer
@@ -202,7 +202,7 @@ def end_to_end(shows, users, rates: list[int], seconds: float,
     kafka = KafkaSettings.from_env()
     create_topics(kafka)
     job = submit("rank_shows", ["--model", MODEL, "--experiment", EXPERIMENT,
-                                "--parallelism", str(parallelism)])
+                                "--parallelism", str(parallelism), *job_args])
     sent: dict[str, int] = {}
     ctx = multiprocessing.get_context("spawn")
     ready, stop = ctx.Event(), ctx.Event()
@@ -280,6 +280,8 @@ def main() -> None:
     parser.add_argument("--parallelism", type=int, default=1,
                         help="rank_shows subtasks (1: two, one per TaskManager, measured "
                              "slower on 2 cores; README, Performance)")
+    parser.add_argument("--job-args", default="",
+                        help="more rank_shows flags, e.g. \"--python-mode thread\"")
     parser.add_argument("--dump", help="write each request's (sent, arrived, produced by "
                                        "the sink, operator ms) per rate to this JSON file")
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "onair-bench"))
@@ -304,7 +306,8 @@ def main() -> None:
 
     times, feats, scorer, mv = operator_latency(shows, users, args.requests)
     onnx_ms, sklearn_ms, diff = scoring_times(feats, scorer, mv)
-    e2e = end_to_end(shows, users, [50, 200], args.seconds, args.parallelism)
+    e2e = end_to_end(shows, users, [50, 200], args.seconds, args.parallelism,
+                     args.job_args.split())
     if args.dump:
         Path(args.dump).write_text(json.dumps({r: e2e[f"raw_{r}"] for r in (50, 200)}))
     op50, op99 = percentiles(times)
@@ -312,7 +315,7 @@ def main() -> None:
     f50, f99 = percentiles(e2e[200]) if e2e[200] else (None, None)
     print(json.dumps({
         "bench": "ranking", "candidates": args.candidates, "model": mv.ref,
-        "parallelism": args.parallelism,
+        "parallelism": args.parallelism, "job_args": args.job_args,
         "operator_p50_ms": op50, "operator_p99_ms": op99,
         "e2e_p50_ms_at_50rps": e50, "e2e_p99_ms_at_50rps": e99,
         "e2e_p50_ms_at_200rps": f50, "e2e_p99_ms_at_200rps": f99,
