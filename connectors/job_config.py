@@ -63,9 +63,13 @@ def add_alarm_policy_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, default=None,
                         help="alarm probability that makes a window positive (default: the "
                              "model's own, chosen at training from out-of-bag predictions)")
-    parser.add_argument("--k", type=int, default=d.k,
-                        help=f"positive windows among the last --n that raise an alert ({d.k})")
-    parser.add_argument("--n", type=int, default=d.n, help=f"debounce span, windows ({d.n})")
+    # k and n are tuned with the model's hop (a window every 0.25 s needs a wider span than
+    # one every 0.5 s): the model carries them, the flags override.
+    parser.add_argument("--k", type=int, default=None,
+                        help="positive windows among the last --n that raise an alert "
+                             f"(default: the model's, else {d.k})")
+    parser.add_argument("--n", type=int, default=None,
+                        help=f"debounce span, windows (default: the model's, else {d.n})")
     parser.add_argument("--cooldown-ms", type=int, default=d.cooldown_ms,
                         help="alarm-free audio that re-arms a stream after an alert "
                              f"({d.cooldown_ms})")
@@ -77,11 +81,14 @@ def add_alarm_policy_flags(parser: argparse.ArgumentParser) -> None:
                         help=f"a stream idle this long is forgotten ({d.idle_timeout_s})")
 
 
-def alarm_policy(args: argparse.Namespace, model_threshold: float | None = None):
-    """The policy from the flags; the threshold falls back to the model's, then the default."""
+def alarm_policy(args: argparse.Namespace, model_policy: dict | None = None):
+    """The policy from the flags; threshold, k and n fall back to the model's (``policy`` of
+    its registry entry, chosen at training), then to the defaults."""
     from operators.audio_stream import StreamPolicy
 
-    threshold = args.threshold or model_threshold or StreamPolicy.threshold
+    m = model_policy or {}
+    threshold = args.threshold or m.get("threshold") or StreamPolicy.threshold
     return StreamPolicy(reorder_depth=args.reorder_depth, max_gap_ms=args.max_gap_ms,
-                        threshold=threshold, k=args.k, n=args.n,
+                        threshold=threshold, k=args.k or m.get("k") or StreamPolicy.k,
+                        n=args.n or m.get("n") or StreamPolicy.n,
                         cooldown_ms=args.cooldown_ms, idle_timeout_s=args.idle_timeout_s)

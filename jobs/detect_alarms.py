@@ -33,7 +33,7 @@ from connectors.job_config import (
 )
 from connectors.settings import KafkaSettings, registry_root
 from connectors.topics import ALARM_ALERTS, AUDIO_CHUNKS
-from models.alarm_training import threshold_of
+from models.alarm_training import policy_of
 from models.registry import ModelVersion, Registry, RegistryError
 from operators.alarm_functions import DetectAlarmsFunction, decoded_chunk
 from operators.audio_stream import StreamPolicy
@@ -54,8 +54,11 @@ class DetectAlarmsConfig:
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> DetectAlarmsConfig:
         parser = argparse.ArgumentParser(prog=JOB, description=__doc__.splitlines()[0])
-        # Latency matters more than per-record cost here: bundles close every 50 ms.
-        add_flink_flags(parser, JOB, python_mode="process", bundle_size=200,
+        # Latency matters more than per-record cost here. Thread mode hands each chunk to
+        # Python at once (process mode waits for a 50 ms bundle at each of the two Python
+        # operators): in-job p50 85 against 379 ms, for ~13 % less audio per CPU second
+        # (README, Performance). The bundle flags only matter with --python-mode process.
+        add_flink_flags(parser, JOB, python_mode="thread", bundle_size=200,
                         bundle_time_ms=50)
         parser.add_argument("--model", default=env_default("ALARM_MODEL", "alarm_detector"),
                             help="registry model name (env ALARM_MODEL)")
@@ -74,7 +77,7 @@ class DetectAlarmsConfig:
             # alerts name it, even if the alias moves while the job runs.
             model = registry.resolve(args.model, args.model_version)
             registry.verify(model)
-            policy = alarm_policy(args, threshold_of(model))
+            policy = alarm_policy(args, policy_of(model))
         except (RegistryError, ValueError) as e:
             parser.error(f"{e}\n(train one with jobs/train_alarm_detector.py --promote)"
                          if isinstance(e, RegistryError) else str(e))

@@ -37,7 +37,12 @@ def alarm_label_of(mv) -> str:
 
 def threshold_of(mv) -> float | None:
     """The threshold chosen at training (None for a model registered without one)."""
-    return mv.extra.get("policy", {}).get("threshold")
+    return policy_of(mv).get("threshold")
+
+
+def policy_of(mv) -> dict:
+    """The debounce policy the model was evaluated with at training (threshold, k, n, ...)."""
+    return mv.extra.get("policy", {})
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         alarm_label_of,
         detect_in_samples,
         feature_spec_of,
-        threshold_of,
+        policy_of,
     )
     from models.onnx_export import OnnxScorer
     from models.registry import Registry, RegistryError
@@ -100,7 +100,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     spec, alarm_label = feature_spec_of(mv), alarm_label_of(mv)
     samples, _ = _read_audio(args.file, spec.sample_rate)
     try:
-        policy = alarm_policy(args, threshold_of(mv))
+        policy = alarm_policy(args, policy_of(mv))
     except ValueError as e:
         raise CliError(str(e)) from None
     detections, probs = detect_in_samples(samples, spec, policy, OnnxScorer(session),

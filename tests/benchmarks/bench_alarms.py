@@ -15,7 +15,9 @@ small dataset if the registry has none):
 4. ``latency_*``: ``--latency-streams`` streams sent in real time (100 ms chunks stamped with the
    wall clock), each with a smoke alarm starting at a known time; latency = when the alert is
    read from ``alarm-alerts`` minus the true alarm onset. ``detection_delay`` (audio the model
-   needs) and ``in_job`` (alert time minus the end of its confirming window) split it.
+   needs) and ``in_job`` (alert time minus the end of its confirming window) split it. An alert
+   confirmed by a window that ended before the onset is counted in ``alerts_before_onset``
+   (false), not as a detection.
 
 Prints one JSON line. Run: ``./dev bench alarms``.
 """
@@ -181,7 +183,7 @@ def latency(kafka: KafkaSettings, n_streams: int, seconds: float, job_args: list
     job = submit("detect_alarms", ["--group-id", f"bench-lat-{uuid.uuid4().hex[:6]}", *job_args])
     flink_rest.wait_for_state(job, {"RUNNING"}, 120)
     time.sleep(8)   # Python workers up and the source assigned before the clock starts
-    received: dict[str, tuple[float, dict]] = {}
+    received: dict[str, list[tuple[float, dict]]] = {}
     stop = threading.Event()
 
     def consume() -> None:
@@ -197,7 +199,7 @@ def latency(kafka: KafkaSettings, n_streams: int, seconds: float, job_args: list
                 for r in records:
                     alert = json.loads(r.value)
                     if alert["stream_id"] in onsets:   # not the throughput run's alerts
-                        received.setdefault(alert["stream_id"], (now, alert))
+                        received.setdefault(alert["stream_id"], []).append((now, alert))
         c.close()
 
     reader = threading.Thread(target=consume, daemon=True)
@@ -218,14 +220,26 @@ def latency(kafka: KafkaSettings, n_streams: int, seconds: float, job_args: list
     reader.join()
     p.close()
     flink_rest.cancel(job)
-    lat = [now - (t0 + onsets[sid] * 1000) for sid, (now, _) in received.items()]
-    delay = [a["window_end_ts"] - (t0 + onsets[sid] * 1000) for sid, (_, a) in received.items()]
-    in_job = [a["detected_ts"] - a["window_end_ts"] for _, a in received.values()]
+    # An alert confirmed by a window that ended before the alarm began heard something else:
+    # it is a false alert, not a fast detection. The detection is the first alert after.
+    onset_ms = {sid: t0 + at * 1000 for sid, at in onsets.items()}
+    early = sum(a["window_end_ts"] <= onset_ms[sid]
+                for sid, alerts in received.items() for _, a in alerts)
+    first = {sid: hits[0] for sid, alerts in received.items()
+             if (hits := [(now, a) for now, a in alerts if a["window_end_ts"] > onset_ms[sid]])}
+    lat = [now - onset_ms[sid] for sid, (now, _) in first.items()]
+    delay = [a["window_end_ts"] - onset_ms[sid] for sid, (_, a) in first.items()]
+    in_job = [a["detected_ts"] - a["window_end_ts"] for _, a in first.values()]
 
     def pct(v, q):
         return round(float(np.percentile(v, q))) if v else None
 
-    return {"latency_streams": n_streams, "alerts": len(received),
+    raw = {sid: [{"onset_ms": round(onset_ms[sid]), "window_end_ts": a["window_end_ts"],
+                  "detected_ts": a["detected_ts"], "received_ms": round(now)}
+                 for now, a in alerts]
+           for sid, alerts in received.items()}
+    return {"raw": raw, "latency_streams": n_streams, "detected": len(first),
+            "alerts_before_onset": early,
             "latency_p50_ms": pct(lat, 50), "latency_p99_ms": pct(lat, 99),
             "detection_delay_p50_ms": pct(delay, 50), "detection_delay_p99_ms": pct(delay, 99),
             "in_job_p50_ms": pct(in_job, 50), "in_job_p99_ms": pct(in_job, 99)}
@@ -240,6 +254,8 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=24.0)
     parser.add_argument("--job-args", default="",
                         help="more detect_alarms flags, e.g. \"--python-mode process\"")
+    parser.add_argument("--dump", help="write each latency stream's onset, confirming window "
+                                       "end, emission and arrival (epoch ms) to this JSON file")
     parser.add_argument("--only", choices=("throughput", "latency"),
                         help="run one part (the JSON then lacks the other's keys)")
     args = parser.parse_args()
@@ -260,8 +276,11 @@ def main() -> None:
                    ratio_operator_vs_baseline=round(op / base, 1))
         print(f"throughput: {out}", file=sys.stderr)
     if args.only != "throughput":
-        out.update(latency(kafka, args.latency_streams, args.latency_seconds,
-                           args.job_args.split()))
+        lat = latency(kafka, args.latency_streams, args.latency_seconds, args.job_args.split())
+        raw = lat.pop("raw")
+        if args.dump:
+            Path(args.dump).write_text(json.dumps(raw, indent=1))
+        out.update(lat)
     print(json.dumps({
         **out,
         "window_s": spec.window_s, "hop_s": spec.hop_s, "chunk_ms": args.chunk_ms,

@@ -32,14 +32,19 @@ SPEC = FeatureSpec()
 
 
 def test_window_and_hop_arithmetic():
-    assert SPEC.window_samples == 32_000 and SPEC.hop_samples == 8_000
-    assert SPEC.frames_per_window == 1 + (32_000 - 512) // 250 == 126
-    assert SPEC.frames_per_hop == 32
-    assert window_starts(31_999, SPEC) == []
-    assert window_starts(32_000, SPEC) == [0]
-    assert window_starts(48_000, SPEC) == [0, 8_000, 16_000]
+    half = FeatureSpec(hop_s=0.5)
+    assert half.window_samples == 32_000 and half.hop_samples == 8_000
+    assert half.frames_per_window == 1 + (32_000 - 512) // 250 == 126
+    assert half.frames_per_hop == 32
+    assert window_starts(31_999, half) == []
+    assert window_starts(32_000, half) == [0]
+    assert window_starts(48_000, half) == [0, 8_000, 16_000]
     # 10 s of audio: windows at 0, 0.5, ..., 8.0 s
-    assert len(window_starts(160_000, SPEC)) == 17
+    assert len(window_starts(160_000, half)) == 17
+    # the default: a window every 0.25 s, 16 frames
+    assert SPEC.hop_samples == 4_000 and SPEC.frames_per_hop == 16
+    assert window_starts(40_000, SPEC) == [0, 4_000, 8_000]
+    assert len(window_starts(160_000, SPEC)) == 33
 
 
 def test_spec_rejects_hops_that_are_not_whole_frames():
@@ -79,9 +84,10 @@ def test_streamed_windows_equal_whole_clip_windows_whatever_the_chunking():
         n = int(rng.integers(100, 5_000))
         got += detector.push(Chunk(seq, 1_000_000.0 + pos / 16.0, audio[pos:pos + n]))
         pos, seq = pos + n, seq + 1
-    assert len(got) == len(expected) == 7
+    # 5 s of audio: 2 s windows every 0.25 s
+    assert len(got) == len(expected) == 13
     np.testing.assert_allclose(np.stack([w.features for w in got]), expected, atol=1e-4)
-    assert [w.start_ts for w in got] == [1_000_000.0 + 500.0 * i for i in range(7)]
+    assert [w.start_ts for w in got] == [1_000_000.0 + 250.0 * i for i in range(13)]
     assert len(feature_names(SPEC)) == expected.shape[1] == SPEC.n_features
 
 
