@@ -76,7 +76,8 @@ def demo_ranking(lake: str, cfg: WorldConfig) -> bool:
         kafka = KafkaSettings.from_env()
         rankings = [json.loads(r.value) for r in read_all(kafka, kafka.topic("rec-rankings"))]
         for arm in ("ml", "heuristic"):
-            r = next(x for x in rankings if x["variant"] == arm)
+            # The last of the arm: the first requests can come before the catalog is complete.
+            r = [x for x in rankings if x["variant"] == arm][-1]
             top = ", ".join(f"{i['show_id']} {i['score']:.3f}" for i in r["items"][:4])
             print(f"  {arm:<9} {r['user_id']}: {top} ... ({r['latency_ms']} ms in the operator,"
                   f" model {r['model_version']})")
