@@ -193,3 +193,18 @@ def test_chunk_round_trip_and_resampling():
     back = np.concatenate([decode_chunk(m) for m in msgs])
     np.testing.assert_allclose(back, audio, atol=1 / 32_000)
     assert len(resample(back, 44_100, 16_000)) == 1_600
+
+
+def test_debounce_comes_from_the_flags_then_the_model_then_the_defaults():
+    import argparse
+
+    from connectors.job_config import add_alarm_policy_flags, alarm_policy
+
+    parser = argparse.ArgumentParser()
+    add_alarm_policy_flags(parser)
+    trained = {"threshold": 0.74, "k": 3, "n": 4}       # a model tuned with a 0.5 s hop
+    assert alarm_policy(parser.parse_args([])) == StreamPolicy()
+    got = alarm_policy(parser.parse_args([]), trained)
+    assert (got.threshold, got.k, got.n) == (0.74, 3, 4)
+    got = alarm_policy(parser.parse_args(["--k", "5", "--n", "7", "--threshold", "0.6"]), trained)
+    assert (got.threshold, got.k, got.n) == (0.6, 5, 7)
