@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import threading
 import time
@@ -259,6 +260,7 @@ def main() -> None:
     parser.add_argument("--only", choices=("throughput", "latency"),
                         help="run one part (the JSON then lacks the other's keys)")
     args = parser.parse_args()
+    job_args = shlex.split(args.job_args)
     Stack.default().up(lambda _m: None)
     os.environ["ONAIR_TOPIC_PREFIX"] = f"bench{uuid.uuid4().hex[:6]}."
     kafka = KafkaSettings.from_env()
@@ -270,13 +272,12 @@ def main() -> None:
     if args.only != "latency":
         op = operator_rate(scorer, spec, mv.labels)
         base = baseline_rate(scorer, spec)
-        out.update(throughput(kafka, args.streams, args.seconds, args.chunk_ms,
-                              args.job_args.split()),
+        out.update(throughput(kafka, args.streams, args.seconds, args.chunk_ms, job_args),
                    operator_x_realtime=round(op, 1), baseline_x_realtime=round(base, 1),
                    ratio_operator_vs_baseline=round(op / base, 1))
         print(f"throughput: {out}", file=sys.stderr)
     if args.only != "throughput":
-        lat = latency(kafka, args.latency_streams, args.latency_seconds, args.job_args.split())
+        lat = latency(kafka, args.latency_streams, args.latency_seconds, job_args)
         raw = lat.pop("raw")
         if args.dump:
             Path(args.dump).write_text(json.dumps(raw, indent=1))

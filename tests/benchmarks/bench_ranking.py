@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -307,7 +308,7 @@ def main() -> None:
     times, feats, scorer, mv = operator_latency(shows, users, args.requests)
     onnx_ms, sklearn_ms, diff = scoring_times(feats, scorer, mv)
     e2e = end_to_end(shows, users, [50, 200], args.seconds, args.parallelism,
-                     args.job_args.split())
+                     shlex.split(args.job_args))
     if args.dump:
         Path(args.dump).write_text(json.dumps({r: e2e[f"raw_{r}"] for r in (50, 200)}))
     op50, op99 = percentiles(times)

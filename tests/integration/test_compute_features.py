@@ -19,6 +19,8 @@ from onair.sample_features import end_of_log, feature_log
 from operators.features import FeatureReference
 
 OUT_OF_ORDER_MS = 600_000
+# Flags every test runs the job with (a test adds its own).
+JOB_ARGS = ["--out-of-order-ms", str(OUT_OF_ORDER_MS), "--parallelism", "2", "--idle-s", "3"]
 # Mixed into the log: each must land in dead-letters with this reason, and change nothing.
 BAD_RECORDS = {
     b'{"event_id": "bad-1", "event_type": "like", "ts": 1764000000000, "user_id": "u1"}':
@@ -52,6 +54,21 @@ def produce_end_markers(kafka: KafkaSettings, log) -> list[dict]:
     p.flush()
     p.close()
     return sent
+
+
+@pytest.fixture
+def kafka_and_store(services, topic_prefix, monkeypatch) -> tuple[KafkaSettings, RedisFeatureStore]:
+    """This test's topics (created) and its own Redis key prefix."""
+    monkeypatch.setenv("ONAIR_REDIS_PREFIX", f"test{uuid.uuid4().hex[:8]}")
+    kafka = KafkaSettings.from_env()
+    create_topics(kafka)
+    return kafka, RedisFeatureStore()
+
+
+def end_log(kafka: KafkaSettings, log) -> dict[tuple[str, str], dict]:
+    """Close the log with end markers; the features Redis must then hold."""
+    markers = produce_end_markers(kafka, log)
+    return expected_features([e for _, e in log] + markers)
 
 
 def expected_features(events: list[dict]) -> dict[tuple[str, str], dict]:
@@ -90,11 +107,8 @@ def redis_matches(store: RedisFeatureStore, expected: dict) -> list[str]:
 
 
 @pytest.mark.integration
-def test_features_in_redis_equal_the_reference(services, topic_prefix, monkeypatch):
-    monkeypatch.setenv("ONAIR_REDIS_PREFIX", f"test{uuid.uuid4().hex[:8]}")
-    kafka = KafkaSettings.from_env()
-    create_topics(kafka)
-    store = RedisFeatureStore()
+def test_features_in_redis_equal_the_reference(kafka_and_store):
+    kafka, store = kafka_and_store
     log = feature_log(20_000)
     produce_log(kafka, log[:10_000])
     p = producer(kafka)
@@ -103,12 +117,9 @@ def test_features_in_redis_equal_the_reference(services, topic_prefix, monkeypat
     p.flush()
     p.close()
     produce_log(kafka, log[10_000:])
-    markers = produce_end_markers(kafka, log)
-    expected = expected_features([e for _, e in log] + markers)
+    expected = end_log(kafka, log)
 
-    job_id = submit("compute_features", ["--out-of-order-ms", str(OUT_OF_ORDER_MS),
-                                         "--parallelism", "2", "--idle-s", "3",
-                                         "--checkpoint-interval-ms", "5000"])
+    job_id = submit("compute_features", [*JOB_ARGS, "--checkpoint-interval-ms", "5000"])
     try:
         assert flink_rest.wait_for_state(job_id, {"RUNNING"}, 120) == "RUNNING"
         wait_until_redis_matches(store, expected)
@@ -125,19 +136,14 @@ def test_features_in_redis_equal_the_reference(services, topic_prefix, monkeypat
 
 
 @pytest.mark.integration
-def test_stopped_mid_stream_and_resumed_from_checkpoint_equals_reference(
-        services, topic_prefix, monkeypatch):
-    monkeypatch.setenv("ONAIR_REDIS_PREFIX", f"test{uuid.uuid4().hex[:8]}")
-    kafka = KafkaSettings.from_env()
-    create_topics(kafka)
-    store = RedisFeatureStore()
+def test_stopped_mid_stream_and_resumed_from_checkpoint_equals_reference(kafka_and_store):
+    kafka, store = kafka_and_store
     # Long enough that the checkpoint falls while the first half is still being processed:
     # then it holds state written in the same bundle as timer registrations it lacks
     # (operators/feature_functions.py), the case that once left creators short after a restore.
     log = feature_log(40_000, seed=11)
     half = len(log) // 2
-    args = ["--out-of-order-ms", str(OUT_OF_ORDER_MS), "--parallelism", "2", "--idle-s", "3",
-            "--checkpoint-interval-ms", "1000"]
+    args = [*JOB_ARGS, "--checkpoint-interval-ms", "1000"]
 
     produce_log(kafka, log[:half])
     first = submit("compute_features", args)
@@ -162,8 +168,7 @@ def test_stopped_mid_stream_and_resumed_from_checkpoint_equals_reference(
         or checkpoint
 
     produce_log(kafka, log[half:])
-    markers = produce_end_markers(kafka, log)
-    expected = expected_features([e for _, e in log] + markers)
+    expected = end_log(kafka, log)
     second = submit("compute_features", args, from_savepoint=checkpoint)
     try:
         wait_until_redis_matches(store, expected)
@@ -173,21 +178,16 @@ def test_stopped_mid_stream_and_resumed_from_checkpoint_equals_reference(
 
 @pytest.mark.integration
 def test_every_bundle_end_writes_its_changes_without_waiting_for_flush_timers(
-        services, topic_prefix, monkeypatch):
+        kafka_and_store):
     # Flush timers 10 minutes away and batches no log fills: only the flush at the end of each
     # bundle (the `bundle_end_writes` gauge) can bring Redis to the reference. It is what keeps
     # a restored key written when its timer registration missed the checkpoint.
-    monkeypatch.setenv("ONAIR_REDIS_PREFIX", f"test{uuid.uuid4().hex[:8]}")
-    kafka = KafkaSettings.from_env()
-    create_topics(kafka)
-    store = RedisFeatureStore()
+    kafka, store = kafka_and_store
     log = feature_log(5_000, seed=5)
     produce_log(kafka, log)
-    markers = produce_end_markers(kafka, log)
-    expected = expected_features([e for _, e in log] + markers)
-    job_id = submit("compute_features", ["--out-of-order-ms", str(OUT_OF_ORDER_MS),
-                                         "--parallelism", "2", "--idle-s", "3",
-                                         "--flush-ms", "600000", "--batch-size", "100000"])
+    expected = end_log(kafka, log)
+    job_id = submit("compute_features",
+                    [*JOB_ARGS, "--flush-ms", "600000", "--batch-size", "100000"])
     try:
         assert flink_rest.wait_for_state(job_id, {"RUNNING"}, 120) == "RUNNING"
         wait_until_redis_matches(store, expected)
