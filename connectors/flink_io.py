@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyflink.common import Types
-from pyflink.datastream import DataStream, OutputTag
+from pyflink.datastream import DataStream, KeyedStream, OutputTag
+from pyflink.java_gateway import get_gateway
 from pyflink.table import StatementSet, StreamTableEnvironment
 
 from connectors.kafka_admin import LOW_LATENCY_FETCH_WAIT_MS, end_offsets
@@ -46,11 +47,8 @@ class Input:
         return cls(topic, None, as_message)
 
 
-def raw_input(t_env: StreamTableEnvironment, kafka: KafkaSettings, topic: Topic, *,
-              group_id: str, bounded: bool, fetch_max_wait_ms: int | None = None) -> DataStream:
-    """Raw Kafka rows of ``topic`` (value, topic, partition, offset), for a Python operator
-    that validates them itself (``operators.validate_function.validate_row``).
-    ``fetch_max_wait_ms`` shortens the consumer's fetch wait (Kafka's default: 500 ms)."""
+def _source_table(t_env: StreamTableEnvironment, kafka: KafkaSettings, topic: Topic, *,
+                  group_id: str, bounded: bool, fetch_max_wait_ms: int | None) -> str:
     physical = kafka.topic(topic.name)
     table = "src_" + topic.name.replace("-", "_")
     source = KafkaSourceSpec(table, physical, group_id,
@@ -58,7 +56,52 @@ def raw_input(t_env: StreamTableEnvironment, kafka: KafkaSettings, topic: Topic,
                              properties=(() if fetch_max_wait_ms is None else
                                          (("fetch.max.wait.ms", str(fetch_max_wait_ms)),)))
     t_env.execute_sql(source.ddl(kafka))
+    return table
+
+
+def raw_input(t_env: StreamTableEnvironment, kafka: KafkaSettings, topic: Topic, *,
+              group_id: str, bounded: bool, fetch_max_wait_ms: int | None = None) -> DataStream:
+    """Raw Kafka rows of ``topic`` (value, topic, partition, offset), for a Python operator
+    that validates them itself (``operators.validate_function.validate_row``).
+    ``fetch_max_wait_ms`` shortens the consumer's fetch wait (Kafka's default: 500 ms)."""
+    table = _source_table(t_env, kafka, topic, group_id=group_id, bounded=bounded,
+                          fetch_max_wait_ms=fetch_max_wait_ms)
     return t_env.to_data_stream(t_env.from_path(table))
+
+
+def keyed_raw_input(t_env: StreamTableEnvironment, kafka: KafkaSettings, topic: Topic,
+                    json_key: str, *, group_id: str, bounded: bool,
+                    fetch_max_wait_ms: int | None = None) -> KeyedStream:
+    """Raw Kafka rows of ``topic`` keyed by the message's top-level field ``json_key``, with
+    the key taken in the JVM: the keyed Python function is the first Python code a record
+    meets, and it validates the row itself (``validate_row``).
+
+    ``DataStream.key_by`` runs its key selector in a Python operator of its own, and a
+    validated stream reaches it through one more (the side output's): each record crossed
+    the JVM/Python boundary three times before the keyed function, pickled each time, which
+    cost detect_alarms more CPU than its audio work (README, Performance). A record whose
+    key cannot be read (not JSON, no such field) is keyed by "" and dead-lettered by the
+    validation downstream, with the reason."""
+    table = _source_table(t_env, kafka, topic, group_id=group_id, bounded=bounded,
+                          fetch_max_wait_ms=fetch_max_wait_ms)
+    keyed = t_env.sql_query(
+        f"SELECT COALESCE(JSON_VALUE(CAST(`value` AS STRING), '$.{json_key}'), '') AS k, "
+        "CAST(ROW(`value`, `topic`, `partition`, `offset`) AS ROW<`value` BYTES, "
+        "`topic` STRING, `partition` INT, `offset` BIGINT>) AS r "
+        f"FROM `{table}`")
+    stream = t_env.to_data_stream(keyed)
+    value_type = Types.ROW_NAMED(["value", "topic", "partition", "offset"],
+                                 [Types.PRIMITIVE_ARRAY(Types.BYTE()), Types.STRING(),
+                                  Types.INT(), Types.LONG()])
+    # The keyed Python operator reads its input as a RowTypeInfo (key, value); the table
+    # conversion declares the same rows as an ExternalTypeInfo, which it cannot cast.
+    stream._j_data_stream.getTransformation().setOutputType(
+        Types.ROW([Types.STRING(), value_type]).get_java_type_info())
+    # What DataStream.key_by does after its Python operator has made rows (key, value):
+    # PyFlink's Java selector takes field 0, so the rows here are made in SQL instead.
+    j_keyed = stream._j_data_stream.keyBy(get_gateway().jvm.KeyByKeySelector(),
+                                          Types.ROW([Types.STRING()]).get_java_type_info())
+    return KeyedStream(j_keyed, value_type, stream)
 
 
 def set_buffer_timeout(stream: DataStream, timeout_ms: int) -> None:

@@ -1,8 +1,8 @@
 """detect_alarms: hear alarms in live audio streams, score windows with ONNX in-stream.
 
-audio-chunks -> validate + decode (bad chunks -> dead-letters) -> key by stream id ->
-reorder / duplicate drop / gap policy -> resample -> sliding log-mel windows -> ONNX ->
-k-of-n debounce + cooldown -> alarm-alerts
+audio-chunks -> key by stream id (in the JVM) -> validate + decode (bad chunks ->
+dead-letters) -> reorder / duplicate drop / gap policy -> resample -> sliding log-mel windows ->
+ONNX -> k-of-n debounce + cooldown -> alarm-alerts
 
 Alerts are written at least once, not in checkpoint transactions: an alert must be readable
 within seconds, not at the next checkpoint. ``alert_id`` is stable across replays (stream id and
@@ -18,12 +18,11 @@ import argparse
 import sys
 from dataclasses import dataclass
 
-from pyflink.common import Types
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
 from connectors.flink_env import FlinkJobSettings, run_job
-from connectors.flink_io import Input, add_dead_letter_sink, add_kafka_sink, validated_inputs
+from connectors.flink_io import add_dead_letter_sink, add_kafka_sink, keyed_raw_input
 from connectors.job_config import (
     add_alarm_policy_flags,
     add_flink_flags,
@@ -31,13 +30,14 @@ from connectors.job_config import (
     env_default,
     flink_settings,
 )
+from connectors.kafka_admin import LOW_LATENCY_FETCH_WAIT_MS
 from connectors.settings import KafkaSettings, registry_root
 from connectors.topics import ALARM_ALERTS, AUDIO_CHUNKS
 from models.alarm_training import policy_of
 from models.registry import ModelVersion, Registry, RegistryError
-from operators.alarm_functions import DetectAlarmsFunction, decoded_chunk
+from operators.alarm_functions import DetectAlarmsFunction
 from operators.audio_stream import StreamPolicy
-from operators.validate_function import KAFKA_ROW_TYPE
+from operators.validate_function import DEAD_LETTER_TAG, KAFKA_ROW_TYPE
 
 JOB = "detect_alarms"
 
@@ -87,14 +87,15 @@ class DetectAlarmsConfig:
 
 def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,
                    cfg: DetectAlarmsConfig) -> None:
-    valid, dead = validated_inputs(
-        t_env, cfg.kafka, [Input(AUDIO_CHUNKS, None, decoded_chunk)], job=JOB,
-        group_id=cfg.group_id, bounded=cfg.flink.bounded, low_latency=True)
-    alerts = (valid[AUDIO_CHUNKS.name]
-              .key_by(lambda chunk: chunk[0], key_type=Types.STRING())
-              .process(DetectAlarmsFunction(cfg.registry, cfg.model.name, cfg.model.version,
-                                            cfg.policy), output_type=KAFKA_ROW_TYPE)
+    chunks = keyed_raw_input(t_env, cfg.kafka, AUDIO_CHUNKS, AUDIO_CHUNKS.key_field,
+                             group_id=cfg.group_id, bounded=cfg.flink.bounded,
+                             fetch_max_wait_ms=LOW_LATENCY_FETCH_WAIT_MS)
+    alerts = (chunks
+              .process(DetectAlarmsFunction(JOB, AUDIO_CHUNKS.schema, cfg.registry,
+                                            cfg.model.name, cfg.model.version, cfg.policy),
+                       output_type=KAFKA_ROW_TYPE)
               .name("detect").uid(f"{JOB}-detect"))
+    dead = alerts.get_side_output(DEAD_LETTER_TAG)
     statements = t_env.create_statement_set()
     add_kafka_sink(t_env, statements, cfg.kafka, ALARM_ALERTS, alerts, job=JOB,
                    exactly_once=False, low_latency=True)

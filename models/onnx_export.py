@@ -7,10 +7,10 @@ Shared by the alarm detector and the show ranker: the input is one float32 tenso
 from __future__ import annotations
 
 import io
-import sys
-import threading
 
 import numpy as np
+
+from operators.native_import import import_on_python_thread
 
 ONNX_INPUT = "features"
 
@@ -27,29 +27,8 @@ def to_onnx(model, n_features: int) -> bytes:
 
 
 def onnx_runtime():
-    """The ``onnxruntime`` module, imported the first time from a thread Python started.
-
-    In PyFlink's thread mode the operator runs on a JVM thread that PEMJA attached to the
-    interpreter without registering it for ``PyGILState_Ensure``; onnxruntime's pybind11
-    module calls that while it initialises and waits forever for the GIL its own thread
-    holds (seen: ``rank_shows --python-mode thread`` stuck in ``import onnxruntime``, never
-    emitting a ranking). A thread of Python's own is registered, so the import completes
-    there; the module works from any thread afterwards."""
-    if "onnxruntime" not in sys.modules:
-        failure: list[BaseException] = []
-
-        def load() -> None:
-            try:
-                import onnxruntime  # noqa: F401
-            except BaseException as e:  # re-raised on the caller's thread
-                failure.append(e)
-
-        loader = threading.Thread(target=load, name="import-onnxruntime")
-        loader.start()
-        loader.join()
-        if failure:
-            raise failure[0]
-    return sys.modules["onnxruntime"]
+    """The ``onnxruntime`` module (a pybind11 extension: see ``operators.native_import``)."""
+    return import_on_python_thread("onnxruntime")
 
 
 class OnnxScorer:

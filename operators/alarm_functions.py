@@ -15,12 +15,13 @@ from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
+from connectors.topics import MessageSchema
 from models.alarm_training import alarm_label_of, feature_spec_of
 from models.onnx_export import OnnxScorer
 from models.registry import Registry
 from operators.audio_pcm import decode_chunk, resample
 from operators.audio_stream import Chunk, StreamDetector, StreamPolicy, alert_message
-from operators.validate_function import kafka_row
+from operators.validate_function import DEAD_LETTER_TAG, RowValidator, kafka_row
 
 
 def decoded_chunk(message: dict) -> tuple:
@@ -31,17 +32,26 @@ def decoded_chunk(message: dict) -> tuple:
 
 
 class DetectAlarmsFunction(KeyedProcessFunction):
-    """Keyed by stream id. State: one pickled ``StreamDetector`` (bounded; see its module),
-    cleared by a processing-time timer when the stream has been idle ``idle_timeout_s``."""
+    """Keyed by stream id, fed raw Kafka rows (``connectors.flink_io.keyed_raw_input``): it
+    validates and decodes each chunk itself (bad ones go to ``DEAD_LETTER_TAG``). State: one
+    ``StreamDetector`` (bounded; see its module) per stream, written after every chunk and
+    cleared by a processing-time timer when the stream has been idle ``idle_timeout_s``.
 
-    def __init__(self, registry_root: str, model_name: str, model_version: str,
-                 policy: StreamPolicy):
+    The detectors also stay live in ``self.detectors``, so a chunk reads state only for a
+    stream this instance has not seen since it was (re)started: every chunk still writes it,
+    so a checkpoint holds each stream as of its last chunk."""
+
+    def __init__(self, job: str, schema: MessageSchema, registry_root: str, model_name: str,
+                 model_version: str, policy: StreamPolicy):
+        self.job = job
+        self.route = (schema, decoded_chunk)
         self.registry_root = registry_root
         self.model_name = model_name
         self.model_version = model_version
         self.policy = policy
 
     def open(self, runtime_context: RuntimeContext) -> None:
+        self.validate = RowValidator(self.job, runtime_context)
         session, mv = Registry(self.registry_root).load_session(self.model_name,
                                                                 self.model_version)
         self.scorer = OnnxScorer(session)
@@ -49,8 +59,12 @@ class DetectAlarmsFunction(KeyedProcessFunction):
         self.alarm_label = alarm_label_of(mv)
         self.spec = feature_spec_of(mv)
         self.model_ref = mv.ref
+        self.detectors: dict = {}
+        self.deadlines: dict = {}   # the idle timer registered last, per stream
         self.state = runtime_context.get_state(
-            ValueStateDescriptor("stream", Types.PICKLED_BYTE_ARRAY()))
+            # Bytes from StreamDetector.to_bytes (pickling bytes is a copy); PyFlink's
+            # byte-array state type cannot say "no value yet".
+            ValueStateDescriptor("detector", Types.PICKLED_BYTE_ARRAY()))
         self.last_seen = runtime_context.get_state(
             ValueStateDescriptor("last_seen_ms", Types.LONG()))
         group = runtime_context.get_metrics_group().add_group("onair")
@@ -61,8 +75,18 @@ class DetectAlarmsFunction(KeyedProcessFunction):
         group.gauge("last_alert_delay_ms", lambda: self.last_delay_ms)
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
-        stream_id, seq, ts, rate, pcm = value
-        detector = self.state.value() or StreamDetector(self.spec, self.policy)
+        ok, row = self.validate(value, self.route)
+        if not ok:
+            yield DEAD_LETTER_TAG, row
+            return
+        stream_id, seq, ts, rate, pcm = row
+        key = ctx.get_current_key()
+        detector = self.detectors.get(key)
+        if detector is None:
+            saved = self.state.value()
+            detector = self.detectors[key] = (
+                StreamDetector(self.spec, self.policy) if saved is None
+                else StreamDetector.from_bytes(saved, self.spec, self.policy))
         before = (detector.counters.duplicates, detector.counters.gaps_filled,
                   detector.counters.resets)
         samples = resample(pcm, rate, self.spec.sample_rate)
@@ -86,18 +110,25 @@ class DetectAlarmsFunction(KeyedProcessFunction):
                 self.m["alarm_alerts"].inc()
                 yield kafka_row(stream_id, alert_message(
                     stream_id, detection, self.labels, self.alarm_label, self.model_ref, now))
-        self.state.update(detector)
-        now_ms = ctx.timer_service().current_processing_time()
-        self.last_seen.update(now_ms)
-        # One timer per stream per second at most: rounding coalesces the registrations.
+        self.state.update(detector.to_bytes())
+        # Idleness is kept to the second: one timer and one last_seen write per stream per
+        # second, not per chunk (each is a call into the JVM).
+        now_ms = int(time.time() * 1000)
         deadline = (now_ms // 1000 + 1) * 1000 + self.policy.idle_timeout_s * 1000
-        ctx.timer_service().register_processing_time_timer(deadline)
+        if self.deadlines.get(key) != deadline:
+            self.deadlines[key] = deadline
+            self.last_seen.update(now_ms)
+            ctx.timer_service().register_processing_time_timer(deadline)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
         last = self.last_seen.value()
+        # ``last`` is the first chunk of the stream's last active second: up to a second early.
         if last is not None and timestamp - last >= self.policy.idle_timeout_s * 1000:
             self.state.clear()
             self.last_seen.clear()
+            key = ctx.get_current_key()
+            self.detectors.pop(key, None)
+            self.deadlines.pop(key, None)
             self.m["streams_expired"].inc()
         return iter(())  # PyFlink iterates what on_timer returns
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from operators.native_import import import_on_python_thread
 from operators.validation import InvalidRecord
 
 SUPPORTED_RATES = (8_000, 11_025, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000)
@@ -63,9 +64,8 @@ def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
     """Polyphase resampling (scipy); identity when the rates agree."""
     if src_rate == dst_rate or len(samples) == 0:
         return samples.astype(np.float32, copy=False)
-    from scipy.signal import resample_poly
-
     up, down = _ratio(src_rate, dst_rate)
+    resample_poly = import_on_python_thread("scipy.signal").resample_poly
     return resample_poly(samples, up, down).astype(np.float32)
 
 

@@ -5,16 +5,22 @@ complete (with their features), the caller scores them (ONNX in the job, in ``on
 and in the training report alike) and ``StreamDetector.decide`` turns scores into at most one
 alert per alarm. Everything a stream holds is bounded: ``reorder_depth`` pending chunks, one
 window of log-mel frames, less than one frame of samples, ``n`` recent decisions.
+
+``StreamDetector.to_bytes`` / ``from_bytes`` carry that state, and only that, through Flink's
+keyed state: the spec and policy are the operator's, not the stream's, and arrays travel as raw
+bytes. Pickling the whole object took 64 us per chunk and unpickling 43 us (numpy's and the
+dataclasses' per-object overhead, not the 17 KB); this form takes a few.
 """
 
 from __future__ import annotations
 
+import pickle
 from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from operators.audio_features import FeatureSpec, log_mel_frames, window_features
+from operators.audio_features import FeatureSpec, frame_stats, log_mel_frames, window_features
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,7 @@ class WindowCutter:
         self.n_samples = 0                    # samples appended since the last reset
         self.tail = np.zeros(0, np.float32)   # samples from frame ``frames_total`` on
         self.frames = np.zeros((0, self.spec.n_bands), np.float32)
+        self.stats = frame_stats(self.frames)   # ``frame_stats`` of ``frames``, row by row
         self.frames_start = 0                 # frame index of ``frames[0]``
         self.next_window = 0                  # frame index where the next window starts
 
@@ -129,6 +136,8 @@ class WindowCutter:
         new = log_mel_frames(self.tail, spec)
         if len(new):
             self.tail = self.tail[len(new) * spec.frame_hop:]
+            self.stats = np.concatenate([self.stats, frame_stats(
+                new, self.frames[-1] if len(self.frames) else None)])
             self.frames = np.concatenate([self.frames, new])
         windows = []
         fpw, ms_per_frame = spec.frames_per_window, spec.frame_hop * 1000.0 / spec.sample_rate
@@ -136,11 +145,13 @@ class WindowCutter:
             i = self.next_window - self.frames_start
             start = self.origin_ts + self.next_window * ms_per_frame
             windows.append(Window(start, start + spec.window_s * 1000.0,
-                                  window_features(self.frames[i:i + fpw])))
+                                  window_features(self.frames[i:i + fpw],
+                                                  self.stats[i:i + fpw])))
             self.next_window += spec.frames_per_hop
         drop = self.next_window - self.frames_start
         if drop > 0:
             self.frames = self.frames[drop:]
+            self.stats = self.stats[drop:]
             self.frames_start += drop
         return windows
 
@@ -224,6 +235,33 @@ class StreamDetector:
     def decide(self, window: Window, probabilities: np.ndarray, labels: list[str],
                alarm_label: str) -> Detection | None:
         return self.debouncer.decide(window, probabilities, labels, alarm_label)
+
+    def to_bytes(self) -> bytes:
+        seq, cut, deb, c = self.sequencer, self.cutter, self.debouncer, self.counters
+        return pickle.dumps((
+            (seq.next_seq, [(k, ch.ts, ch.samples.tobytes()) for k, ch in seq.pending.items()]),
+            (cut.origin_ts, cut.n_samples, cut.tail.tobytes(), cut.frames.tobytes(),
+             cut.stats.tobytes(), cut.frames_start, cut.next_window),
+            (list(deb.recent), deb.armed, deb.last_positive_end),
+            (c.duplicates, c.gaps_filled, c.resets),
+        ), protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, spec: FeatureSpec, policy: StreamPolicy) -> StreamDetector:
+        """The detector ``to_bytes`` saved, under this ``spec`` and ``policy``."""
+        (next_seq, pending), cut, (recent, armed, last_end), counters = pickle.loads(data)
+        d = cls(spec, policy, counters=Counters(*counters))
+        d.sequencer.next_seq = next_seq
+        d.sequencer.pending = {k: Chunk(k, ts, np.frombuffer(b, np.float32))
+                               for k, ts, b in pending}
+        c = d.cutter
+        c.origin_ts, c.n_samples, tail, frames, stats, c.frames_start, c.next_window = cut
+        c.tail = np.frombuffer(tail, np.float32)
+        c.frames = np.frombuffer(frames, np.float32).reshape(-1, spec.n_bands)
+        c.stats = np.frombuffer(stats, np.float32).reshape(-1, 2)
+        d.debouncer.recent.extend(recent)
+        d.debouncer.armed, d.debouncer.last_positive_end = armed, last_end
+        return d
 
 
 def alert_message(stream_id: str, detection: Detection, labels: list[str], alarm_label: str,

@@ -80,6 +80,25 @@ def validate_row(value: Row, route: tuple[MessageSchema, Callable[[dict], Any]] 
         ))
 
 
+class RowValidator:
+    """``validate_row`` with its metrics (``records_in``, ``records_valid``, ``dead_letters``),
+    for ``ValidateFunction`` and for functions that validate their own input."""
+
+    def __init__(self, job: str, runtime_context: RuntimeContext):
+        self.job = job
+        group = runtime_context.get_metrics_group().add_group("onair")
+        self.records_in = group.counter("records_in")
+        self.records_valid = group.counter("records_valid")
+        self.dead_letters = group.counter("dead_letters")
+
+    def __call__(self, value: Row, route: tuple[MessageSchema, Callable[[dict], Any]] | None
+                 ) -> tuple[bool, Any]:
+        self.records_in.inc()
+        ok, row = validate_row(value, route, self.job)
+        (self.records_valid if ok else self.dead_letters).inc()
+        return ok, row
+
+
 class ValidateFunction(ProcessFunction):
     """Route each raw Kafka row to its topic's side output or to dead letters.
 
@@ -96,18 +115,9 @@ class ValidateFunction(ProcessFunction):
         self.routes = routes
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        group = runtime_context.get_metrics_group().add_group("onair")
-        self.records_in = group.counter("records_in")
-        self.records_valid = group.counter("records_valid")
-        self.dead_letters = group.counter("dead_letters")
+        self.validate = RowValidator(self.job, runtime_context)
 
     def process_element(self, value: Row, ctx: ProcessFunction.Context):
-        self.records_in.inc()
         route = self.routes.get(value.topic)
-        ok, row = validate_row(value, route and (route[0], route[2]), self.job)
-        if not ok:
-            self.dead_letters.inc()
-            yield DEAD_LETTER_TAG, row
-            return
-        self.records_valid.inc()
-        yield route[1], row
+        ok, row = self.validate(value, route and (route[0], route[2]))
+        yield (route[1] if ok else DEAD_LETTER_TAG), row
