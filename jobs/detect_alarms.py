@@ -54,9 +54,8 @@ class DetectAlarmsConfig:
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> DetectAlarmsConfig:
         parser = argparse.ArgumentParser(prog=JOB, description=__doc__.splitlines()[0])
-        # Latency matters more than per-record cost here. Thread mode hands each chunk to
-        # Python at once (process mode waits for a 50 ms bundle at each of the two Python
-        # operators): in-job p50 85 against 379 ms, for ~13 % less audio per CPU second
+        # Thread mode hands each chunk to Python at once (process mode waits for a 50 ms
+        # bundle): in-job p50 85 against 379 ms when the job had three Python operators
         # (README, Performance). The bundle flags only matter with --python-mode process.
         add_flink_flags(parser, JOB, python_mode="thread", bundle_size=200,
                         bundle_time_ms=50)
