@@ -1,9 +1,14 @@
 """Flink glue for detect_alarms: audio decoding at validation, per-stream detection with ONNX.
 
 Metrics (group ``onair``): ``audio_chunks``, ``audio_duplicates``, ``audio_gaps_filled``,
-``audio_resets``, ``windows_scored``, ``alarm_alerts``, ``streams_expired``, gauge
+``audio_resets``, ``windows_scored``, ``alarm_alerts``, ``streams_expired``,
 ``last_alert_delay_ms`` (processing time of the newest alert minus the end of its confirming
 window: the in-job part of the alert latency).
+
+``last_alert_delay_ms`` is a PyFlink distribution, not a gauge: in thread mode a distribution is
+a last-value gauge held by the JVM and set from the task thread, while a Python gauge is called
+back from Flink's metrics thread, which PEMJA has not attached to the interpreter (a TaskManager
+running this job died of it: SIGSEGV in ``take_gil`` under ``MetricGauge.getValue``).
 """
 
 from __future__ import annotations
@@ -71,8 +76,7 @@ class DetectAlarmsFunction(KeyedProcessFunction):
         self.m = {name: group.counter(name) for name in (
             "audio_chunks", "audio_duplicates", "audio_gaps_filled", "audio_resets",
             "windows_scored", "alarm_alerts", "streams_expired")}
-        self.last_delay_ms = 0
-        group.gauge("last_alert_delay_ms", lambda: self.last_delay_ms)
+        self.last_delay_ms = group.distribution("last_alert_delay_ms")
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
         ok, row = self.validate(value, self.route)
@@ -106,7 +110,7 @@ class DetectAlarmsFunction(KeyedProcessFunction):
                 if detection is None:
                     continue
                 now = int(time.time() * 1000)
-                self.last_delay_ms = now - round(detection.window_end_ts)
+                self.last_delay_ms.update(now - round(detection.window_end_ts))
                 self.m["alarm_alerts"].inc()
                 yield kafka_row(stream_id, alert_message(
                     stream_id, detection, self.labels, self.alarm_label, self.model_ref, now))
