@@ -131,13 +131,6 @@ def mel_filters(rate: int, n_fft: int, n_mels: int) -> tuple[np.ndarray, np.ndar
     return weights.astype(np.float32), edges[1:-1]
 
 
-@lru_cache(maxsize=1)
-def _scipy_fft():
-    # Imported at first use, not with this module: unpickling a Flink function imports this
-    # module on the operator's thread, where pybind11's pocketfft cannot initialise.
-    return import_on_python_thread("scipy.fft")
-
-
 def frame_count(n_samples: int, spec: FeatureSpec) -> int:
     return 0 if n_samples < spec.n_fft else 1 + (n_samples - spec.n_fft) // spec.frame_hop
 
@@ -153,8 +146,11 @@ def log_mel_frames(samples: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     step = samples.itemsize
     frames = np.ndarray((n, spec.n_fft), samples.dtype, samples,
                         strides=(spec.frame_hop * step, step))
-    # scipy's FFT stays in float32 (numpy's computes in float64): half the time per chunk.
-    spectrum = _scipy_fft().rfft(frames * spec.fft_window, axis=1)
+    # scipy's FFT stays in float32 (numpy's computes in float64): half the time per chunk. It
+    # is imported at first use, not with this module: unpickling a Flink function imports this
+    # module on the operator's thread, where pybind11's pocketfft cannot initialise.
+    rfft = import_on_python_thread("scipy.fft").rfft
+    spectrum = rfft(frames * spec.fft_window, axis=1)
     power = spectrum.real ** 2 + spectrum.imag ** 2
     mel = power @ spec.mel_basis.T
     return 10.0 * np.log10(np.maximum(mel, _POWER_FLOOR))
