@@ -135,17 +135,23 @@ def frame_count(n_samples: int, spec: FeatureSpec) -> int:
     return 0 if n_samples < spec.n_fft else 1 + (n_samples - spec.n_fft) // spec.frame_hop
 
 
-def log_mel_frames(samples: np.ndarray, spec: FeatureSpec) -> np.ndarray:
-    """(frames, bands) log-mel power in dB of float samples in [-1, 1]; uncentred frames."""
+def frame_matrix(samples: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """(frames, n_fft) view of the complete uncentred frames in ``samples`` (no copy)."""
     n = frame_count(len(samples), spec)
-    if n == 0:
-        return np.zeros((0, spec.n_bands), np.float32)
-    samples = np.ascontiguousarray(samples)
-    # Overlapping frames as a strided view of the samples (sliding_window_view builds every
-    # 1-sample shift first, then slices: a third of this function's time for 13 frames).
+    samples = np.ascontiguousarray(samples, np.float32)
+    # A strided view (sliding_window_view builds every 1-sample shift first, then slices: a
+    # third of the log-mel time for 13 frames).
     step = samples.itemsize
-    frames = np.ndarray((n, spec.n_fft), samples.dtype, samples,
-                        strides=(spec.frame_hop * step, step))
+    return np.ndarray((n, spec.n_fft), np.float32, samples,
+                      strides=(spec.frame_hop * step, step))
+
+
+def log_mel(frames: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """(frames, bands) log-mel power in dB of a (frames, n_fft) matrix of samples in [-1, 1].
+    Frames of many streams go through in one call: the per-call cost, not the arithmetic, is
+    most of the time at a chunk's dozen frames."""
+    if len(frames) == 0:
+        return np.zeros((0, spec.n_bands), np.float32)
     # scipy's FFT stays in float32 (numpy's computes in float64): half the time per chunk. It
     # is imported at first use, not with this module: unpickling a Flink function imports this
     # module on the operator's thread, where pybind11's pocketfft cannot initialise.
@@ -154,6 +160,11 @@ def log_mel_frames(samples: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     power = spectrum.real ** 2 + spectrum.imag ** 2
     mel = power @ spec.mel_basis.T
     return 10.0 * np.log10(np.maximum(mel, _POWER_FLOOR))
+
+
+def log_mel_frames(samples: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """(frames, bands) log-mel power in dB of float samples in [-1, 1]; uncentred frames."""
+    return log_mel(frame_matrix(samples, spec), spec)
 
 
 def window_starts(n_samples: int, spec: FeatureSpec) -> list[int]:
@@ -174,43 +185,72 @@ def frame_stats(frames: np.ndarray, previous: np.ndarray | None = None) -> np.nd
 
     Per frame, not per window: a stream computes them once for each frame instead of once for
     each of the eight windows (2 s every 0.25 s) that contain it."""
+    return segment_frame_stats(frames, [0], [previous])
+
+
+def segment_frame_stats(frames: np.ndarray, starts: list[int],
+                        previous: list[np.ndarray | None]) -> np.ndarray:
+    """``frame_stats`` of several streams' frames in one array: stream ``j``'s frames begin at
+    row ``starts[j]`` and follow ``previous[j]`` (its last frame before them, or None)."""
     if len(frames) == 0:
         return np.zeros((0, 2), np.float32)
     mid = frames.shape[1] // 2
     tonality = frames.max(axis=1) - np.partition(frames, mid, axis=1)[:, mid]
     flux = np.zeros(len(frames), np.float32)
     flux[1:] = np.abs(frames[1:] - frames[:-1]).mean(axis=1)
-    if previous is not None:
-        flux[0] = np.abs(frames[0] - previous).mean()
+    for start, prev in zip(starts, previous, strict=True):
+        if start < len(frames):
+            flux[start] = 0.0 if prev is None else np.abs(frames[start] - prev).mean()
     return np.stack([tonality, flux], axis=1).astype(np.float32)
+
+
+def window_stack(rows: np.ndarray, first: int, count: int, spec: FeatureSpec) -> np.ndarray:
+    """(count, frames_per_window, ...) read-only view of the windows of per-frame ``rows``
+    (log-mel frames or their stats) starting at frame ``first``, one every hop."""
+    rows = np.ascontiguousarray(rows)
+    if count and first + (count - 1) * spec.frames_per_hop + spec.frames_per_window > len(rows):
+        raise ValueError(f"{count} windows from frame {first} need more than {len(rows)} frames")
+    step = rows.strides[0]
+    return np.lib.stride_tricks.as_strided(
+        rows[first:], (count, spec.frames_per_window, *rows.shape[1:]),
+        (spec.frames_per_hop * step, *rows.strides), writeable=False)
 
 
 def window_features(window: np.ndarray, stats: np.ndarray | None = None) -> np.ndarray:
     """The classifier's input for one window of log-mel frames (frames, bands): float32.
-    ``stats``: the window's rows of ``frame_stats`` when the caller has them already.
+    ``stats``: the window's rows of ``frame_stats`` when the caller has them already."""
+    if stats is None:
+        stats = frame_stats(window)
+    return window_features_many(window[None], stats[None])[0]
+
+
+def window_features_many(windows: np.ndarray, stats: np.ndarray) -> np.ndarray:
+    """(windows, features) float32: the classifier's input for a stack of windows of log-mel
+    frames (windows, frames, bands) with their ``frame_stats`` rows (windows, frames, 2). One
+    pass over the stack: training, ``onair detect`` and the streaming job all come here.
 
     Levels are relative to the window's median, so the features do not move with gain; the
     on/off features describe the temporal-three pattern (tone bursts with silences between).
     Layout: per band mean, max, std (band order), then ``_GLOBAL_FEATURES``.
     """
-    if stats is None:
-        stats = frame_stats(window)
+    n_windows, n_frames, _ = windows.shape
     # Medians by partial sort (np.median sorts fully: it was most of this function's time).
-    flat = window.ravel()
-    level = float(np.partition(flat, len(flat) // 2)[len(flat) // 2])
-    rel = window - level
-    # Column moments as matrix products: numpy's axis-0 mean/std are ~10x slower here.
-    avg = np.full(len(rel), 1.0 / len(rel), np.float32)
-    mean, peak = avg @ rel, rel.max(axis=0)
+    flat = windows.reshape(n_windows, -1)
+    mid = flat.shape[1] // 2
+    level = np.partition(flat, mid, axis=1)[:, mid]
+    rel = windows - level[:, None, None]
+    # Column moments as matrix products: numpy's axis means are several times slower here.
+    avg = np.full(n_frames, 1.0 / n_frames, np.float32)
+    mean, peak = avg @ rel, rel.max(axis=1)
     std = np.sqrt(np.maximum(avg @ (rel * rel) - mean * mean, 0.0))
-    top = int(np.argmax(mean))
-    on = rel[:, top] > _ON_DB
-    tonality = stats[:, 0]
+    top = np.argmax(mean, axis=1)
+    on = rel[np.arange(n_windows), :, top] > _ON_DB
+    tonality = stats[:, :, 0]
     # The first frame's flux is its change from a frame outside the window.
-    flux = float(stats[1:, 1].mean()) if len(window) > 1 else 0.0
-    extra = np.array([level, on.mean(), np.count_nonzero(on[1:] != on[:-1]),
-                      tonality.mean(), tonality.max(), flux], np.float32)
-    return np.concatenate([mean, peak, std, extra]).astype(np.float32)
+    flux = stats[:, 1:, 1].mean(axis=1) if n_frames > 1 else np.zeros(n_windows, np.float32)
+    extra = np.stack([level, on.mean(axis=1), np.count_nonzero(on[:, 1:] != on[:, :-1], axis=1),
+                      tonality.mean(axis=1), tonality.max(axis=1), flux], axis=1)
+    return np.concatenate([mean, peak, std, extra], axis=1).astype(np.float32)
 
 
 def feature_names(spec: FeatureSpec) -> list[str]:
@@ -219,13 +259,16 @@ def feature_names(spec: FeatureSpec) -> list[str]:
             + [f"band{b}_std" for b in bands] + list(_GLOBAL_FEATURES))
 
 
-def clip_windows(samples: np.ndarray, spec: FeatureSpec) -> tuple[list[int], np.ndarray]:
-    """Window start offsets and the (windows, features) matrix of a whole clip."""
+def clip_windows(samples: np.ndarray, spec: FeatureSpec,
+                 block: int = 512) -> tuple[list[int], np.ndarray]:
+    """Window start offsets and the (windows, features) matrix of a whole clip; windows are
+    summarised ``block`` at a time, so an hour of audio needs tens of MB, not GB."""
     frames = log_mel_frames(samples, spec)
     stats = frame_stats(frames)
     starts = window_starts(len(samples), spec)
-    spans = [slice(s // spec.frame_hop, s // spec.frame_hop + spec.frames_per_window)
-             for s in starts]
-    rows = [window_features(frames[w], stats[w]) for w in spans]
-    matrix = np.stack(rows) if rows else np.zeros((0, spec.n_features), np.float32)
+    parts = [window_features_many(window_stack(frames, i * spec.frames_per_hop, n, spec),
+                                  window_stack(stats, i * spec.frames_per_hop, n, spec))
+             for i in range(0, len(starts), block)
+             for n in [min(block, len(starts) - i)]]
+    matrix = np.concatenate(parts) if parts else np.zeros((0, spec.n_features), np.float32)
     return starts, matrix

@@ -16,11 +16,20 @@ from __future__ import annotations
 
 import pickle
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from operators.audio_features import FeatureSpec, frame_stats, log_mel_frames, window_features
+from operators.audio_features import (
+    FeatureSpec,
+    frame_matrix,
+    frame_stats,
+    log_mel,
+    segment_frame_stats,
+    window_features_many,
+    window_stack,
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,7 @@ class Window:
     start_ts: float
     end_ts: float
     features: np.ndarray
+    after_reset: bool = False  # the first window after the stream was reset (or began)
 
 
 @dataclass(frozen=True)
@@ -106,54 +116,74 @@ class Sequencer:
 
 
 class WindowCutter:
-    """Log-mel frames computed once as samples arrive; a window every ``hop`` is a slice."""
+    """Log-mel frames computed once as samples arrive; a window every ``hop`` is a slice.
+
+    Two halves, so that many streams' frames go through the FFT together (``push_many``):
+    ``take`` turns samples into complete frames of samples (``origin_ts``, ``n_samples`` and
+    ``tail`` are its state), ``add`` turns their log-mel rows into windows (the rest)."""
 
     def __init__(self, spec: FeatureSpec):
         self.spec = spec
-        self.reset()
+        self.reset(None)
+        self.restart_windows(None)
 
-    def reset(self) -> None:
-        self.origin_ts: float | None = None   # epoch ms of sample 0 since the last reset
-        self.n_samples = 0                    # samples appended since the last reset
-        self.tail = np.zeros(0, np.float32)   # samples from frame ``frames_total`` on
+    def reset(self, origin_ts: float | None) -> None:
+        """Start a new run of samples at ``origin_ts`` (epoch ms of its first sample)."""
+        self.origin_ts = origin_ts              # epoch ms of sample 0 since the last reset
+        self.n_samples = 0                      # samples taken since the last reset
+        self.tail = np.zeros(0, np.float32)     # samples not yet in a complete frame
+
+    def restart_windows(self, origin_ts: float | None) -> None:
+        """The window half of ``reset``, applied when the frames before it have been added."""
+        self.window_origin_ts = origin_ts
         self.frames = np.zeros((0, self.spec.n_bands), np.float32)
         self.stats = frame_stats(self.frames)   # ``frame_stats`` of ``frames``, row by row
-        self.frames_start = 0                 # frame index of ``frames[0]``
-        self.next_window = 0                  # frame index where the next window starts
+        self.frames_start = 0                   # frame index of ``frames[0]``
+        self.next_window = 0                    # frame index where the next window starts
+        self.after_reset = True                 # the next window is the run's first
 
     def end_ts(self) -> float | None:
-        """Epoch ms just after the last appended sample."""
+        """Epoch ms just after the last taken sample."""
         if self.origin_ts is None:
             return None
         return self.origin_ts + self.n_samples * 1000.0 / self.spec.sample_rate
 
-    def append(self, samples: np.ndarray, ts: float | None = None) -> list[Window]:
-        spec = self.spec
-        if self.origin_ts is None:
-            self.origin_ts = ts if ts is not None else 0.0
+    def last_frame(self) -> np.ndarray | None:
+        return self.frames[-1] if len(self.frames) else None
+
+    def take(self, samples: np.ndarray) -> np.ndarray:
+        """(frames, n_fft) samples of the frames ``samples`` complete; the rest waits."""
         self.n_samples += len(samples)
-        self.tail = np.concatenate([self.tail, samples])
-        new = log_mel_frames(self.tail, spec)
-        if len(new):
-            self.tail = self.tail[len(new) * spec.frame_hop:]
-            self.stats = np.concatenate([self.stats, frame_stats(
-                new, self.frames[-1] if len(self.frames) else None)])
-            self.frames = np.concatenate([self.frames, new])
-        windows = []
-        fpw, ms_per_frame = spec.frames_per_window, spec.frame_hop * 1000.0 / spec.sample_rate
-        while self.frames_start + len(self.frames) >= self.next_window + fpw:
-            i = self.next_window - self.frames_start
-            start = self.origin_ts + self.next_window * ms_per_frame
-            windows.append(Window(start, start + spec.window_s * 1000.0,
-                                  window_features(self.frames[i:i + fpw],
-                                                  self.stats[i:i + fpw])))
-            self.next_window += spec.frames_per_hop
-        drop = self.next_window - self.frames_start
-        if drop > 0:
-            self.frames = self.frames[drop:]
-            self.stats = self.stats[drop:]
+        buffered = np.concatenate([self.tail, samples])
+        frames = frame_matrix(buffered, self.spec)
+        self.tail = buffered[len(frames) * self.spec.frame_hop:]
+        return frames
+
+    def add(self, mel: np.ndarray, stats: np.ndarray
+            ) -> tuple[list[tuple[float, bool]], np.ndarray, np.ndarray]:
+        """Log-mel rows of the frames ``take`` returned (and their ``frame_stats``) -> the
+        windows they complete: ``(start_ts, first after a reset)`` each, and stacks of their
+        frames and stats (views, for ``window_features_many``)."""
+        spec = self.spec
+        if len(mel):
+            self.frames = np.concatenate([self.frames, mel])
+            self.stats = np.concatenate([self.stats, stats])
+        fpw, fph = spec.frames_per_window, spec.frames_per_hop
+        spare = self.frames_start + len(self.frames) - fpw - self.next_window
+        count = spare // fph + 1 if spare >= 0 else 0
+        first = self.next_window - self.frames_start
+        ms_per_frame = spec.frame_hop * 1000.0 / spec.sample_rate
+        starts = [(self.window_origin_ts + (self.next_window + k * fph) * ms_per_frame,
+                   self.after_reset and k == 0) for k in range(count)]
+        frames = window_stack(self.frames, first, count, spec)
+        stats = window_stack(self.stats, first, count, spec)
+        if count:
+            self.after_reset = False
+            self.next_window += count * fph
+            drop = self.next_window - self.frames_start
+            self.frames, self.stats = self.frames[drop:], self.stats[drop:]
             self.frames_start += drop
-        return windows
+        return starts, frames, stats
 
 
 class Debouncer:
@@ -166,9 +196,6 @@ class Debouncer:
         self.armed = True
         self.last_positive_end = float("-inf")
 
-    def reset(self) -> None:
-        self.recent.clear()
-
     def decide(self, window: Window, probabilities: np.ndarray, labels: list[str],
                alarm_label: str) -> Detection | None:
         """``push`` for a window's class probabilities (in ``labels`` order)."""
@@ -179,6 +206,8 @@ class Debouncer:
     def push(self, window: Window, alarm_p: float, probabilities: list[float],
              predicted_label: str) -> Detection | None:
         positive = alarm_p >= self.policy.threshold
+        if window.after_reset:   # windows before a gap are no evidence for those after it
+            self.recent.clear()
         self.recent.append((window.start_ts, alarm_p if positive else None))
         if positive:
             self.last_positive_end = window.end_ts
@@ -211,26 +240,26 @@ class StreamDetector:
 
     def push(self, chunk: Chunk) -> list[Window]:
         """Windows completed by ``chunk`` (none while it waits in the reorder buffer)."""
+        return push_many([(self, chunk)])[0][1]
+
+    def _plan(self, chunk: Chunk, plan: _Plan) -> None:
+        """Reorder, de-duplicate and gap-fill ``chunk``; its complete frames join ``plan``."""
         released, duplicate = self.sequencer.push(chunk)
         self.counters.duplicates += duplicate
-        windows = []
         for c in released:
-            windows += self._append(c)
-        return windows
-
-    def _append(self, chunk: Chunk) -> list[Window]:
-        expected = self.cutter.end_ts()
-        gap_ms = 0.0 if expected is None else chunk.ts - expected
-        # Producers stamp chunks from their own clocks: a few ms either way is jitter, not a gap.
-        if gap_ms > self.policy.max_gap_ms:
-            self.counters.resets += 1
-            self.cutter.reset()
-            self.debouncer.reset()
-        elif gap_ms * self.spec.sample_rate / 1000.0 >= 1.0:
-            self.counters.gaps_filled += 1
-            silence = np.zeros(round(gap_ms * self.spec.sample_rate / 1000.0), np.float32)
-            return self.cutter.append(silence) + self.cutter.append(chunk.samples)
-        return self.cutter.append(chunk.samples, chunk.ts)
+            expected = self.cutter.end_ts()
+            gap_ms = 0.0 if expected is None else c.ts - expected
+            samples = c.samples
+            # Producers stamp chunks from their own clocks: a few ms either way is jitter.
+            if expected is None or gap_ms > self.policy.max_gap_ms:
+                self.counters.resets += expected is not None
+                self.cutter.reset(c.ts)
+                plan.restart(c.ts)
+            elif gap_ms * self.spec.sample_rate / 1000.0 >= 1.0:
+                self.counters.gaps_filled += 1
+                silence = np.zeros(round(gap_ms * self.spec.sample_rate / 1000.0), np.float32)
+                samples = np.concatenate([silence, samples])
+            plan.add(self.cutter.take(samples))
 
     def decide(self, window: Window, probabilities: np.ndarray, labels: list[str],
                alarm_label: str) -> Detection | None:
@@ -240,8 +269,9 @@ class StreamDetector:
         seq, cut, deb, c = self.sequencer, self.cutter, self.debouncer, self.counters
         return pickle.dumps((
             (seq.next_seq, [(k, ch.ts, ch.samples.tobytes()) for k, ch in seq.pending.items()]),
-            (cut.origin_ts, cut.n_samples, cut.tail.tobytes(), cut.frames.tobytes(),
-             cut.stats.tobytes(), cut.frames_start, cut.next_window),
+            (cut.origin_ts, cut.n_samples, cut.tail.tobytes(), cut.window_origin_ts,
+             cut.frames.tobytes(), cut.stats.tobytes(), cut.frames_start, cut.next_window,
+             cut.after_reset),
             (list(deb.recent), deb.armed, deb.last_positive_end),
             (c.duplicates, c.gaps_filled, c.resets),
         ), protocol=pickle.HIGHEST_PROTOCOL)
@@ -255,13 +285,84 @@ class StreamDetector:
         d.sequencer.pending = {k: Chunk(k, ts, np.frombuffer(b, np.float32))
                                for k, ts, b in pending}
         c = d.cutter
-        c.origin_ts, c.n_samples, tail, frames, stats, c.frames_start, c.next_window = cut
+        (c.origin_ts, c.n_samples, tail, c.window_origin_ts, frames, stats, c.frames_start,
+         c.next_window, c.after_reset) = cut
         c.tail = np.frombuffer(tail, np.float32)
         c.frames = np.frombuffer(frames, np.float32).reshape(-1, spec.n_bands)
         c.stats = np.frombuffer(stats, np.float32).reshape(-1, 2)
         d.debouncer.recent.extend(recent)
         d.debouncer.armed, d.debouncer.last_positive_end = armed, last_end
         return d
+
+
+class _Block:
+    """One stream's frames in a batch, in order, with no reset inside them."""
+
+    def __init__(self, restart_ts: float | None, previous: np.ndarray | None):
+        self.restart_ts = restart_ts   # the stream was reset (or began) at this ts just before
+        self.previous = previous       # the stream's last log-mel frame before these frames
+        self.parts: list[np.ndarray] = []
+
+    def frames(self) -> np.ndarray:
+        return self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts)
+
+
+class _Plan:
+    """One stream's work in a batch: its blocks of frames, split where the stream resets."""
+
+    def __init__(self, detector: StreamDetector):
+        self.detector = detector
+        self.blocks: list[_Block] = []
+
+    def restart(self, ts: float) -> None:
+        self.blocks.append(_Block(ts, None))
+
+    def add(self, frames: np.ndarray) -> None:
+        if not self.blocks:
+            self.blocks.append(_Block(None, self.detector.cutter.last_frame()))
+        self.blocks[-1].parts.append(frames)
+
+
+def push_many(items: Iterable[tuple[StreamDetector, Chunk]]
+              ) -> list[tuple[StreamDetector, list[Window]]]:
+    """``StreamDetector.push`` for a batch of chunks of any streams (in arrival order; all
+    detectors of one spec): each detector touched, in order of first appearance, with the
+    windows its chunks completed, in order.
+
+    The batch shares one FFT, one mel projection and one window-summary pass: at a chunk's
+    dozen frames the per-call cost of numpy, not the arithmetic, was most of a chunk's time."""
+    plans: dict[int, _Plan] = {}
+    for detector, chunk in items:
+        plan = plans.get(id(detector))
+        if plan is None:
+            plan = plans[id(detector)] = _Plan(detector)
+        detector._plan(chunk, plan)
+    if not plans:
+        return []
+    spec = next(iter(plans.values())).detector.spec
+    blocks = [(plan, block) for plan in plans.values() for block in plan.blocks]
+    frames = [block.frames() for _, block in blocks]
+    offsets = np.cumsum([0] + [len(f) for f in frames])
+    mel = log_mel(np.concatenate(frames) if frames else np.zeros((0, spec.n_fft), np.float32),
+                  spec)
+    stats = segment_frame_stats(mel, list(offsets[:-1]), [b.previous for _, b in blocks])
+    cut = []   # (plan, start timestamps, frame stack, stats stack) per block
+    for (plan, block), lo, hi in zip(blocks, offsets[:-1], offsets[1:], strict=True):
+        cutter = plan.detector.cutter
+        if block.restart_ts is not None:
+            cutter.restart_windows(block.restart_ts)
+        cut.append((plan, *cutter.add(mel[lo:hi], stats[lo:hi])))
+    stacks = [c for c in cut if len(c[1])]
+    features = (window_features_many(np.concatenate([c[2] for c in stacks]),
+                                     np.concatenate([c[3] for c in stacks]))
+                if stacks else None)
+    windows: dict[int, list[Window]] = {id(plan): [] for plan in plans.values()}
+    row, length = 0, spec.window_s * 1000.0
+    for plan, starts, _, _ in stacks:
+        for start, after_reset in starts:
+            windows[id(plan)].append(Window(start, start + length, features[row], after_reset))
+            row += 1
+    return [(plan.detector, windows[id(plan)]) for plan in plans.values()]
 
 
 def alert_message(stream_id: str, detection: Detection, labels: list[str], alarm_label: str,

@@ -25,6 +25,7 @@ from operators.audio_stream import (
     StreamPolicy,
     Window,
     alert_message,
+    push_many,
 )
 from operators.validation import InvalidRecord
 
@@ -89,6 +90,47 @@ def test_streamed_windows_equal_whole_clip_windows_whatever_the_chunking():
     np.testing.assert_allclose(np.stack([w.features for w in got]), expected, atol=1e-4)
     assert [w.start_ts for w in got] == [1_000_000.0 + 250.0 * i for i in range(13)]
     assert len(feature_names(SPEC)) == expected.shape[1] == SPEC.n_features
+
+
+def test_a_batch_of_interleaved_streams_gives_each_stream_its_own_windows():
+    # push_many shares one FFT and one window pass among streams; each stream must still get
+    # exactly the windows (and features) it gets alone, also across a long gap (a reset) and a
+    # short one (zero-filled) inside one batch.
+    rng = np.random.default_rng(5)
+    policy = StreamPolicy(reorder_depth=0, max_gap_ms=500)
+    streams = []
+    for s in range(3):
+        ts, chunks = 1_000_000.0, []
+        for seq in range(60):
+            n = int(rng.integers(800, 4_000))
+            chunks.append(Chunk(seq, ts, (0.1 * rng.standard_normal(n)).astype(np.float32)))
+            ts += n / 16.0 + (2_000.0 if (s, seq) == (1, 30) else 100.0 if seq == 40 else 0.0)
+        streams.append(chunks)
+    alone = [StreamDetector(SPEC, policy) for _ in streams]
+    expected = [[w for c in chunks for w in d.push(c)]
+                for d, chunks in zip(alone, streams, strict=True)]
+    batched = [StreamDetector(SPEC, policy) for _ in streams]
+    got: list[list[Window]] = [[] for _ in streams]
+    arrivals = [(i, c) for seq in range(60) for i, chunks in enumerate(streams)
+                for c in [chunks[seq]]]
+    for lo in range(0, len(arrivals), 25):   # batches that cut streams mid-run
+        for d, windows in push_many([(batched[i], c) for i, c in arrivals[lo:lo + 25]]):
+            got[batched.index(d)] += windows
+    assert batched[1].counters.resets == 1 and batched[0].counters.gaps_filled == 1
+    for a, b in zip(expected, got, strict=True):
+        assert len(a) > 20
+        assert [(w.start_ts, w.after_reset) for w in a] == [(w.start_ts, w.after_reset) for w in b]
+        np.testing.assert_allclose(np.stack([w.features for w in a]),
+                                   np.stack([w.features for w in b]), atol=1e-5)
+    assert sum(w.after_reset for w in got[1]) == 2   # the stream's start and its reset
+
+
+def test_the_first_window_after_a_reset_clears_the_debounce_memory():
+    d = Debouncer(StreamPolicy(threshold=0.5, k=2, n=3))
+    assert d.push(_window(0), 0.9, [0.9, 0.1], "alarm") is None
+    fresh = Window(5_000.0, 7_000.0, np.zeros(0), after_reset=True)
+    assert d.push(fresh, 0.9, [0.9, 0.1], "alarm") is None   # one hit since the reset
+    assert d.push(_window(12), 0.9, [0.9, 0.1], "alarm") is not None
 
 
 def _chunk(seq: int, ms: int = 100) -> Chunk:
