@@ -313,6 +313,7 @@ class _Plan:
     def __init__(self, detector: StreamDetector):
         self.detector = detector
         self.blocks: list[_Block] = []
+        self.windows: list[Window] = []   # what the batch completed, in order
 
     def restart(self, ts: float) -> None:
         self.blocks.append(_Block(ts, None))
@@ -356,13 +357,12 @@ def push_many(items: Iterable[tuple[StreamDetector, Chunk]]
     features = (window_features_many(np.concatenate([c[2] for c in stacks]),
                                      np.concatenate([c[3] for c in stacks]))
                 if stacks else None)
-    windows: dict[int, list[Window]] = {id(plan): [] for plan in plans.values()}
     row, length = 0, spec.window_s * 1000.0
     for plan, starts, _, _ in stacks:
         for start, after_reset in starts:
-            windows[id(plan)].append(Window(start, start + length, features[row], after_reset))
+            plan.windows.append(Window(start, start + length, features[row], after_reset))
             row += 1
-    return [(plan.detector, windows[id(plan)]) for plan in plans.values()]
+    return [(plan.detector, plan.windows) for plan in plans.values()]
 
 
 def alert_message(stream_id: str, detection: Detection, labels: list[str], alarm_label: str,
