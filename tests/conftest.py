@@ -67,6 +67,28 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
         c.stop()
 
 
+def cancel_at_checkpoint(job_id: str, triggered_after_ms: int, timeout_s: float) -> str:
+    """Wait up to ``timeout_s`` for a checkpoint of the job triggered after
+    ``triggered_after_ms`` to complete, cancel the job (whatever happens), and return the
+    newest such checkpoint to resume from."""
+    from connectors import flink_rest
+
+    checkpoint, deadline = None, time.monotonic() + timeout_s
+    try:
+        while checkpoint is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+            checkpoint = flink_rest.latest_checkpoint(job_id,
+                                                      triggered_after_ms=triggered_after_ms)
+    finally:
+        flink_rest.cancel(job_id)
+    assert checkpoint, "no completed checkpoint to resume from"
+    assert flink_rest.wait_for_state(job_id, {"CANCELED"}, 60) == "CANCELED"
+    # Only the newest checkpoint is retained: one completed between our read and the cancel
+    # deletes the one we read. Ask again now that the job is over.
+    return flink_rest.latest_checkpoint(job_id, triggered_after_ms=triggered_after_ms) \
+        or checkpoint
+
+
 def wait_for_count(fetch: Callable[[], Sized], n: int, timeout_s: float = 120):
     """Call ``fetch`` every second until what it returns has ``n`` items (or time runs out);
     return the last result either way, for the test to assert on."""

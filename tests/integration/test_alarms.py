@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import wait_for_count
+from conftest import cancel_at_checkpoint, wait_for_count
 
 from connectors import flink_rest
 from connectors.kafka_admin import create_topics, producer, read_all
@@ -186,17 +186,10 @@ def test_detect_alarms_resumed_from_a_checkpoint_mid_alarm_hears_every_alarm(ala
     try:
         assert flink_rest.wait_for_state(first, {"RUNNING"}, 120) == "RUNNING"
         _produce_interleaved(kafka, chunks, 0, 75)
-        produced_at = int(time.time() * 1000)
-        checkpoint, deadline = None, time.monotonic() + 60
-        while checkpoint is None and time.monotonic() < deadline:
-            time.sleep(0.5)
-            checkpoint = flink_rest.latest_checkpoint(first, triggered_after_ms=produced_at)
-    finally:
+    except BaseException:
         flink_rest.cancel(first)
-    assert checkpoint, "no completed checkpoint to resume from"
-    assert flink_rest.wait_for_state(first, {"CANCELED"}, 60) == "CANCELED"
-    checkpoint = flink_rest.latest_checkpoint(first, triggered_after_ms=produced_at) \
-        or checkpoint   # only the newest is retained (see test_compute_features)
+        raise
+    checkpoint = cancel_at_checkpoint(first, int(time.time() * 1000), 60)
 
     second = submit("detect_alarms", args, from_savepoint=checkpoint)
     try:

@@ -8,7 +8,7 @@ import time
 import uuid
 
 import pytest
-from conftest import wait_for_count
+from conftest import cancel_at_checkpoint, wait_for_count
 
 from connectors import flink_rest
 from connectors.feature_store import RedisFeatureStore, _encode
@@ -152,20 +152,12 @@ def test_stopped_mid_stream_and_resumed_from_checkpoint_equals_reference(kafka_a
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not store.client.keys(f"{store.key('show', '')}*"):
             time.sleep(1)
-        # A checkpoint triggered after features reached Redis: the sources were reading then.
-        reading_since = int(time.time() * 1000)
-        checkpoint = None
-        while time.monotonic() < deadline and checkpoint is None:
-            time.sleep(0.5)
-            checkpoint = flink_rest.latest_checkpoint(first, triggered_after_ms=reading_since)
-    finally:
+    except BaseException:
         flink_rest.cancel(first)
-    assert checkpoint, "no completed checkpoint to resume from"
-    assert flink_rest.wait_for_state(first, {"CANCELED"}, 60) == "CANCELED"
-    # Only the newest checkpoint is retained: one completed between our read and the cancel
-    # deletes the one we read. Ask again now that the job is over.
-    checkpoint = flink_rest.latest_checkpoint(first, triggered_after_ms=reading_since) \
-        or checkpoint
+        raise
+    # A checkpoint triggered after features reached Redis: the sources were reading then.
+    checkpoint = cancel_at_checkpoint(first, int(time.time() * 1000),
+                                      deadline - time.monotonic())
 
     produce_log(kafka, log[half:])
     expected = end_log(kafka, log)
