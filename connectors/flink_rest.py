@@ -29,6 +29,17 @@ def job_state(job_id: str, flink: FlinkSettings | None = None) -> str:
     return _call(f"{flink.rest_url}/jobs/{job_id}")["state"]
 
 
+def records_in(job_id: str, vertex_name_part: str, flink: FlinkSettings | None = None
+               ) -> int | None:
+    """Records the first vertex whose name contains ``vertex_name_part`` has received, as of
+    the JobManager's last metrics fetch (``metrics.fetcher.update-interval``), or None."""
+    flink = flink or FlinkSettings.from_env()
+    for vertex in _call(f"{flink.rest_url}/jobs/{job_id}").get("vertices", []):
+        if vertex_name_part in vertex["name"]:
+            return vertex.get("metrics", {}).get("read-records")
+    return None
+
+
 def cancel(job_id: str, flink: FlinkSettings | None = None) -> None:
     flink = flink or FlinkSettings.from_env()
     _call(f"{flink.rest_url}/jobs/{job_id}?mode=cancel", method="PATCH")

@@ -48,12 +48,13 @@ class KafkaSourceSpec:
     start: str = "group-offsets"
     stop_offsets: dict[int, int] | None = None
     properties: tuple[tuple[str, str], ...] = ()   # extra Kafka consumer properties
+    with_key: bool = False   # a `key` BYTES column: the record's Kafka key (NULL if none)
 
     def ddl(self, kafka: KafkaSettings) -> str:
         options = {
             "connector": "kafka",
             "topic": self.topic,
-            "format": "raw",
+            "value.format": "raw",
             "properties.group.id": self.group_id,
             # Where a new consumer group starts: the beginning, so nothing is skipped.
             "properties.auto.offset.reset": "earliest",
@@ -72,7 +73,12 @@ class KafkaSourceSpec:
             options["scan.bounded.specific-offsets"] = ";".join(
                 f"partition:{p},offset:{o}" for p, o in sorted(self.stop_offsets.items())
             )
-        return f"""CREATE TEMPORARY TABLE `{self.table}` (
+        key_column = ""
+        if self.with_key:
+            options.update({"key.format": "raw", "key.fields": "key",
+                            "value.fields-include": "EXCEPT_KEY"})
+            key_column = "\n  `key` BYTES,"
+        return f"""CREATE TEMPORARY TABLE `{self.table}` ({key_column}
   `value` BYTES,
   `topic` STRING METADATA FROM 'topic' VIRTUAL,
   `partition` INT METADATA FROM 'partition' VIRTUAL,

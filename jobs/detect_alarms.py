@@ -51,7 +51,7 @@ class DetectAlarmsConfig:
     model: ModelVersion
     policy: StreamPolicy
     group_id: str = "onair-detect-alarms"
-    batch_chunks: int = 32
+    batch_chunks: int = 64
     batch_wait_ms: int = 40
 
     @classmethod

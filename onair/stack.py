@@ -55,6 +55,9 @@ FLINK_OVERRIDES: dict[str, object] = {
     "rest.address": "localhost",
     "rest.bind-address": "localhost",
     "rest.port": FLINK_REST_PORT,
+    # The REST API's metrics are at most this old (default 10 s): benchmarks read a job's
+    # progress from them while it runs.
+    "metrics.fetcher.update-interval": 1000,
     "python.execution-mode": "thread",
     # Thread mode loads pemja's native library into the TaskManager JVM, which Java allows once
     # per JVM: pemja must come from the cluster's own class path (see flink_lib_dir), never from

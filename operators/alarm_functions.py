@@ -63,7 +63,7 @@ class DetectAlarmsFunction(KeyedProcessFunction):
     for ``idle_timeout_s``."""
 
     def __init__(self, job: str, schema: MessageSchema, registry_root: str, model_name: str,
-                 model_version: str, policy: StreamPolicy, *, batch_chunks: int = 32,
+                 model_version: str, policy: StreamPolicy, *, batch_chunks: int = 64,
                  batch_wait_ms: int = 40, snapshot_every: int = 10):
         self.job = job
         self.route = (schema, decoded_chunk)
@@ -85,7 +85,6 @@ class DetectAlarmsFunction(KeyedProcessFunction):
         self.spec = feature_spec_of(mv)
         self.model_ref = mv.ref
         self.detectors: dict[str, StreamDetector] = {}
-        self.stream_ids: dict[str, str] = {}
         self.queue: list[tuple[str, Chunk]] = []   # chunks waiting for their batch
         self.flush_due: int | None = None           # the flush timer of the current queue
         self.end_timer = False                      # the end-of-input timer is registered
@@ -107,15 +106,15 @@ class DetectAlarmsFunction(KeyedProcessFunction):
         self.last_delay_ms = group.distribution("last_alert_delay_ms")
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
-        ok, row = self.validate(value, self.route)
+        key = ctx.get_current_key()
+        ok, row = self.validate(value, self.route, ("stream_id", key))
         if not ok:
             yield DEAD_LETTER_TAG, row
             return
-        stream_id, seq, ts, rate, pcm = row
-        key = ctx.get_current_key()
+        _, seq, ts, rate, pcm = row   # the key is the stream id (checked by validation)
         chunk = Chunk(seq, float(ts), resample(pcm, rate, self.spec.sample_rate))
         if key not in self.detectors:
-            self._restore(key, stream_id)
+            self._restore(key)
         self._save(key, chunk)
         self._enqueue(key, chunk)
         self.m["audio_chunks"].inc()
@@ -154,18 +153,16 @@ class DetectAlarmsFunction(KeyedProcessFunction):
             self.snapshot.clear()
             self.unapplied.clear()
             self.last_seen.clear()
-            for memo in (self.detectors, self.stream_ids, self.unapplied_count, self.queued,
-                         self.deadlines):
+            for memo in (self.detectors, self.unapplied_count, self.queued, self.deadlines):
                 memo.pop(key, None)
             self.m["streams_expired"].inc()
 
     # ------------------------------------------------------------------ state
-    def _restore(self, key: str, stream_id: str) -> None:
+    def _restore(self, key: str) -> None:
         """The stream's detector: new, or rebuilt from its snapshot and unapplied chunks."""
         saved = self.snapshot.value()
         self.detectors[key] = (StreamDetector(self.spec, self.policy) if saved is None
                                else StreamDetector.from_bytes(saved, self.spec, self.policy))
-        self.stream_ids[key] = stream_id
         replay = [_chunk_from_bytes(b) for b in self.unapplied.get() or ()]
         self.unapplied_count[key] = len(replay)
         for chunk in replay:
@@ -219,7 +216,7 @@ class DetectAlarmsFunction(KeyedProcessFunction):
             now = int(time.time() * 1000)
             self.last_delay_ms.update(now - round(detection.window_end_ts))
             self.m["alarm_alerts"].inc()
-            stream_id = self.stream_ids[keys[id(detector)]]
+            stream_id = keys[id(detector)]
             yield kafka_row(stream_id, alert_message(
                 stream_id, detection, self.labels, self.alarm_label, self.model_ref, now))
 

@@ -7,13 +7,13 @@ chunk claiming 10 minutes does); its ``InvalidRecord`` reason goes to the dead l
 
 from __future__ import annotations
 
-import base64
 import binascii
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import pybase64
 
 from operators.native_import import import_on_python_thread
 from operators.validation import InvalidRecord
@@ -35,7 +35,9 @@ def decode_chunk(chunk: dict) -> np.ndarray:
     if chunk["seq"] < 0:
         raise InvalidRecord(f"seq is {chunk['seq']}; sequence numbers start at 0")
     try:
-        raw = base64.b64decode(chunk["pcm"], validate=True)
+        # pybase64 (SIMD): ~3 us for a 200 ms chunk, where the standard library's checked
+        # decode took ~40 us, more than the chunk's share of the log-mel work.
+        raw = pybase64.b64decode(chunk["pcm"], validate=True)
     except (binascii.Error, ValueError) as e:
         raise InvalidRecord(f"pcm is not base64: {e}") from None
     if not raw:
@@ -51,7 +53,7 @@ def decode_chunk(chunk: dict) -> np.ndarray:
 def encode_pcm(samples: np.ndarray) -> str:
     """Float samples in [-1, 1] as base64 s16le (clipped)."""
     pcm = np.clip(np.round(samples * 32767.0), -32768, 32767).astype("<i2")
-    return base64.b64encode(pcm.tobytes()).decode("ascii")
+    return pybase64.b64encode(pcm.tobytes()).decode("ascii")
 
 
 @lru_cache(maxsize=16)

@@ -59,15 +59,23 @@ def as_message(message: dict) -> dict:
 
 
 def validate_row(value: Row, route: tuple[MessageSchema, Callable[[dict], Any]] | None,
-                 job: str) -> tuple[bool, Any]:
+                 job: str, expect_key: tuple[str, str] | None = None) -> tuple[bool, Any]:
     """``(True, typed row)`` for a raw Kafka row that parses against ``route``'s schema (the
-    row built by its ``to_value``), else ``(False, dead-letter row)`` naming what is wrong."""
+    row built by its ``to_value``), else ``(False, dead-letter row)`` naming what is wrong.
+    ``expect_key`` ``(field, key)``: the message's ``field`` must be the ``key`` the record
+    was keyed by (``connectors.flink_io.keyed_raw_input``)."""
     raw, topic, partition, offset = value.value, value.topic, value.partition, value.offset
     try:
         if route is None:
             raise InvalidRecord(f"no schema routed for topic {topic!r}")
         schema, to_value = route
-        typed = to_value(parse(raw, schema))
+        message = parse(raw, schema)
+        if expect_key is not None and message.get(expect_key[0]) != expect_key[1]:
+            field, key = expect_key
+            # Keyed state is per key: a stream split over two keys would be two streams.
+            raise InvalidRecord(f"Kafka key {key!r} is not the message's {field} "
+                                f"{message.get(field)!r}; produce {topic} keyed by {field}")
+        typed = to_value(message)
         return True, Row(*typed) if isinstance(typed, list) else typed
     except Exception as e:
         # Whatever one record breaks (a schema gap, a converter bug) is that record's
@@ -91,10 +99,10 @@ class RowValidator:
         self.records_valid = group.counter("records_valid")
         self.dead_letters = group.counter("dead_letters")
 
-    def __call__(self, value: Row, route: tuple[MessageSchema, Callable[[dict], Any]] | None
-                 ) -> tuple[bool, Any]:
+    def __call__(self, value: Row, route: tuple[MessageSchema, Callable[[dict], Any]] | None,
+                 expect_key: tuple[str, str] | None = None) -> tuple[bool, Any]:
         self.records_in.inc()
-        ok, row = validate_row(value, route, self.job)
+        ok, row = validate_row(value, route, self.job, expect_key)
         (self.records_valid if ok else self.dead_letters).inc()
         return ok, row
 

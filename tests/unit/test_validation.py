@@ -65,10 +65,12 @@ def test_enum_fields_are_enforced():
         parse(raw(chunk), AUDIO_CHUNK)
 
 
-def test_non_finite_numbers_are_rejected():
-    with pytest.raises(InvalidRecord, match="'latency_ms' must be a finite number"):
-        parse(b'{"request_id":"r","user_id":"u","ts":1764000000000,"variant":"ml",'
-              b'"items":[],"latency_ms":NaN}', RANKING)
+def test_non_finite_numbers_are_rejected_as_bad_json():
+    # NaN and 1e999 are not JSON numbers (RFC 8259); the decoder refuses them.
+    for literal in (b"NaN", b"1e999", b"-Infinity"):
+        with pytest.raises(InvalidRecord, match="bad JSON"):
+            parse(b'{"request_id":"r","user_id":"u","ts":1764000000000,"variant":"ml",'
+                  b'"items":[],"latency_ms":' + literal + b"}", RANKING)
 
 
 def test_dead_letter_keeps_metadata_and_truncates():
@@ -107,3 +109,16 @@ def test_validate_row_types_a_good_row_and_dead_letters_a_bad_one():
 
     ok, row = validate_row(Row(value=raw(GOOD), topic="other", partition=0, offset=0), None, "j")
     assert not ok and "no schema routed" in json.loads(row[1])["error"]
+
+
+def test_validate_row_refuses_a_record_keyed_by_another_entity():
+    from pyflink.common import Row
+
+    from operators.validate_function import as_message, validate_row
+
+    route = (BEHAVIOR_EVENT, as_message)
+    good = Row(value=raw(GOOD), topic="t", partition=0, offset=3)
+    assert validate_row(good, route, "j", ("user_id", GOOD["user_id"]))[0]
+    ok, row = validate_row(good, route, "j", ("user_id", "someone-else"))
+    error = json.loads(row[1])["error"]
+    assert not ok and "Kafka key 'someone-else'" in error and "keyed by user_id" in error
