@@ -135,8 +135,11 @@ class RedisFeatureStore:
         out = np.tile(SHOW_DEFAULTS, (len(show_ids), 1))
         if not show_ids:
             return out
-        values = self.client.mget([self.key("showvec", sid) for sid in show_ids])
-        for row, value in enumerate(values):
-            if value is not None:
-                out[row] = np.frombuffer(value, dtype=np.float32)
+        prefix = self.key("showvec", "")
+        values = self.client.mget([prefix + sid for sid in show_ids])
+        # Present rows in one copy: a read of 1,000 ids is ~1 ms, so per-row numpy calls show.
+        rows = [row for row, value in enumerate(values) if value is not None]
+        if rows:
+            out[rows] = np.frombuffer(b"".join(values[row] for row in rows),
+                                      dtype=np.float32).reshape(len(rows), -1)
         return out
