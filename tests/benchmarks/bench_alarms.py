@@ -8,7 +8,7 @@ small dataset if the registry has none):
    seconds the TaskManagers and their Python workers spent (all of Flink's work: Kafka source,
    JSON/base64 validation, shuffle, state, features, ONNX, sink) while the job received 20 %
    to 90 % of the chunks: what a running job sustains (``sustained_rate``).
-   ``x_realtime_per_core_whole_job`` counts the whole job, start-up (4-11 CPU s of JIT
+   ``x_realtime_per_core_whole_job`` counts the whole job, start-up (2-11 CPU s of JIT
    compilation per job) and end included; ``x_realtime_wall`` is the audio over the job's wall
    time at parallelism 1, start-up included.
 2. ``operator_x_realtime``: the detection operator's logic alone (decode, reassembly, log-mel
