@@ -21,7 +21,7 @@ from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
 from connectors.flink_env import FlinkJobSettings, run_job
-from connectors.flink_io import Input, add_dead_letter_sink, validated_inputs
+from connectors.flink_io import add_dead_letter_sink, validated_messages
 from connectors.job_config import add_flink_flags, env_default, flink_settings
 from connectors.settings import KafkaSettings, RedisSettings
 from connectors.topics import BEHAVIOR_EVENTS, SHOW_EVENTS
@@ -88,16 +88,13 @@ class ComputeFeaturesConfig:
 
 def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,
                    cfg: ComputeFeaturesConfig) -> None:
-    valid, dead = validated_inputs(
-        t_env, cfg.kafka, [Input.as_dicts(BEHAVIOR_EVENTS), Input.as_dicts(SHOW_EVENTS)],
-        job=JOB, group_id=cfg.group_id, bounded=cfg.flink.bounded,
-    )
+    valid, dead = validated_messages(t_env, cfg.kafka, [BEHAVIOR_EVENTS, SHOW_EVENTS], job=JOB,
+                                     group_id=cfg.group_id, bounded=cfg.flink.bounded)
     watermarks = (WatermarkStrategy
                   .for_bounded_out_of_orderness(Duration.of_millis(cfg.out_of_order_ms))
                   .with_timestamp_assigner(EventTime())
                   .with_idleness(Duration.of_seconds(cfg.idle_s)))
-    events = (valid[BEHAVIOR_EVENTS.name].union(valid[SHOW_EVENTS.name])
-              .assign_timestamps_and_watermarks(watermarks))
+    events = valid.assign_timestamps_and_watermarks(watermarks)
 
     derived = (events.flat_map(RouteEventsFunction(("show", "user")), output_type=ENTITY_TYPE)
                .key_by(lambda v: v[0], key_type=Types.STRING())

@@ -112,12 +112,13 @@ class ValidateFunction(ProcessFunction):
 
     ``routes`` maps a topic name to (schema, output tag, to_value); ``to_value`` turns the
     validated message into what the tag carries (a list of the row's values, or for a pickled
-    tag, any object: it is emitted as is).
+    tag, any object: it is emitted as is). A tag of None sends the topic's messages to the
+    main output instead.
     """
 
     def __init__(
         self, job: str,
-        routes: dict[str, tuple[MessageSchema, OutputTag, Callable[[dict], list]]],
+        routes: dict[str, tuple[MessageSchema, OutputTag | None, Callable[[dict], list]]],
     ):
         self.job = job
         self.routes = routes
@@ -128,4 +129,9 @@ class ValidateFunction(ProcessFunction):
     def process_element(self, value: Row, ctx: ProcessFunction.Context):
         route = self.routes.get(value.topic)
         ok, row = self.validate(value, route and (route[0], route[2]))
-        yield (route[1] if ok else DEAD_LETTER_TAG), row
+        if not ok:
+            yield DEAD_LETTER_TAG, row
+        elif route[1] is None:
+            yield row
+        else:
+            yield route[1], row

@@ -122,3 +122,29 @@ def test_validate_row_refuses_a_record_keyed_by_another_entity():
     ok, row = validate_row(good, route, "j", ("user_id", "someone-else"))
     error = json.loads(row[1])["error"]
     assert not ok and "Kafka key 'someone-else'" in error and "keyed by user_id" in error
+
+
+def test_validate_function_sends_untagged_topics_to_the_main_output():
+    from pyflink.common import Row, Types
+    from pyflink.datastream import OutputTag
+
+    from operators.validate_function import (
+        DEAD_LETTER_TAG,
+        ValidateFunction,
+        as_message,
+        validate_row,
+    )
+
+    tag = OutputTag("valid-u", Types.PICKLED_BYTE_ARRAY())
+    fn = ValidateFunction("j", {"t": (BEHAVIOR_EVENT, None, as_message),
+                                "u": (BEHAVIOR_EVENT, tag, as_message)})
+    fn.validate = lambda value, route: validate_row(value, route, "j")   # no metrics here
+
+    def out(topic, value=None):
+        row = Row(value=value or raw(GOOD), topic=topic, partition=0, offset=1)
+        return list(fn.process_element(row, None))
+
+    assert out("t") == [GOOD]
+    assert out("u") == [(tag, GOOD)]
+    [(where, _letter)] = out("t", b"{not json")
+    assert where is DEAD_LETTER_TAG
