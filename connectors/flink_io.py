@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyflink.common import Types
+from pyflink.common.typeinfo import TypeInformation
 from pyflink.datastream import DataStream, KeyedStream, OutputTag
 from pyflink.java_gateway import get_gateway
 from pyflink.table import StatementSet, StreamTableEnvironment
@@ -104,8 +105,17 @@ def keyed_raw_input(t_env: StreamTableEnvironment, kafka: KafkaSettings, topic: 
     # conversion declares the same rows as an ExternalTypeInfo, which it cannot cast.
     stream._j_data_stream.getTransformation().setOutputType(
         Types.ROW([Types.STRING(), value_type]).get_java_type_info())
-    # What DataStream.key_by does after its Python operator has made rows (key, value):
-    # PyFlink's Java selector takes field 0, so the rows here are made in SQL instead.
+    return key_by_first_field(stream, value_type)
+
+
+def key_by_first_field(stream: DataStream, value_type: TypeInformation) -> KeyedStream:
+    """``stream`` of rows ``(key STRING, value)`` keyed by ``key`` in the JVM; the keyed
+    Python function then gets ``value`` (and the key from its context).
+
+    What ``DataStream.key_by`` does after its own Python operator has made such rows: PyFlink's
+    Java selector takes field 0. Rows made by SQL or by the Python operator before skip that
+    operator: one Python call per record fewer, and a whole hand-over to Python where the
+    stream comes from a union (which cannot chain)."""
     j_keyed = stream._j_data_stream.keyBy(get_gateway().jvm.KeyByKeySelector(),
                                           Types.ROW([Types.STRING()]).get_java_type_info())
     return KeyedStream(j_keyed, value_type, stream)

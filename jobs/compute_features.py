@@ -21,11 +21,16 @@ from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
 from connectors.flink_env import FlinkJobSettings, run_job
-from connectors.flink_io import add_dead_letter_sink, validated_messages
+from connectors.flink_io import add_dead_letter_sink, key_by_first_field, validated_messages
 from connectors.job_config import add_flink_flags, env_default, flink_settings
 from connectors.settings import KafkaSettings, RedisSettings
 from connectors.topics import BEHAVIOR_EVENTS, SHOW_EVENTS
-from operators.feature_functions import ENTITY_TYPE, EntityFeaturesFunction, RouteEventsFunction
+from operators.feature_functions import (
+    ENTITY_TYPE,
+    EVENT_TYPE,
+    EntityFeaturesFunction,
+    RouteEventsFunction,
+)
 
 JOB = "compute_features"
 
@@ -96,13 +101,14 @@ def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironmen
                   .with_idleness(Duration.of_seconds(cfg.idle_s)))
     events = valid.assign_timestamps_and_watermarks(watermarks)
 
-    derived = (events.flat_map(RouteEventsFunction(("show", "user")), output_type=ENTITY_TYPE)
-               .key_by(lambda v: v[0], key_type=Types.STRING())
+    # Keyed in the JVM (key_by_first_field), not by key_by's Python selector.
+    routed = events.flat_map(RouteEventsFunction(("show", "user")), output_type=ENTITY_TYPE)
+    derived = (key_by_first_field(routed, EVENT_TYPE)
                .process(cfg.features_function(), output_type=ENTITY_TYPE)
                .name("show-user-features").uid(f"{JOB}-show-user-features"))
-    creators = (events.flat_map(RouteEventsFunction(("creator",)), output_type=ENTITY_TYPE)
-                .union(derived)
-                .key_by(lambda v: v[0], key_type=Types.STRING())
+    creator_events = (events.flat_map(RouteEventsFunction(("creator",)), output_type=ENTITY_TYPE)
+                      .union(derived))
+    creators = (key_by_first_field(creator_events, EVENT_TYPE)
                 .process(cfg.features_function(), output_type=ENTITY_TYPE)
                 .name("creator-features").uid(f"{JOB}-creator-features"))
 

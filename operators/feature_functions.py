@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import time
 
-from pyflink.common import Types
+from pyflink.common import Row, Types
 from pyflink.datastream import FlatMapFunction, KeyedProcessFunction, RuntimeContext, TimeDomain
 from pyflink.datastream.state import ValueStateDescriptor
 
@@ -43,7 +43,9 @@ from connectors.settings import RedisSettings
 from operators.features import STATE_TYPES, EntityState, routes
 from operators.state_ttl import state_ttl
 
-ENTITY_TYPE = Types.TUPLE([Types.STRING(), Types.PICKLED_BYTE_ARRAY()])
+# Rows (entity key, event) for ``connectors.flink_io.key_by_first_field``.
+ENTITY_TYPE = Types.ROW([Types.STRING(), Types.PICKLED_BYTE_ARRAY()])
+EVENT_TYPE = Types.PICKLED_BYTE_ARRAY()
 
 
 class RouteEventsFunction(FlatMapFunction):
@@ -55,7 +57,7 @@ class RouteEventsFunction(FlatMapFunction):
     def flat_map(self, value: dict):
         for kind, entity_id in routes(value):
             if kind in self.kinds:
-                yield f"{kind}:{entity_id}", value
+                yield Row(f"{kind}:{entity_id}", value)
 
 
 class EntityFeaturesFunction(KeyedProcessFunction):
@@ -94,7 +96,7 @@ class EntityFeaturesFunction(KeyedProcessFunction):
 
     # ------------------------------------------------------------------ events and timers
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
-        key, event = value
+        key, event = ctx.get_current_key(), value
         watermark = ctx.timer_service().current_watermark()
         if event["ts"] < watermark:
             self.late.inc()
@@ -105,7 +107,7 @@ class EntityFeaturesFunction(KeyedProcessFunction):
         self.applied.inc()
         self._changed(key, st, ctx)
         for update in derived:
-            yield f"creator:{update['creator_id']}", update
+            yield Row(f"creator:{update['creator_id']}", update)
         self._maybe_flush()
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
