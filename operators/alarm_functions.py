@@ -33,6 +33,7 @@ from operators.audio_stream import (
     StreamDetector,
     StreamPolicy,
     alert_message,
+    decide_many,
     push_many,
 )
 from operators.validate_function import DEAD_LETTER_TAG, RowValidator, kafka_row
@@ -40,9 +41,10 @@ from operators.validate_function import DEAD_LETTER_TAG, RowValidator, kafka_row
 
 def decoded_chunk(message: dict) -> tuple:
     """Validation's converter for ``audio-chunks``: the audio checks run here, so a bad chunk
-    becomes a dead letter with its topic, partition and offset (``InvalidRecord``)."""
+    becomes a dead letter with its topic, partition and offset (``InvalidRecord``). The stream
+    id is the record's key (validation checks it), so it is not repeated here."""
     samples = decode_chunk(message)
-    return message["stream_id"], message["seq"], message["ts"], message["sample_rate"], samples
+    return message["seq"], message["ts"], message["sample_rate"], samples
 
 
 class DetectAlarmsFunction(KeyedProcessFunction):
@@ -111,7 +113,7 @@ class DetectAlarmsFunction(KeyedProcessFunction):
         if not ok:
             yield DEAD_LETTER_TAG, row
             return
-        _, seq, ts, rate, pcm = row   # the key is the stream id (checked by validation)
+        seq, ts, rate, pcm = row
         chunk = Chunk(seq, float(ts), resample(pcm, rate, self.spec.sample_rate))
         if key not in self.detectors:
             self._restore(key)
@@ -204,15 +206,10 @@ class DetectAlarmsFunction(KeyedProcessFunction):
                                   before, after, strict=True):
                 if a > b:
                     self.m[name].inc(a - b)
-        windows = [(detector, w) for detector, ws in results for w in ws]
-        if not windows:
-            return
-        probs = self.scorer(np.stack([w.features for _, w in windows]))
-        self.m["windows_scored"].inc(len(windows))
-        for (detector, w), p in zip(windows, probs, strict=True):
-            detection = detector.decide(w, p, self.labels, self.alarm_label)
-            if detection is None:
-                continue
+        scored, detections = decide_many(results, self.scorer, self.labels, self.alarm_label)
+        if scored:
+            self.m["windows_scored"].inc(scored)
+        for detector, detection in detections:
             now = int(time.time() * 1000)
             self.last_delay_ms.update(now - round(detection.window_end_ts))
             self.m["alarm_alerts"].inc()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pickle
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -363,6 +363,22 @@ def push_many(items: Iterable[tuple[StreamDetector, Chunk]]
             plan.windows.append(Window(start, start + length, features[row], after_reset))
             row += 1
     return [(plan.detector, plan.windows) for plan in plans.values()]
+
+
+def decide_many(results: list[tuple[StreamDetector, list[Window]]],
+                score: Callable[[np.ndarray], np.ndarray], labels: list[str],
+                alarm_label: str) -> tuple[int, list[tuple[StreamDetector, Detection]]]:
+    """Score every window ``push_many`` returned in one call of ``score`` (features ->
+    class probabilities in ``labels`` order) and run each stream's debouncer over its own
+    windows in order: the number of windows scored, and the detections with their streams."""
+    windows = [(detector, w) for detector, ws in results for w in ws]
+    if not windows:
+        return 0, []
+    probs = score(np.stack([w.features for _, w in windows]))
+    detections = [(detector, detection)
+                  for (detector, w), p in zip(windows, probs, strict=True)
+                  if (detection := detector.decide(w, p, labels, alarm_label)) is not None]
+    return len(windows), detections
 
 
 def alert_message(stream_id: str, detection: Detection, labels: list[str], alarm_label: str,

@@ -70,11 +70,12 @@ def validate_row(value: Row, route: tuple[MessageSchema, Callable[[dict], Any]] 
             raise InvalidRecord(f"no schema routed for topic {topic!r}")
         schema, to_value = route
         message = parse(raw, schema)
-        if expect_key is not None and message.get(expect_key[0]) != expect_key[1]:
+        if expect_key is not None:
             field, key = expect_key
-            # Keyed state is per key: a stream split over two keys would be two streams.
-            raise InvalidRecord(f"Kafka key {key!r} is not the message's {field} "
-                                f"{message.get(field)!r}; produce {topic} keyed by {field}")
+            if message.get(field) != key:
+                # Keyed state is per key: a stream split over two keys would be two streams.
+                raise InvalidRecord(f"Kafka key {key!r} is not the message's {field} "
+                                    f"{message.get(field)!r}; produce {topic} keyed by {field}")
         typed = to_value(message)
         return True, Row(*typed) if isinstance(typed, list) else typed
     except Exception as e:

@@ -60,7 +60,13 @@ from onair.cli import submit
 from onair.stack import Stack
 from operators.audio_features import FeatureSpec, window_features
 from operators.audio_pcm import chunk_messages, decode_chunk
-from operators.audio_stream import Chunk, StreamDetector, StreamPolicy, push_many
+from operators.audio_stream import (
+    Chunk,
+    StreamDetector,
+    StreamPolicy,
+    decide_many,
+    push_many,
+)
 
 RATE = 16_000
 MODEL = "alarm_detector"
@@ -182,11 +188,7 @@ def operator_rate(scorer: OnnxScorer, spec: FeatureSpec, labels: list[str], batc
     for lo in range(0, len(arrivals), batch):
         results = push_many([(detectors[m["stream_id"]], Chunk(m["seq"], m["ts"], decode_chunk(m)))
                              for m in arrivals[lo:lo + batch]])
-        windows = [(d, w) for d, ws in results for w in ws]
-        if windows:
-            probs = scorer(np.stack([w.features for _, w in windows]))
-            for (d, w), pr in zip(windows, probs, strict=True):
-                d.decide(w, pr, labels, "alarm")
+        decide_many(results, scorer, labels, "alarm")
     return n_streams * seconds / (time.process_time() - start)
 
 

@@ -25,6 +25,7 @@ from operators.audio_stream import (
     StreamPolicy,
     Window,
     alert_message,
+    decide_many,
     push_many,
 )
 from operators.validation import InvalidRecord
@@ -171,6 +172,24 @@ def test_short_gap_is_zero_filled_and_long_gap_resets():
 
 def _window(i: int) -> Window:
     return Window(i * 500.0, i * 500.0 + 2_000.0, np.zeros(0))
+
+
+def test_decide_many_scores_all_windows_in_one_call_and_debounces_each_stream_alone():
+    policy = StreamPolicy(threshold=0.5, k=2, n=3)
+    a, b = StreamDetector(SPEC, policy), StreamDetector(SPEC, policy)
+    calls = []
+
+    def score(features):
+        calls.append(len(features))
+        return np.tile([0.9, 0.1], (len(features), 1))   # every window is an alarm
+
+    # a has two windows (k=2 is reached), b one: only a alerts, though three windows were hot.
+    results = [(a, [_window(0), _window(1)]), (b, [_window(0)])]
+    scored, detections = decide_many(results, score, ["alarm", "no_alarm"], "alarm")
+    assert (scored, calls) == (3, [3])
+    assert [(d is a, det.onset_ts) for d, det in detections] == [(True, 0.0)]
+    assert decide_many([(a, []), (b, [])], score, ["alarm", "no_alarm"], "alarm") == (0, [])
+    assert calls == [3]
 
 
 def _run(debouncer: Debouncer, probs: list[float]) -> list[int]:
