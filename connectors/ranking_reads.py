@@ -1,16 +1,18 @@
-"""Everything the ranker needs about one request's candidates, in one Redis round trip.
+"""Everything the ranker needs about one request's candidates, in at most one Redis round trip.
 
-One pipeline of four commands: the packed streaming vectors of every candidate
+One pipeline of up to four commands: the packed streaming vectors of every candidate
 (``onair:showvec:*``, one MGET), and from the published batch run the user's hash and the packed
 vectors of the candidates and of their distinct creators (two MGETs). Missing entities read as
 zeros (``SHOW_DEFAULTS`` for the streaming side), which is also what the model saw for them in
-training.
+training. What a published batch run holds never changes, so it is read once per run and
+kept; only the streaming vectors are re-read, when older than ``pit_cache_ms``.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,14 +34,17 @@ class CandidateFeatures:
 
 
 class RankingReader:
-    """Reads with two caches, because a thousand-key MGET per request is mostly Python work
-    in redis-py: batch vectors are cached per published run (they change once a day; a new
-    run empties the cache), streaming vectors for ``pit_cache_ms`` (default 500 ms: features
-    that much older than Redis, for a 200-request/s workload that shares the same catalog).
-    One round trip fetches whatever is missing or stale, and the user's hash."""
+    """Reads with three caches, because a thousand-key MGET per request is mostly Python work
+    in redis-py and a round trip costs 2-3 ms on this VM when it has to wake the other vCPU
+    (README, Performance): batch vectors of shows and creators, and users' batch hashes (the
+    last ``max_users``, least recently used out), are kept per published run (a run never
+    changes; a new run empties them), streaming vectors for ``pit_cache_ms`` (default 500 ms:
+    features that much older than Redis, for a 200-request/s workload that shares the same
+    catalog). One round trip fetches whatever is missing or stale; a request whose user and
+    candidates are all cached makes none. ``user_reads`` counts the users' hashes read."""
 
     def __init__(self, settings: RedisSettings | None = None, pit_cache_ms: int = 500,
-                 max_entries: int = 200_000):
+                 max_entries: int = 200_000, max_users: int = 100_000):
         settings = settings or RedisSettings.from_env()
         self.streaming = RedisFeatureStore(settings)
         self.batch = BatchOnlineStore(settings)
@@ -48,6 +53,10 @@ class RankingReader:
         self._pit: dict[str, tuple[float, np.ndarray]] = {}
         self._run: str | None = None
         self._batch: dict[tuple[str, str], np.ndarray] = {}
+        # user id -> (u_*/ut:/uc: features, declared topics) of the run in ``self._run``
+        self._users: OrderedDict[str, tuple[dict[str, float], set[str]]] = OrderedDict()
+        self.max_users = max_users
+        self.user_reads = 0
         # The last candidate list's stacked blocks: consecutive requests usually rank the same
         # catalog, so the stacking is skipped while the list and the run stay the same.
         self._memo: tuple | None = None
@@ -60,16 +69,41 @@ class RankingReader:
         memo = self._memo
         if memo is not None and memo[0] == key and time.monotonic() - memo[1] <= self.pit_cache_s:
             pit, shows, creators, coded = memo[2:]
-            raw_user = self.streaming.client.hgetall(self.batch.key(run, "user", user_id)) \
-                if run else {}
-            return self._columns(run, raw_user, pit, shows, creators, topics, creator_ids,
-                                 coded, now_ms)
+            user = self._user(run, user_id)
+            if user is None:
+                user = self._parse_user(run, user_id,
+                                        self.streaming.client.hgetall(
+                                            self.batch.key(run, "user", user_id)))
+            return self._columns(run, user, pit, shows, creators, topics, creator_ids, coded,
+                                 now_ms)
         return self._read(user_id, show_ids, creator_ids, topics, now_ms, pointer, key)
+
+    def _user(self, run: str | None, user_id: str) -> tuple[dict[str, float], set[str]] | None:
+        """The user's cached batch features of ``run`` (empty ones when no run is published)."""
+        if run is None:
+            return {}, set()
+        if run != self._run:
+            return None
+        user = self._users.get(user_id)
+        if user is not None:
+            self._users.move_to_end(user_id)
+        return user
+
+    def _parse_user(self, run: str, user_id: str, raw: dict[bytes, bytes]):
+        self.user_reads += 1
+        decoded = {k.decode(): v.decode() for k, v in raw.items()}
+        declared = set(json.loads(decoded.pop("declared", "[]")))
+        user = ({k: float(v) for k, v in decoded.items()}, declared)
+        if run == self._run:
+            self._users[user_id] = user
+            if len(self._users) > self.max_users:
+                self._users.popitem(last=False)
+        return user
 
     def _read(self, user_id, show_ids, creator_ids, topics, now_ms, pointer, memo_key):
         run = pointer["run_id"] if pointer else None
         if run != self._run or len(self._batch) > self.max_entries:
-            self._run, self._batch = run, {}
+            self._run, self._batch, self._users = run, {}, OrderedDict()
         if len(self._pit) > self.max_entries:
             self._pit = {}
         clock = time.monotonic()
@@ -79,9 +113,10 @@ class RankingReader:
                    for kind, ids in (("show", show_ids), ("creator", creator_ids))} if run \
             else {"show": [], "creator": []}
         pipe = self.streaming.client.pipeline(transaction=False)
+        user = self._user(run, user_id)
         pipe.mget([self.streaming.key("showvec", s) for s in stale] or ["-"])
         if run:
-            pipe.hgetall(self.batch.key(run, "user", user_id))
+            pipe.hgetall(self.batch.key(run, "user", user_id) if user is None else "-")
             for kind in ("show", "creator"):
                 pipe.mget([self.batch.key(run, f"{kind}vec", i) for i in missing[kind]]
                           or ["-"])
@@ -103,20 +138,18 @@ class RankingReader:
             creators = _stack([self._batch[("creator", c)] for c in creator_ids], "creator")
         coded = (factorise(topics), factorise(creator_ids))
         self._memo = (memo_key, clock, pit, shows, creators, coded)
-        return self._columns(run, replies[1] if run else {}, pit, shows, creators, topics,
-                             creator_ids, coded, now_ms)
+        if user is None:
+            user = self._parse_user(run, user_id, replies[1])
+        return self._columns(run, user, pit, shows, creators, topics, creator_ids, coded,
+                             now_ms)
 
     @staticmethod
-    def _columns(run, raw_user, pit, shows, creators, topics, creator_ids, coded,
+    def _columns(run, user_and_declared, pit, shows, creators, topics, creator_ids, coded,
                  now_ms) -> CandidateFeatures:
         cols = pit_columns({name: pit[:, j] for j, (name, _) in enumerate(SHOW_NUMERIC)},
                            now_ms)
-        user: dict[str, float] = {}
-        declared_topics: set[str] = set()
+        user, declared_topics = user_and_declared
         if run:
-            decoded = {k.decode(): v.decode() for k, v in raw_user.items()}
-            declared_topics = set(json.loads(decoded.pop("declared", "[]")))
-            user = {k: float(v) for k, v in decoded.items()}
             for j, name in enumerate(TABLE_FEATURES["show"]):
                 cols[name] = shows[:, j]
             for j, name in enumerate(TABLE_FEATURES["creator"]):

@@ -94,6 +94,8 @@ class RankShowsFunction(BroadcastProcessFunction):
         self.dead_letters = group.counter("dead_letters")
         self.fallbacks = group.counter("ranking_fallbacks")
         self.reloads = group.counter("model_reloads")
+        # Users' batch hashes read from Redis (the rest came from the reader's per-run cache).
+        self.user_reads = group.counter("ranking_user_reads")
         self.latency = group.distribution("ranking_latency_us")
         # The worker holds a few hundred thousand long-lived objects (Beam, PyFlink, ONNX
         # Runtime's bindings); a full collection walking them stalls requests behind it.
@@ -152,7 +154,10 @@ class RankShowsFunction(BroadcastProcessFunction):
             self._restore(ctx)
         self._refresh_model()
         self.requests.inc()
+        reads = self.ranker.reader.user_reads
         message = self.ranker.rank(request, self.scorer, self.model_version, started)
+        if self.ranker.reader.user_reads != reads:
+            self.user_reads.inc(self.ranker.reader.user_reads - reads)
         if message["variant"] == "ml" and message["model_version"] is None:
             self.fallbacks.inc()
         self.latency.update(int((time.perf_counter() - started) * 1e6))
