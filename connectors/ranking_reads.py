@@ -94,7 +94,7 @@ class RankingReader:
         decoded = {k.decode(): v.decode() for k, v in raw.items()}
         declared = set(json.loads(decoded.pop("declared", "[]")))
         user = ({k: float(v) for k, v in decoded.items()}, declared)
-        if run == self._run:
+        if run == self._run and self.max_users > 0:
             self._users[user_id] = user
             if len(self._users) > self.max_users:
                 self._users.popitem(last=False)

@@ -56,6 +56,7 @@ class RankShowsConfig:
     reload_s: float
     request_buffer_timeout_ms: int
     fetch_max_wait_ms: int
+    user_cache_size: int = 100_000
     group_id: str = "onair-rank-shows"
 
     @classmethod
@@ -89,6 +90,10 @@ class RankShowsConfig:
         parser.add_argument("--fetch-max-wait-ms", type=int, default=10,
                             help="longest wait of the requests consumer's fetch: with Tansu, "
                                  "the longest time a request waits in the broker (10)")
+        parser.add_argument("--user-cache-size", type=int, default=cls.user_cache_size,
+                            help="users' batch features kept per subtask for the published "
+                                 "run, least recently used out; 0 reads every request's "
+                                 "user from Redis (100000)")
         parser.add_argument("--group-id", default=env_default("RANK_SHOWS_GROUP_ID",
                                                               cls.group_id),
                             help="Kafka consumer group (env RANK_SHOWS_GROUP_ID)")
@@ -96,7 +101,8 @@ class RankShowsConfig:
         return cls(KafkaSettings.from_env(), RedisSettings.from_env(), flink_settings(a),
                    str(registry_root()), a.model,
                    a.alias, a.experiment, a.horizon_min * 60_000, a.k, a.reload_s,
-                   a.request_buffer_timeout_ms, a.fetch_max_wait_ms, a.group_id)
+                   a.request_buffer_timeout_ms, a.fetch_max_wait_ms, a.user_cache_size,
+                   a.group_id)
 
 
 def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,
@@ -112,7 +118,8 @@ def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironmen
     rankings = (requests.connect(catalog)
                 .process(RankShowsFunction(JOB, REC_REQUESTS.schema, cfg.redis, cfg.registry,
                                            cfg.model, cfg.alias, cfg.experiment,
-                                           cfg.horizon_ms, cfg.k, cfg.reload_s),
+                                           cfg.horizon_ms, cfg.k, cfg.reload_s,
+                                           cfg.user_cache_size),
                          output_type=KAFKA_ROW_TYPE)
                 .name("rank").uid(f"{JOB}-rank"))
     statements = t_env.create_statement_set()

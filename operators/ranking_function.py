@@ -69,13 +69,15 @@ class Ranker:
 
 class RankShowsFunction(BroadcastProcessFunction):
     def __init__(self, job: str, request_schema, redis, registry_root: str, model_name: str,
-                 alias: str, experiment: str, horizon_ms: int, default_k: int, reload_s: float):
+                 alias: str, experiment: str, horizon_ms: int, default_k: int, reload_s: float,
+                 user_cache_size: int = 100_000):
         # Settings travel from the driver: the TaskManagers' environment is not the user's.
         self.job, self.request_schema = job, request_schema
         self.redis = redis
         self.registry_root, self.model_name, self.alias = registry_root, model_name, alias
         self.experiment, self.horizon_ms = experiment, horizon_ms
         self.default_k, self.reload_s = default_k, reload_s
+        self.user_cache_size = user_cache_size
 
     def open(self, runtime_context):
         from connectors.ranking_reads import RankingReader
@@ -83,8 +85,9 @@ class RankShowsFunction(BroadcastProcessFunction):
 
         self.catalog = Catalog()
         self.restored = False
-        self.ranker = Ranker(self.catalog, RankingReader(self.redis), self.experiment,
-                             self.horizon_ms, self.default_k)
+        reader = RankingReader(self.redis, max_users=self.user_cache_size)
+        self.ranker = Ranker(self.catalog, reader, self.experiment, self.horizon_ms,
+                             self.default_k)
         self.registry = Registry(self.registry_root)
         self.scorer = None
         self.model_version: str | None = None

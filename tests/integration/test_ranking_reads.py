@@ -60,3 +60,14 @@ def test_user_hash_read_once_per_run_and_again_for_a_new_run(services):
     assert list(third.declared) == [0.0, 0.0]
     read()
     assert reader.user_reads == 2
+
+
+def test_a_reader_without_a_user_cache_reads_the_user_every_time(services):
+    settings = dataclasses.replace(RedisSettings.from_env(),
+                                   key_prefix=f"test-{uuid.uuid4().hex[:8]}")
+    _publish(BatchOnlineStore(settings), "run-a", 3.0, [])
+    reader = RankingReader(settings, max_users=0)
+    for n in (1, 2):
+        feats = reader.read("u1", ["s1"], ["c1"], ["jazz"], 2_000)
+        assert reader.user_reads == n
+        assert list(feats.columns["ut_listens_7d"]) == [3.0]
