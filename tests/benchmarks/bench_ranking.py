@@ -10,7 +10,9 @@ A catalog of 1,000 live shows (creators and topics of that world, streaming feat
   identical forest (rebuilt from the registered training rows, seeds and parts), median of 30;
 * end to end: requests produced at 50 and then 200 per second for ``--seconds`` each, stamped
   with the send time; latency = arrival of the ranking at a consumer (its own process)
-  minus that stamp, split into request -> the sink's produce time -> arrival.
+  minus that stamp, split into request -> the sink's produce time -> arrival;
+* the broker alone, as the baseline of the same run: ranking-sized messages produced at the
+  same rates straight to a topic the same consumer reads (one hop of a request's two).
 
 Prints one JSON line. Run: ``./dev bench ranking``.
 """
@@ -158,7 +160,7 @@ def rdkafka_config(kafka) -> dict:
             **{k: v for k, v in kafka.options.items() if k not in jvm_only}}
 
 
-def listen(ready, stop, out) -> None:
+def listen(ready, stop, out, logical_topic: str = "rec-rankings") -> None:
     """Consume rankings in a process of its own (not a thread beside the sender: the GIL
     would add the harness's own waits to the latencies) and hand back, per request id,
     (arrival ms, the sink's CreateTime, the operator's latency_ms)."""
@@ -168,7 +170,7 @@ def listen(ready, stop, out) -> None:
     from connectors.settings import KafkaSettings
 
     kafka = KafkaSettings.from_env()
-    topic = kafka.topic("rec-rankings")
+    topic = kafka.topic(logical_topic)
     # 5 ms: Tansu answers a waiting fetch only when the wait ends.
     c = Consumer({**rdkafka_config(kafka), "group.id": "bench-ranking",
                   "enable.auto.commit": False, "fetch.wait.max.ms": 5,
@@ -270,6 +272,57 @@ def end_to_end(shows, users, rates: list[int], seconds: float,
     return results
 
 
+def broker_only(rates: list[int], seconds: float) -> dict:
+    """The broker's own floor, in the same run: messages the size of a ranking produced at
+    each rate straight to a fresh ``rec-rankings`` topic and consumed by the same listener,
+    no job between. One hop of the two a ranking request makes (README, Known limits)."""
+    import multiprocessing
+
+    from confluent_kafka import Producer
+
+    from connectors.kafka_admin import create_topics
+    from connectors.settings import KafkaSettings
+
+    os.environ["ONAIR_TOPIC_PREFIX"] = f"benchbroker{uuid.uuid4().hex[:6]}."
+    kafka = KafkaSettings.from_env()
+    create_topics(kafka)
+    ctx = multiprocessing.get_context("spawn")
+    ready, stop = ctx.Event(), ctx.Event()
+    receive, send_back = ctx.Pipe(duplex=False)
+    listener = ctx.Process(target=listen, args=(ready, stop, send_back), daemon=True)
+    listener.start()
+    ready.wait(60)
+    p = Producer({**rdkafka_config(kafka), "linger.ms": 0, "acks": "all"})
+    item = {"show_id": "bench-s000", "score": 0.5, "creator_id": "c0000"}
+    sent: dict[str, float] = {}
+    ids_by_rate: dict[int, list[str]] = {}
+    for rate in rates:
+        ids = ids_by_rate[rate] = []
+        start = time.monotonic()
+        i = 0
+        while time.monotonic() - start < seconds:
+            time.sleep(max(0.0, start + i / rate - time.monotonic()))
+            rid = f"b{rate}-{i}"
+            sent[rid] = time.time() * 1000
+            p.produce(kafka.topic("rec-rankings"), json.dumps({
+                "request_id": rid, "user_id": "u0", "variant": "ml", "model_version": None,
+                "items": [item] * 10, "latency_ms": 0.0}).encode(), key=b"u0")
+            p.poll(0)
+            ids.append(rid)
+            i += 1
+        p.flush(30)
+        time.sleep(5)
+    stop.set()
+    seen = receive.recv()
+    listener.join(30)
+    out = {}
+    for rate, ids in ids_by_rate.items():
+        got = [seen[r][0] - sent[r] for r in ids if r in seen]
+        out[str(rate)] = {"p50_p99_ms": percentiles(got) if got else None,
+                          "lost": len(ids) - len(got)}
+    return out
+
+
 def _send(p, kafka, rid: str, user: str, sent: dict) -> None:
     """Stamp and send without waiting for the broker's ack (the producer does not linger)."""
     ts = int(time.time() * 1000)
@@ -318,6 +371,7 @@ def main() -> None:
     onnx_ms, sklearn_ms, diff = scoring_times(feats, scorer, mv)
     e2e = end_to_end(shows, users, [50, 200], args.seconds, args.parallelism,
                      shlex.split(args.job_args))
+    broker = broker_only([50, 200], args.seconds)
     if args.dump:
         Path(args.dump).write_text(json.dumps({r: e2e[f"raw_{r}"] for r in (50, 200)}))
     op50, op99 = percentiles(times)
@@ -337,6 +391,8 @@ def main() -> None:
                                      for part, v in e2e[f"parts_{rate}"].items()}
                          for rate in (50, 200)},
         "job_requests_and_user_store_reads": e2e["user_reads"],
+        # Baseline in the same run: one produce -> consume hop through the broker, no job.
+        "broker_only_hop_ms": broker,
         "onnx_1000_ms": onnx_ms, "sklearn_1000_ms": sklearn_ms,
         "onnx_vs_sklearn_max_diff": diff,
     }))
