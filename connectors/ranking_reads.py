@@ -116,10 +116,11 @@ class RankingReader:
         user = self._user(run, user_id)
         pipe.mget([self.streaming.key("showvec", s) for s in stale] or ["-"])
         if run:
-            pipe.hgetall(self.batch.key(run, "user", user_id) if user is None else "-")
             for kind in ("show", "creator"):
                 pipe.mget([self.batch.key(run, f"{kind}vec", i) for i in missing[kind]]
                           or ["-"])
+            if user is None:
+                pipe.hgetall(self.batch.key(run, "user", user_id))
         replies = pipe.execute()
 
         for s, vec in zip(stale, unpack(replies[0][:len(stale)], SHOW_DEFAULTS), strict=True):
@@ -128,7 +129,7 @@ class RankingReader:
             else np.zeros((0, len(SHOW_DEFAULTS)), np.float32)
         shows = creators = None
         if run:
-            for reply, kind in ((replies[2], "show"), (replies[3], "creator")):
+            for reply, kind in ((replies[1], "show"), (replies[2], "creator")):
                 width = len(TABLE_FEATURES[kind])
                 for i, vec in zip(missing[kind], unpack(reply[:len(missing[kind])],
                                                         np.zeros(width, np.float32)),
@@ -139,7 +140,7 @@ class RankingReader:
         coded = (factorise(topics), factorise(creator_ids))
         self._memo = (memo_key, clock, pit, shows, creators, coded)
         if user is None:
-            user = self._parse_user(run, user_id, replies[1])
+            user = self._parse_user(run, user_id, replies[3])
         return self._columns(run, user, pit, shows, creators, topics, creator_ids, coded,
                              now_ms)
 
