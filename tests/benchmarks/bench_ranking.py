@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -160,7 +161,7 @@ def rdkafka_config(kafka) -> dict:
             **{k: v for k, v in kafka.options.items() if k not in jvm_only}}
 
 
-def listen(ready, stop, out, logical_topic: str = "rec-rankings") -> None:
+def listen(ready, stop, out) -> None:
     """Consume rankings in a process of its own (not a thread beside the sender: the GIL
     would add the harness's own waits to the latencies) and hand back, per request id,
     (arrival ms, the sink's CreateTime, the operator's latency_ms)."""
@@ -170,7 +171,7 @@ def listen(ready, stop, out, logical_topic: str = "rec-rankings") -> None:
     from connectors.settings import KafkaSettings
 
     kafka = KafkaSettings.from_env()
-    topic = kafka.topic(logical_topic)
+    topic = kafka.topic("rec-rankings")
     # 5 ms: Tansu answers a waiting fetch only when the wait ends.
     c = Consumer({**rdkafka_config(kafka), "group.id": "bench-ranking",
                   "enable.auto.commit": False, "fetch.wait.max.ms": 5,
@@ -190,10 +191,43 @@ def listen(ready, stop, out, logical_topic: str = "rec-rankings") -> None:
     out.send(seen)
 
 
-def end_to_end(shows, users, rates: list[int], seconds: float,
-               parallelism: int, job_args: list[str]) -> dict:
+@contextmanager
+def listening():
+    """``listen`` started in a process of its own and ready; yields ``finish``, which stops it
+    and returns what it saw."""
     import multiprocessing
 
+    ctx = multiprocessing.get_context("spawn")
+    ready, stop = ctx.Event(), ctx.Event()
+    receive, send_back = ctx.Pipe(duplex=False)
+    listener = ctx.Process(target=listen, args=(ready, stop, send_back), daemon=True)
+    listener.start()
+    ready.wait(60)
+
+    def finish() -> dict:
+        stop.set()
+        seen = receive.recv()
+        listener.join(30)
+        return seen
+
+    try:
+        yield finish
+    finally:
+        stop.set()
+
+
+def paced(rate: int, seconds: float):
+    """0, 1, 2, ... each at its due time: ``rate`` per second for ``seconds``."""
+    start = time.monotonic()
+    i = 0
+    while time.monotonic() - start < seconds:
+        time.sleep(max(0.0, start + i / rate - time.monotonic()))
+        yield i
+        i += 1
+
+
+def end_to_end(shows, users, rates: list[int], seconds: float,
+               parallelism: int, job_args: list[str]) -> dict:
     from confluent_kafka import Producer
 
     from connectors import flink_rest
@@ -207,10 +241,6 @@ def end_to_end(shows, users, rates: list[int], seconds: float,
     job = submit("rank_shows", ["--model", MODEL, "--experiment", EXPERIMENT,
                                 "--parallelism", str(parallelism), *job_args])
     sent: dict[str, int] = {}
-    ctx = multiprocessing.get_context("spawn")
-    ready, stop = ctx.Event(), ctx.Event()
-    receive, send_back = ctx.Pipe(duplex=False)
-    listener = ctx.Process(target=listen, args=(ready, stop, send_back), daemon=True)
     try:
         flink_rest.wait_for_state(job, {"RUNNING"}, 120)
         p = Producer({**rdkafka_config(kafka), "linger.ms": 0, "acks": "all"})
@@ -221,42 +251,33 @@ def end_to_end(shows, users, rates: list[int], seconds: float,
             p.produce(kafka.topic("show-events"), json.dumps(event).encode(), key=sid.encode())
             p.poll(0)
         p.flush(30)
-        listener.start()
-        ready.wait(60)
-        for i in range(30):  # warm up: the job's first requests pay for loading the model
-            _send(p, kafka, f"warm-{i}", users[i % len(users)], sent)
-            time.sleep(0.1)
-        time.sleep(10)
-        ids_by_rate = {}
-        n = 0  # users continue across the rates: each rate's first requests are new users
-        for rate in rates:
-            ids = ids_by_rate[rate] = []
-            print(f"{rate} requests/s from {time.time():.0f}", file=sys.stderr)
-            start = time.monotonic()
-            i = 0
-            while time.monotonic() - start < seconds:
-                due = start + i / rate
-                time.sleep(max(0.0, due - time.monotonic()))
-                rid = f"r{rate}-{i}"
-                _send(p, kafka, rid, users[n % len(users)], sent)
-                ids.append(rid)
-                i += 1
-                n += 1
-            p.flush(30)
-            time.sleep(5)  # let the slowest rankings of this rate arrive before the next
-        time.sleep(10)
-        stop.set()
-        seen = receive.recv()
-        listener.join(30)
+        with listening() as finish:
+            for i in range(30):  # warm up: the job's first requests pay for loading the model
+                _send(p, kafka, f"warm-{i}", users[i % len(users)], sent)
+                time.sleep(0.1)
+            time.sleep(10)
+            ids_by_rate = {}
+            n = 0  # users continue across the rates: each rate's first requests are new users
+            for rate in rates:
+                ids = ids_by_rate[rate] = []
+                print(f"{rate} requests/s from {time.time():.0f}", file=sys.stderr)
+                for i in paced(rate, seconds):
+                    rid = f"r{rate}-{i}"
+                    _send(p, kafka, rid, users[n % len(users)], sent)
+                    ids.append(rid)
+                    n += 1
+                p.flush(30)
+                time.sleep(5)  # let the slowest rankings of this rate arrive before the next
+            time.sleep(10)
+            seen = finish()
         # How many requests found their user's batch hash in the job's per-run cache: the
         # users cycle, so the 200/s phase mostly finds them there (README, Performance).
-        # (The JobManager fetches metrics when asked: the first answer can predate the run.)
-        for _ in range(2):
-            user_reads = {name: flink_rest.vertex_metric_sum(job, "rank ", name)
-                          for name in ("ranking_requests", "ranking_user_reads")}
-            time.sleep(2)
+        # The JobManager fetches metrics when asked, so the first answer can predate the run.
+        flink_rest.vertex_metric_sum(job, "rank ", "ranking_requests")
+        time.sleep(2)
+        user_reads = {name: flink_rest.vertex_metric_sum(job, "rank ", name)
+                      for name in ("ranking_requests", "ranking_user_reads")}
     finally:
-        stop.set()
         flink_rest.cancel(job)
     results = {"user_reads": user_reads}
     for rate, ids in ids_by_rate.items():
@@ -276,8 +297,6 @@ def broker_only(rates: list[int], seconds: float) -> dict:
     """The broker's own floor, in the same run: messages the size of a ranking produced at
     each rate straight to a fresh ``rec-rankings`` topic and consumed by the same listener,
     no job between. One hop of the two a ranking request makes (README, Known limits)."""
-    import multiprocessing
-
     from confluent_kafka import Producer
 
     from connectors.kafka_admin import create_topics
@@ -286,35 +305,24 @@ def broker_only(rates: list[int], seconds: float) -> dict:
     os.environ["ONAIR_TOPIC_PREFIX"] = f"benchbroker{uuid.uuid4().hex[:6]}."
     kafka = KafkaSettings.from_env()
     create_topics(kafka)
-    ctx = multiprocessing.get_context("spawn")
-    ready, stop = ctx.Event(), ctx.Event()
-    receive, send_back = ctx.Pipe(duplex=False)
-    listener = ctx.Process(target=listen, args=(ready, stop, send_back), daemon=True)
-    listener.start()
-    ready.wait(60)
     p = Producer({**rdkafka_config(kafka), "linger.ms": 0, "acks": "all"})
     item = {"show_id": "bench-s000", "score": 0.5, "creator_id": "c0000"}
     sent: dict[str, float] = {}
     ids_by_rate: dict[int, list[str]] = {}
-    for rate in rates:
-        ids = ids_by_rate[rate] = []
-        start = time.monotonic()
-        i = 0
-        while time.monotonic() - start < seconds:
-            time.sleep(max(0.0, start + i / rate - time.monotonic()))
-            rid = f"b{rate}-{i}"
-            sent[rid] = time.time() * 1000
-            p.produce(kafka.topic("rec-rankings"), json.dumps({
-                "request_id": rid, "user_id": "u0", "variant": "ml", "model_version": None,
-                "items": [item] * 10, "latency_ms": 0.0}).encode(), key=b"u0")
-            p.poll(0)
-            ids.append(rid)
-            i += 1
-        p.flush(30)
-        time.sleep(5)
-    stop.set()
-    seen = receive.recv()
-    listener.join(30)
+    with listening() as finish:
+        for rate in rates:
+            ids = ids_by_rate[rate] = []
+            for i in paced(rate, seconds):
+                rid = f"b{rate}-{i}"
+                sent[rid] = time.time() * 1000
+                p.produce(kafka.topic("rec-rankings"), json.dumps({
+                    "request_id": rid, "user_id": "u0", "variant": "ml", "model_version": None,
+                    "items": [item] * 10, "latency_ms": 0.0}).encode(), key=b"u0")
+                p.poll(0)
+                ids.append(rid)
+            p.flush(30)
+            time.sleep(5)
+        seen = finish()
     out = {}
     for rate, ids in ids_by_rate.items():
         got = [seen[r][0] - sent[r] for r in ids if r in seen]
