@@ -13,7 +13,9 @@ carry the batch decides whether that pays:
 - ``listagg``: ``LISTAGG`` of ``offset,base64(value)`` lines into one string;
 - ``jvm``: the window alone, ``COUNT(*)`` out, no Python (the JVM side's own ceiling);
 - ``jvm-json-ts``: the same with the event time parsed from the JSON value
-  (``JSON_VALUE``), which a SQL watermark on event time costs per record.
+  (``JSON_VALUE``), which a SQL watermark on event time costs per record;
+- ``jvm-listagg``: the same with ``listagg``'s string built (only its length leaves the JVM),
+  to tell the JVM's share of ``listagg`` from Python's.
 
 Every Python variant parses each value with orjson, as validation would. Events are
 behaviour-event JSON made by SQL datagen on the local mini-cluster (no Kafka: the hand-over is
@@ -34,7 +36,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-VARIANTS = ("arrays", "rows", "listagg", "jvm", "jvm-json-ts")
+VARIANTS = ("arrays", "rows", "listagg", "jvm", "jvm-json-ts", "jvm-listagg")
 
 EVENT_JSON = (
     "CAST(CONCAT('{\"event_id\":\"e', CAST(n AS STRING), '\",\"event_type\":\"listen_start\","
@@ -52,6 +54,8 @@ PAYLOAD = {
     "jvm-json-ts": "COUNT(*) AS n, MAX(TRY_CAST(JSON_VALUE(CAST(`value` AS STRING), '$.ts') "
                    "AS BIGINT)) AS max_ts",
 }
+LISTAGG_LINES = PAYLOAD["listagg"].removesuffix(" AS lines")
+PAYLOAD["jvm-listagg"] = f"COUNT(*) AS n, CHAR_LENGTH({LISTAGG_LINES}) AS chars"
 
 
 def _events_of(variant: str, row) -> int:
@@ -77,15 +81,15 @@ def _events_of(variant: str, row) -> int:
 def run_variant(variant: str, events: int, python_mode: str, window_ms: int) -> dict:
     from pyflink.common import Configuration, Types
     from pyflink.datastream import StreamExecutionEnvironment
-    from pyflink.table import StreamTableEnvironment
+
+    from connectors.flink_env import table_env
 
     conf = Configuration()
     conf.set_string("python.execution-mode", python_mode)
     conf.set_string("python.executable", sys.executable)
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(1)
-    t_env = StreamTableEnvironment.create(env)
-    t_env.get_config().set("table.local-time-zone", "UTC")
+    t_env = table_env(env)
     src, view = f"src_{variant.replace('-', '_')}", f"raw_{variant.replace('-', '_')}"
     t_env.execute_sql(f"""CREATE TEMPORARY TABLE {src} (n BIGINT, proc AS PROCTIME()) WITH (
       'connector' = 'datagen', 'rows-per-second' = '1000000', 'number-of-rows' = '{events}',
