@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from connectors.settings import KafkaSettings
+from operators.validation import MAX_TS_MS
 
 # Columns of every source table; ``value`` is the untouched record value.
 SOURCE_COLUMNS = ("value", "topic", "partition", "offset", "kafka_ts")
@@ -22,6 +23,17 @@ def _quote(value: str) -> str:
 
 def _with(options: dict[str, str]) -> str:
     return ",\n  ".join(f"{_quote(k)} = {_quote(v)}" for k, v in options.items())
+
+
+def interval_literal(ms: int) -> str:
+    """A SQL interval of ``ms`` milliseconds. DAY TO SECOND: a plain ``SECOND`` interval has
+    two digits of precision in Flink (600 s is refused) and wider precisions are unsupported."""
+    seconds, millis = divmod(ms, 1000)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    return (f"INTERVAL '{days} {hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}' "
+            "DAY TO SECOND(3)")
 
 
 def _properties(pairs) -> dict[str, str]:
@@ -49,6 +61,11 @@ class KafkaSourceSpec:
     stop_offsets: dict[int, int] | None = None
     properties: tuple[tuple[str, str], ...] = ()   # extra Kafka consumer properties
     with_key: bool = False   # a `key` BYTES column: the record's Kafka key (NULL if none)
+    # Event time from the JSON value's top-level field of this name, as column `event_time`
+    # with a watermark ``out_of_order_ms`` behind it; and a `proc` processing-time column.
+    event_time_field: str | None = None
+    out_of_order_ms: int = 0
+    proctime: bool = False
 
     def ddl(self, kafka: KafkaSettings) -> str:
         options = {
@@ -83,10 +100,29 @@ class KafkaSourceSpec:
   `topic` STRING METADATA FROM 'topic' VIRTUAL,
   `partition` INT METADATA FROM 'partition' VIRTUAL,
   `offset` BIGINT METADATA FROM 'offset' VIRTUAL,
-  `kafka_ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL
+  `kafka_ts` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL{self._time_columns()}
 ) WITH (
   {_with(options)}
 )"""
+
+
+    def _time_columns(self) -> str:
+        cols = ",\n  `proc` AS PROCTIME()" if self.proctime else ""
+        if self.event_time_field is not None:
+            # A value with no usable time (bad JSON, no such field: a record validation will
+            # dead-letter) reads as epoch 0, which never moves the watermark (NULL would fail
+            # it), nor does a time past validation's range: one bogus far-future event would
+            # make every other event late. The range is checked on the column, so the JSON
+            # is parsed once per record.
+            ms = (f"TRY_CAST(JSON_VALUE(CAST(`value` AS STRING), '$.{self.event_time_field}')"
+                  " AS BIGINT)")
+            # The outer COALESCE: TO_TIMESTAMP_LTZ is NULL for a number too large to be a time.
+            cols += (f",\n  `event_time` AS COALESCE(TO_TIMESTAMP_LTZ(COALESCE({ms}, 0), 3), "
+                     "TO_TIMESTAMP_LTZ(0, 3))"
+                     f",\n  WATERMARK FOR `event_time` AS CASE WHEN `event_time` < "
+                     f"TO_TIMESTAMP_LTZ({MAX_TS_MS}, 3) THEN `event_time` - "
+                     f"{interval_literal(self.out_of_order_ms)} ELSE TO_TIMESTAMP_LTZ(0, 3) END")
+        return cols
 
 
 @dataclass(frozen=True)

@@ -1,33 +1,31 @@
-"""Flink glue for point-in-time features: routing events to entities, keyed state, Redis.
+"""Flink glue for point-in-time features: batches of raw events in, entity buckets, Redis out.
 
-``RouteEventsFunction`` turns a validated event into ``(entity key, event)`` pairs;
-``EntityFeaturesFunction`` (keyed by entity key ``kind:id``) keeps the entity's state object
-from ``operators.features`` in Flink keyed state, advances it on event-time timers, and writes
-its features to Redis in pipelined batches. Shows emit derived creator updates (plays, live
-changes) for a second, creator-keyed instance.
+``SplitBatchFunction`` takes the JVM's batches of raw Kafka records
+(``connectors.flink_io.raw_batches``), validates each record (bad ones to the dead-letter side
+output), routes it to the entities it updates and emits one record per entity bucket
+(``operators.entity_buckets``) carrying that bucket's events. ``EntityBucketsFunction``, keyed
+by bucket in the JVM, applies a batch to the bucket's entity states, advances them on one
+event-time timer per bucket, saves the changed states and writes their features to Redis in one
+pipelined round trip before it returns. Shows emit derived creator updates (plays, live
+changes) for a second, creator-bucketed instance.
 
-Why writes are safe across restarts: each write carries the entity's ``seq`` (events applied)
-and Redis keeps only a higher one; staged writes go out when a batch fills, when a key's
-processing-time flush timer fires (``flush_ms`` after its change) and at the end of every bundle
-(below), so nothing a checkpoint holds is left unwritten.
+State: each bucket's entities in a ``MapState`` (entity key -> state object), and a copy in
+this worker's memory that all reads use. The copy is loaded from the ``MapState`` the first
+time this worker sees the bucket, which is also when the bucket's timer is registered again:
+PyFlink (process mode, 2.0) can leave a checkpoint without the timer registrations of the
+bundle whose state it holds (the registration travels as a mailbox mail that is drained only
+before the watermark advances), so a timer remembered in state could be one Flink lost. Flink
+keeps one timer per (key, time): a re-registration of a timer that survived is not doubled.
 
-Which timers a key has registered is remembered in this worker's memory, never in keyed state.
-PyFlink (process mode, 2.0) hands a timer registration from Python to the operator as a mailbox
-mail, and only drains those mails before advancing the watermark, not before a checkpoint: the
-registrations of the bundle that a checkpoint flushes are missing from that checkpoint while the
-state written in the same bundle is in it. A ``flush_at`` kept in state then said "timer
-pending" forever after a restore, so the entity never registered another flush timer and its
-last changes never reached Redis (seen as creators short of plays after a restart). Remembered
-in memory, the bookkeeping starts empty in a restored worker, so every key registers its timers
-again on its first change; Flink keeps one timer per (key, time), so a timer that did survive
-is not doubled. And the staged writes are also flushed at the end of every bundle (a gauge, the
-one hook PyFlink calls there), so what a checkpoint holds is in Redis by the time it
-completes: a restored key that never changes again was written before the crash.
+Why Redis stays consistent across restarts: every write carries the entity's ``seq`` (events
+applied) and Redis keeps only a higher or equal one; a replay from a checkpoint recomputes the
+same versions. Each batch is written before the function returns, so a checkpoint never holds
+state that Redis lacks.
 
-Metrics (group ``onair``): ``events_applied``, ``late_events``, ``redis_writes``,
-``redis_batches``, gauge ``bundle_end_writes`` (writes staged when the last bundle ended),
-distribution ``reflection_ms`` (Redis write wall clock minus the event time of the newest
-contributing event).
+Metrics (group ``onair``): ``records_in``, ``records_valid``, ``dead_letters`` (splitter);
+``events_applied``, ``late_events`` (behind the watermark when applied), ``redis_writes``,
+``redis_batches``, distribution ``reflection_ms`` (Redis write wall clock minus the event time
+of the entity's newest contributing event, for writes made by events) (buckets).
 """
 
 from __future__ import annotations
@@ -35,142 +33,135 @@ from __future__ import annotations
 import time
 
 from pyflink.common import Row, Types
-from pyflink.datastream import FlatMapFunction, KeyedProcessFunction, RuntimeContext, TimeDomain
-from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext
+from pyflink.datastream.state import MapStateDescriptor
 
 from connectors.feature_store import FeatureWrite, RedisFeatureStore
 from connectors.settings import RedisSettings
-from operators.features import STATE_TYPES, EntityState, routes
+from connectors.topics import MessageSchema
+from operators.entity_buckets import Bucket, route_event, split_by_bucket
 from operators.state_ttl import state_ttl
+from operators.validate_function import DEAD_LETTER_TAG, RowValidator, as_message, validate_value
 
-# Rows (entity key, event) for ``connectors.flink_io.key_by_first_field``.
-ENTITY_TYPE = Types.ROW([Types.STRING(), Types.PICKLED_BYTE_ARRAY()])
-EVENT_TYPE = Types.PICKLED_BYTE_ARRAY()
-
-
-class RouteEventsFunction(FlatMapFunction):
-    """Event -> ``(kind:id, event)`` for each entity it updates first-hand; ``kinds`` filters."""
-
-    def __init__(self, kinds: tuple[str, ...]):
-        self.kinds = kinds
-
-    def flat_map(self, value: dict):
-        for kind, entity_id in routes(value):
-            if kind in self.kinds:
-                yield Row(f"{kind}:{entity_id}", value)
+# Rows (bucket key, [(entity key, event), ...]) for ``connectors.flink_io.key_by_first_field``.
+BATCH_TYPE = Types.ROW([Types.STRING(), Types.PICKLED_BYTE_ARRAY()])
+EVENTS_TYPE = Types.PICKLED_BYTE_ARRAY()
+# Events that update a creator first-hand (follows), from the splitter to the creator stage.
+CREATOR_TAG = OutputTag("creator-events", BATCH_TYPE)
+FIRST_STAGE_KINDS = ("show", "user")
 
 
-class EntityFeaturesFunction(KeyedProcessFunction):
-    def __init__(self, redis: RedisSettings, *, batch_size: int = 500, flush_ms: int = 50,
+class SplitBatchFunction(ProcessFunction):
+    """A row ``(topic, partitions, offsets, values)`` -> validated events, one output row per
+    bucket: show and user buckets on the main output, creator buckets on ``CREATOR_TAG``."""
+
+    def __init__(self, job: str, schemas: dict[str, MessageSchema], buckets: int):
+        self.job = job
+        self.routes = {topic: (schema, as_message) for topic, schema in schemas.items()}
+        self.buckets = buckets
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.validate = RowValidator(self.job, runtime_context)
+
+    def process_element(self, value: Row, ctx: ProcessFunction.Context):
+        topic, partitions, offsets, values = value[0], value[1], value[2], value[3]
+        route = self.routes.get(topic)
+        first, creators = [], []
+        for partition, offset, raw in zip(partitions, offsets, values, strict=True):
+            ok, out = self.validate.count(
+                validate_value(raw or None, topic, partition, offset, route, self.job))
+            if not ok:
+                yield DEAD_LETTER_TAG, out
+                continue
+            first += route_event(out, FIRST_STAGE_KINDS)
+            creators += route_event(out, ("creator",))
+        for bucket, batch in split_by_bucket(first, self.buckets, "b").items():
+            yield Row(bucket, batch)
+        for bucket, batch in split_by_bucket(creators, self.buckets, "c").items():
+            yield CREATOR_TAG, Row(bucket, batch)
+
+
+class EntityBucketsFunction(KeyedProcessFunction):
+    """Keyed by bucket; the value is a list of (entity key, event). Shows' derived creator
+    updates go out as creator-bucket rows (``buckets`` of them, prefix ``c``)."""
+
+    def __init__(self, redis: RedisSettings, *, buckets: int,
                  ended_ttl_ms: int = 24 * 3_600_000, state_ttl_days: int = 14):
         self.redis = redis
-        self.batch_size = batch_size
-        self.flush_ms = flush_ms
+        self.buckets = buckets
         self.ended_ttl_ms = ended_ttl_ms
         self.state_ttl_days = state_ttl_days
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        descriptor = ValueStateDescriptor("entity", Types.PICKLED_BYTE_ARRAY())
+        descriptor = MapStateDescriptor("entities", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
         if self.state_ttl_days:
             descriptor.enable_time_to_live(state_ttl(self.state_ttl_days * 86_400))
-        self.state = runtime_context.get_state(descriptor)
+        self.state = runtime_context.get_map_state(descriptor)
         self.store = RedisFeatureStore(self.redis)
-        # Entities changed since the last flush; their features are read when the batch goes out.
-        self.pending: dict[str, EntityState] = {}
-        # Timers registered by this worker (see the module docstring for why not in state):
-        # keys with a flush timer pending, and each key's pending event-time timer.
-        self.flush_timers: set[str] = set()
-        self.event_timers: dict[str, int] = {}
-        self.oldest_pending = 0.0
+        self.loaded: dict[str, Bucket] = {}   # the worker-memory copy, by bucket key
+        self.timers: dict[str, int] = {}      # the timer this worker registered, by bucket
         group = runtime_context.get_metrics_group().add_group("onair")
         self.applied = group.counter("events_applied")
         self.late = group.counter("late_events")
         self.writes = group.counter("redis_writes")
         self.batches = group.counter("redis_batches")
         self.reflection = group.distribution("reflection_ms")
-        # PyFlink (process mode) evaluates gauges when a bundle finishes, just before it
-        # commits the bundle's state (``Operation.finish`` in pyflink.fn_execution.datastream.
-        # process.operations). Flushing there puts every change of a bundle in Redis before
-        # the checkpoint that holds it completes, whatever happens to the bundle's timers.
-        group.gauge("bundle_end_writes", self._flush_at_bundle_end)
 
-    # ------------------------------------------------------------------ events and timers
-    def process_element(self, value, ctx: KeyedProcessFunction.Context):
-        key, event = ctx.get_current_key(), value
+    def process_element(self, value: list, ctx: KeyedProcessFunction.Context):
+        key = ctx.get_current_key()
+        bucket = self._bucket(key)
         watermark = ctx.timer_service().current_watermark()
-        if event["ts"] < watermark:
-            self.late.inc()
-        st = self._load(key)
-        # Event time moves the state on only through timers (see _changed): advancing on every
-        # event would rescan open sessions and windows each time.
-        derived = st.apply(event) or ()
-        self.applied.inc()
-        self._changed(key, st, ctx)
-        for update in derived:
-            yield Row(f"creator:{update['creator_id']}", update)
-        self._maybe_flush()
+        late = sum(1 for _, event in value if event["ts"] < watermark)
+        if late:
+            self.late.inc(late)
+        derived = bucket.apply(value)
+        self.applied.inc(len(value))
+        self._save(key, bucket, ctx, reflection=True)
+        if derived:
+            routed = [(f"creator:{u['creator_id']}", u) for u in derived]
+            for creator_bucket, batch in split_by_bucket(routed, self.buckets, "c").items():
+                yield Row(creator_bucket, batch)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
         key = ctx.get_current_key()
-        st = self._load(key)
-        if ctx.time_domain() == TimeDomain.EVENT_TIME:
-            if self.event_timers.get(key) == timestamp:
-                del self.event_timers[key]
-            st.advance(timestamp)
-            self._changed(key, st, ctx)
-        else:
-            self.flush_timers.discard(key)
-            self._stage(key, st)
-        self._maybe_flush(force=ctx.time_domain() == TimeDomain.PROCESSING_TIME)
+        if self.timers.get(key) == timestamp:
+            del self.timers[key]
+        bucket = self._bucket(key)
+        bucket.advance(timestamp)
+        self._save(key, bucket, ctx)
         return iter(())
 
-    def _flush_at_bundle_end(self) -> int:
-        staged = len(self.pending)
-        self._maybe_flush(force=True)
-        return staged
+    def _bucket(self, key: str) -> Bucket:
+        bucket = self.loaded.get(key)
+        if bucket is None:
+            bucket = self.loaded[key] = Bucket()
+            for entity, st in self.state.items():
+                bucket.load(entity, st)
+        return bucket
 
-    # ------------------------------------------------------------------ helpers
-    def _load(self, key: str) -> EntityState:
-        st = self.state.value()
-        if st is None:
-            st = STATE_TYPES[key.split(":", 1)[0]]()
-        return st
+    def _save(self, key: str, bucket: Bucket, ctx, reflection: bool = False) -> None:
+        nxt = bucket.next_timer()
+        # An earlier timer than the one registered is added; a later one waits for the
+        # registered timer, which finds nothing due and registers the next.
+        if nxt is not None and (key not in self.timers or nxt < self.timers[key]):
+            ctx.timer_service().register_event_time_timer(nxt)
+            self.timers[key] = nxt
+        changed = bucket.take_changed()
+        if not changed:
+            return
+        for entity, st in changed:
+            self.state.put(entity, st)
+        writes = [self._write(entity, st) for entity, st in changed]
+        self.store.write_many(writes)
+        if reflection:   # a timer's write is event time passing, not an event reflected
+            now_ms = int(time.time() * 1000)
+            for w in writes:
+                self.reflection.update(max(0, now_ms - w.event_ts))
+        self.writes.inc(len(writes))
+        self.batches.inc()
 
-    def _changed(self, key: str, st: EntityState, ctx) -> None:
-        timers = ctx.timer_service()
-        nxt = st.next_timer()
-        if nxt is not None and self.event_timers.get(key) != nxt:
-            timers.register_event_time_timer(nxt)
-            self.event_timers[key] = nxt
-        if key not in self.flush_timers:
-            timers.register_processing_time_timer(timers.current_processing_time()
-                                                  + self.flush_ms)
-            self.flush_timers.add(key)
-        self.state.update(st)
-        self._stage(key, st)
-
-    def _stage(self, key: str, st: EntityState) -> None:
-        if not self.pending:
-            self.oldest_pending = time.monotonic()
-        self.pending[key] = st
-
-    def _write(self, key: str, st: EntityState) -> FeatureWrite:
-        kind, entity_id = key.split(":", 1)
+    def _write(self, entity: str, st) -> FeatureWrite:
+        kind, entity_id = entity.split(":", 1)
         features = st.features()
         ttl = self.ended_ttl_ms if kind == "show" and features.get("status") == "ended" else 0
         return FeatureWrite(kind, entity_id, st.seq, st.event_ts, features, ttl)
-
-    def _maybe_flush(self, force: bool = False) -> None:
-        if not self.pending:
-            return
-        if not force and len(self.pending) < self.batch_size and \
-                (time.monotonic() - self.oldest_pending) * 1000 < self.flush_ms:
-            return
-        writes = [self._write(key, st) for key, st in self.pending.items()]
-        self.pending.clear()
-        self.store.write_many(writes)
-        now_ms = int(time.time() * 1000)
-        for w in writes:
-            self.reflection.update(max(0, now_ms - w.event_ts))
-        self.writes.inc(len(writes))
-        self.batches.inc()

@@ -64,7 +64,15 @@ def validate_row(value: Row, route: tuple[MessageSchema, Callable[[dict], Any]] 
     row built by its ``to_value``), else ``(False, dead-letter row)`` naming what is wrong.
     ``expect_key`` ``(field, key)``: the message's ``field`` must be the ``key`` the record
     was keyed by (``connectors.flink_io.keyed_raw_input``)."""
-    raw, topic, partition, offset = value.value, value.topic, value.partition, value.offset
+    return validate_value(value.value, value.topic, value.partition, value.offset, route, job,
+                          expect_key)
+
+
+def validate_value(raw: bytes | None, topic: str | None, partition: int | None,
+                   offset: int | None, route: tuple[MessageSchema, Callable[[dict], Any]] | None,
+                   job: str, expect_key: tuple[str, str] | None = None) -> tuple[bool, Any]:
+    """``validate_row`` for a record given by its parts (a batch of records arrives as
+    arrays of values and offsets, not as rows)."""
     try:
         if route is None:
             raise InvalidRecord(f"no schema routed for topic {topic!r}")
@@ -102,10 +110,13 @@ class RowValidator:
 
     def __call__(self, value: Row, route: tuple[MessageSchema, Callable[[dict], Any]] | None,
                  expect_key: tuple[str, str] | None = None) -> tuple[bool, Any]:
+        return self.count(validate_row(value, route, self.job, expect_key))
+
+    def count(self, result: tuple[bool, Any]) -> tuple[bool, Any]:
+        """Count a ``validate_row`` / ``validate_value`` result; return it."""
         self.records_in.inc()
-        ok, row = validate_row(value, route, self.job, expect_key)
-        (self.records_valid if ok else self.dead_letters).inc()
-        return ok, row
+        (self.records_valid if result[0] else self.dead_letters).inc()
+        return result
 
 
 class ValidateFunction(ProcessFunction):

@@ -143,7 +143,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--python-mode", default="process", choices=("thread", "process"))
-    parser.add_argument("--bundle-size", type=int, default=20000)
+    parser.add_argument("--bundle-size", type=int, default=None,
+                        help="Python bundle size (default: the job's own)")
     parser.add_argument("--rate", type=int, default=5000)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--job-args", default="",
@@ -165,7 +166,8 @@ def main() -> None:
 
     job = submit("compute_features", ["--parallelism", str(args.parallelism),
                                       "--python-mode", args.python_mode,
-                                      "--bundle-size", str(args.bundle_size),
+                                      *(["--bundle-size", str(args.bundle_size)]
+                                        if args.bundle_size else []),
                                       "--out-of-order-ms", "5000", "--idle-s", "5",
                                       *shlex.split(args.job_args)])
     try:

@@ -1,0 +1,94 @@
+"""Entities grouped in buckets: what one keyed Flink call applies at once. Pure logic, no PyFlink.
+
+compute_features keys its state by bucket (a stable hash of the entity key), not by entity:
+PyFlink's per-record hand-over to Python is the job's bottleneck (README, Known limits), so the
+JVM hands each keyed function a whole batch of one bucket's events in one record, and the
+bucket keeps one event-time timer (at its entities' earliest ``next_timer``) instead of one
+per entity. ``Bucket`` is that unit: entity states by key, which of them changed since they
+were last saved, and the derived creator updates shows emit.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from operators.features import STATE_TYPES, EntityState, routes
+
+Routed = tuple[str, dict]   # (entity key "kind:id", event or derived update)
+
+
+def entity_key(kind: str, entity_id: str) -> str:
+    return f"{kind}:{entity_id}"
+
+
+def bucket_of(key: str, buckets: int) -> int:
+    """Stable across processes and restarts (``hash()`` of a str is salted per process):
+    an entity must land in the bucket whose state holds it."""
+    return zlib.crc32(key.encode()) % buckets
+
+
+def split_by_bucket(routed: Iterable[Routed], buckets: int, prefix: str
+                    ) -> dict[str, list[Routed]]:
+    """Routed events grouped by bucket key (``prefix`` + number), arrival order kept."""
+    out: dict[str, list[Routed]] = {}
+    for key, event in routed:
+        out.setdefault(f"{prefix}{bucket_of(key, buckets)}", []).append((key, event))
+    return out
+
+
+def route_event(event: dict, kinds: tuple[str, ...]) -> list[Routed]:
+    """The entities of ``kinds`` an event updates first-hand (``operators.features.routes``)."""
+    return [(entity_key(kind, eid), event) for kind, eid in routes(event) if kind in kinds]
+
+
+@dataclass
+class Bucket:
+    """One bucket's entities. ``changed`` holds the keys applied or advanced since the
+    caller last took them (``take_changed``): what to save to state and write to Redis."""
+
+    entities: dict[str, EntityState] = field(default_factory=dict)
+    changed: set[str] = field(default_factory=set)
+    # Each entity's next_timer, for the bucket's earliest without scanning every state.
+    timers: dict[str, int] = field(default_factory=dict)
+
+    def load(self, key: str, state: EntityState) -> None:
+        """An entity restored from Flink state."""
+        self.entities[key] = state
+        self._note_timer(key, state)
+
+    def apply(self, batch: Iterable[Routed]) -> list[dict]:
+        """Apply a batch of (entity key, event); return the derived creator updates."""
+        derived: list[dict] = []
+        for key, event in batch:
+            st = self.entities.get(key)
+            if st is None:
+                st = self.entities[key] = STATE_TYPES[key.split(":", 1)[0]]()
+            derived.extend(st.apply(event) or ())
+            self.changed.add(key)
+            self._note_timer(key, st)
+        return derived
+
+    def advance(self, watermark: int) -> None:
+        """Event time reached ``watermark``: advance the entities with a timer due by then."""
+        for key in [k for k, t in self.timers.items() if t <= watermark]:
+            st = self.entities[key]
+            st.advance(watermark)
+            self.changed.add(key)
+            self._note_timer(key, st)
+
+    def next_timer(self) -> int | None:
+        return min(self.timers.values(), default=None)
+
+    def take_changed(self) -> list[tuple[str, EntityState]]:
+        out = [(k, self.entities[k]) for k in self.changed]
+        self.changed = set()
+        return out
+
+    def _note_timer(self, key: str, st: EntityState) -> None:
+        nxt = st.next_timer()
+        if nxt is None:
+            self.timers.pop(key, None)
+        else:
+            self.timers[key] = nxt
