@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import redis
 
 from connectors.redis_client import redis_client
 from connectors.settings import RedisSettings
@@ -101,11 +102,12 @@ class RedisFeatureStore:
     def client(self):
         if self._client is None:
             self._client = redis_client(self.settings)
-            self._script = self._client.register_script(_WRITE_IF_NEWER)
+            self._script = self._client.script_load(_WRITE_IF_NEWER)
         return self._client
 
     def write_many(self, writes: Iterable[FeatureWrite]) -> int:
         """One pipelined round trip; returns how many writes were not older than the store's."""
+        writes = list(writes)
         client = self.client
         now = str(int(time.time() * 1000))
         pipe = client.pipeline(transaction=False)
@@ -119,9 +121,20 @@ class RedisFeatureStore:
                 keys.append(self.key("showvec", w.entity_id))
                 vector = show_vector(w.features).tobytes()
             args = [str(w.seq), str(w.ttl_ms), vector] + [x for pair in fields for x in pair]
-            self._script(keys=keys, args=args, client=pipe)
+            # EVALSHA, not redis-py's Script object: in a pipeline that asks SCRIPT EXISTS
+            # before every execute, a second round trip per batch (8 % of the job's Python
+            # time in a profile).
+            pipe.evalsha(self._script, len(keys), *keys, *args)
             n += 1
-        return sum(int(r) for r in pipe.execute()) if n else 0
+        if not n:
+            return 0
+        try:
+            return sum(int(r) for r in pipe.execute())
+        except redis.exceptions.NoScriptError:
+            # The server lost its script cache (a restart, SCRIPT FLUSH): load it again and
+            # redo the batch, which is idempotent (versioned writes).
+            self._script = client.script_load(_WRITE_IF_NEWER)
+            return self.write_many(writes)
 
     def read(self, kind: str, entity_id: str) -> dict[str, str]:
         raw = self.client.hgetall(self.key(kind, entity_id))

@@ -54,11 +54,13 @@ class ComputeFeaturesConfig:
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> ComputeFeaturesConfig:
         parser = argparse.ArgumentParser(prog=JOB, description=__doc__.splitlines()[0])
-        # Python sees a few batch records per second, not one record per event: bundles are
-        # small in records, and short in time because each of the two Python hops may hold
-        # its input for a whole bundle (the floor of the reflection time).
-        add_flink_flags(parser, JOB, python_mode="process", bundle_size=1000,
-                        bundle_time_ms=100)
+        # Thread mode: Python sees a few batch records per second, so what process mode
+        # saves per record no longer pays, and its bundles cost latency and throughput both:
+        # each Python hop holds its input up to a bundle (bundle time), and every bundle end
+        # commits the state it touched (README, Performance). Short network buffer timeouts:
+        # a batch crosses four exchanges between Kafka and Redis.
+        add_flink_flags(parser, JOB, python_mode="thread", bundle_size=1000,
+                        bundle_time_ms=100, buffer_timeout_ms=10)
         parser.add_argument("--group-id", default=env_default("FEATURES_GROUP_ID", cls.group_id),
                             help="Kafka consumer group (env FEATURES_GROUP_ID)")
         parser.add_argument("--out-of-order-ms", type=int,

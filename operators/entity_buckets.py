@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from operators.features import STATE_TYPES, EntityState, routes
 
 Routed = tuple[str, dict]   # (entity key "kind:id", event or derived update)
+# Between an entity key and the name of one of its parts, in state keys (not in any id).
+PART_SEP = "\x1f"
 
 
 def entity_key(kind: str, entity_id: str) -> str:
@@ -53,10 +55,19 @@ class Bucket:
     # Each entity's next_timer, for the bucket's earliest without scanning every state.
     timers: dict[str, int] = field(default_factory=dict)
 
-    def load(self, key: str, state: EntityState) -> None:
-        """An entity restored from Flink state."""
-        self.entities[key] = state
-        self._note_timer(key, state)
+    def restore(self, saved: Iterable[tuple[str, object]]) -> None:
+        """Entities from what ``take_changed`` handed out to be saved (in any order)."""
+        parts = []
+        for key, obj in saved:
+            if PART_SEP in key:
+                parts.append((key, obj))
+            else:
+                self.entities[key] = obj
+        for key, obj in parts:
+            entity, name = key.split(PART_SEP, 1)
+            self.entities[entity].load_part(name, obj)
+        for key, st in self.entities.items():
+            self._note_timer(key, st)
 
     def apply(self, batch: Iterable[Routed]) -> list[dict]:
         """Apply a batch of (entity key, event); return the derived creator updates."""
@@ -81,10 +92,16 @@ class Bucket:
     def next_timer(self) -> int | None:
         return min(self.timers.values(), default=None)
 
-    def take_changed(self) -> list[tuple[str, EntityState]]:
-        out = [(k, self.entities[k]) for k in self.changed]
+    def take_changed(self) -> tuple[list[tuple[str, EntityState]], list[tuple[str, object]]]:
+        """(changed entities, what to save for them): each entity under its key, and each
+        of its changed parts under ``key + PART_SEP + part name``."""
+        changed = [(k, self.entities[k]) for k in self.changed]
         self.changed = set()
-        return out
+        saves: list[tuple[str, object]] = []
+        for key, st in changed:
+            saves.append((key, st))
+            saves.extend((f"{key}{PART_SEP}{name}", part) for name, part in st.take_parts())
+        return changed, saves
 
     def _note_timer(self, key: str, st: EntityState) -> None:
         nxt = st.next_timer()

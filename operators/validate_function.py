@@ -110,13 +110,16 @@ class RowValidator:
 
     def __call__(self, value: Row, route: tuple[MessageSchema, Callable[[dict], Any]] | None,
                  expect_key: tuple[str, str] | None = None) -> tuple[bool, Any]:
-        return self.count(validate_row(value, route, self.job, expect_key))
+        ok, row = validate_row(value, route, self.job, expect_key)
+        self.count_batch(1, int(not ok))
+        return ok, row
 
-    def count(self, result: tuple[bool, Any]) -> tuple[bool, Any]:
-        """Count a ``validate_row`` / ``validate_value`` result; return it."""
-        self.records_in.inc()
-        (self.records_valid if result[0] else self.dead_letters).inc()
-        return result
+    def count_batch(self, records: int, bad: int) -> None:
+        """Count a batch of ``records`` checked with ``validate_value``, ``bad`` of them bad."""
+        self.records_in.inc(records)
+        self.records_valid.inc(records - bad)
+        if bad:
+            self.dead_letters.inc(bad)
 
 
 class ValidateFunction(ProcessFunction):

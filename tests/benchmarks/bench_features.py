@@ -142,7 +142,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--parallelism", type=int, default=2)
-    parser.add_argument("--python-mode", default="process", choices=("thread", "process"))
+    parser.add_argument("--python-mode", default="thread", choices=("thread", "process"))
     parser.add_argument("--bundle-size", type=int, default=None,
                         help="Python bundle size (default: the job's own)")
     parser.add_argument("--rate", type=int, default=5000)
