@@ -14,15 +14,11 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from operators.features import STATE_TYPES, EntityState, routes
+from operators.features import STATE_TYPES, EntityState, from_saved, routes, to_saved
 
 Routed = tuple[str, dict]   # (entity key "kind:id", event or derived update)
 # Between an entity key and the name of one of its parts, in state keys (not in any id).
 PART_SEP = "\x1f"
-
-
-def entity_key(kind: str, entity_id: str) -> str:
-    return f"{kind}:{entity_id}"
 
 
 def bucket_of(key: str, buckets: int) -> int:
@@ -40,9 +36,14 @@ def split_by_bucket(routed: Iterable[Routed], buckets: int, prefix: str
     return out
 
 
-def route_event(event: dict, kinds: tuple[str, ...]) -> list[Routed]:
-    """The entities of ``kinds`` an event updates first-hand (``operators.features.routes``)."""
-    return [(entity_key(kind, eid), event) for kind, eid in routes(event) if kind in kinds]
+def route_event(event: dict) -> tuple[list[Routed], list[Routed]]:
+    """The entities an event updates first-hand (``operators.features.routes``): (shows and
+    users, for the first stage; creators, for the creator stage)."""
+    first: list[Routed] = []
+    creators: list[Routed] = []
+    for kind, eid in routes(event):
+        (creators if kind == "creator" else first).append((f"{kind}:{eid}", event))
+    return first, creators
 
 
 @dataclass
@@ -55,17 +56,17 @@ class Bucket:
     # Each entity's next_timer, for the bucket's earliest without scanning every state.
     timers: dict[str, int] = field(default_factory=dict)
 
-    def restore(self, saved: Iterable[tuple[str, object]]) -> None:
+    def restore(self, saved: Iterable[tuple[str, tuple]]) -> None:
         """Entities from what ``take_changed`` handed out to be saved (in any order)."""
         parts = []
-        for key, obj in saved:
+        for key, value in saved:
             if PART_SEP in key:
-                parts.append((key, obj))
+                parts.append((key, value))
             else:
-                self.entities[key] = obj
-        for key, obj in parts:
+                self.entities[key] = from_saved(value)
+        for key, value in parts:
             entity, name = key.split(PART_SEP, 1)
-            self.entities[entity].load_part(name, obj)
+            self.entities[entity].load_part(name, from_saved(value))
         for key, st in self.entities.items():
             self._note_timer(key, st)
 
@@ -92,15 +93,16 @@ class Bucket:
     def next_timer(self) -> int | None:
         return min(self.timers.values(), default=None)
 
-    def take_changed(self) -> tuple[list[tuple[str, EntityState]], list[tuple[str, object]]]:
+    def take_changed(self) -> tuple[list[tuple[str, EntityState]], list[tuple[str, tuple]]]:
         """(changed entities, what to save for them): each entity under its key, and each
-        of its changed parts under ``key + PART_SEP + part name``."""
+        of its changed parts under ``key + PART_SEP + part name``, as ``to_saved`` tuples."""
         changed = [(k, self.entities[k]) for k in self.changed]
         self.changed = set()
-        saves: list[tuple[str, object]] = []
+        saves: list[tuple[str, tuple]] = []
         for key, st in changed:
-            saves.append((key, st))
-            saves.extend((f"{key}{PART_SEP}{name}", part) for name, part in st.take_parts())
+            saves.append((key, to_saved(st)))
+            saves.extend((f"{key}{PART_SEP}{name}", to_saved(part))
+                         for name, part in st.take_parts())
         return changed, saves
 
     def _note_timer(self, key: str, st: EntityState) -> None:

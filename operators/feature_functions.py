@@ -49,7 +49,6 @@ BATCH_TYPE = Types.ROW([Types.STRING(), Types.PICKLED_BYTE_ARRAY()])
 EVENTS_TYPE = Types.PICKLED_BYTE_ARRAY()
 # Events that update a creator first-hand (follows), from the splitter to the creator stage.
 CREATOR_TAG = OutputTag("creator-events", BATCH_TYPE)
-FIRST_STAGE_KINDS = ("show", "user")
 
 
 class SplitBatchFunction(ProcessFunction):
@@ -75,8 +74,9 @@ class SplitBatchFunction(ProcessFunction):
                 bad += 1
                 yield DEAD_LETTER_TAG, out
                 continue
-            first += route_event(out, FIRST_STAGE_KINDS)
-            creators += route_event(out, ("creator",))
+            to_first, to_creators = route_event(out)
+            first += to_first
+            creators += to_creators
         # Counted per batch: a metric update is a call into the JVM in thread mode (7 % of
         # the job's Python time when counted per record).
         self.validate.count_batch(len(values), bad)
