@@ -83,11 +83,11 @@ def raw_batches(t_env: StreamTableEnvironment, kafka: KafkaSettings, topics: lis
     t_env.get_config().set("table.exec.source.idle-timeout", f"{idle_s} s")
     selects = []
     for topic in topics:
-        # Low-latency fetches: Tansu answers a fetch when its wait ends, so Kafka's 500 ms
-        # default wait was most of the reflection time (p50 ~400 ms).
+        # Kafka's default fetch wait (500 ms). Tansu answers a fetch when its wait ends, yet
+        # shorter waits measured worse here: at 20 and 100 ms the sources' fetches loaded the
+        # broker until the producers slowed (README, Performance).
         table = _source_table(t_env, kafka, topic, group_id=group_id, bounded=bounded,
-                              fetch_max_wait_ms=LOW_LATENCY_FETCH_WAIT_MS,
-                              out_of_order_ms=out_of_order_ms)
+                              fetch_max_wait_ms=None, out_of_order_ms=out_of_order_ms)
         # A tombstone's NULL value travels as empty bytes (the validation's "empty value").
         value = "COALESCE(`value`, CAST('' AS BYTES))"
         if bounded:
