@@ -2,6 +2,7 @@
 
 ``validated_inputs`` reads topics as raw bytes + metadata (``raw_input``), routes every record
 through ``ValidateFunction`` and returns one typed stream per topic plus the dead-letter stream;
+``raw_batches`` hands raw records to Python in batches, with event time taken in the JVM;
 ``add_kafka_sink`` attaches a (transactional) Kafka sink for rows ``(key, value, headers)``.
 """
 
@@ -187,21 +188,6 @@ def validated_inputs(
                           group_id=group_id, bounded=bounded, low_latency=low_latency)
     return ({name: validated.get_side_output(tag) for name, tag in tags.items()},
             validated.get_side_output(DEAD_LETTER_TAG))
-
-
-def validated_messages(
-    t_env: StreamTableEnvironment, kafka: KafkaSettings, topics: list[Topic], *, job: str,
-    group_id: str, bounded: bool,
-) -> tuple[DataStream, DataStream]:
-    """The validated messages of all ``topics`` in one stream of dicts, and the dead-letter
-    stream. One stream on the validation's main output lets the next Python operator chain to
-    the validation, in the same hand-over to Python; per-topic side outputs joined by a union
-    reach it over a network edge of their own, one more JVM/Python crossing per record."""
-    inputs = [Input.as_dicts(topic) for topic in topics]
-    validated = _validate(t_env, kafka, inputs, dict.fromkeys(t.name for t in topics),
-                          Types.PICKLED_BYTE_ARRAY(), job=job, group_id=group_id,
-                          bounded=bounded, low_latency=False)
-    return validated, validated.get_side_output(DEAD_LETTER_TAG)
 
 
 def _validate(t_env: StreamTableEnvironment, kafka: KafkaSettings, inputs: list[Input],
