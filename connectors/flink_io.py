@@ -184,23 +184,16 @@ def validated_inputs(
                                       Types.PICKLED_BYTE_ARRAY() if inp.columns is None
                                       else row_type(inp.columns))
             for inp in inputs}
-    validated = _validate(t_env, kafka, inputs, tags, Types.STRING(), job=job,
-                          group_id=group_id, bounded=bounded, low_latency=low_latency)
-    return ({name: validated.get_side_output(tag) for name, tag in tags.items()},
-            validated.get_side_output(DEAD_LETTER_TAG))
-
-
-def _validate(t_env: StreamTableEnvironment, kafka: KafkaSettings, inputs: list[Input],
-              tags: dict[str, OutputTag | None], output_type, *, job: str, group_id: str,
-              bounded: bool, low_latency: bool) -> DataStream:
     streams = [raw_input(t_env, kafka, inp.topic, group_id=group_id, bounded=bounded,
                          fetch_max_wait_ms=LOW_LATENCY_FETCH_WAIT_MS if low_latency else None)
                for inp in inputs]
     routes = {kafka.topic(inp.topic.name): (inp.topic.schema, tags[inp.topic.name], inp.to_row)
               for inp in inputs}
     raw = streams[0].union(*streams[1:]) if len(streams) > 1 else streams[0]
-    return (raw.process(ValidateFunction(job, routes), output_type=output_type)
-            .name("validate").uid(f"{job}-validate"))
+    validated = (raw.process(ValidateFunction(job, routes), output_type=Types.STRING())
+                 .name("validate").uid(f"{job}-validate"))
+    return ({name: validated.get_side_output(tag) for name, tag in tags.items()},
+            validated.get_side_output(DEAD_LETTER_TAG))
 
 
 def add_kafka_sink(t_env: StreamTableEnvironment, statements: StatementSet, kafka: KafkaSettings,

@@ -2,7 +2,7 @@
 state and written to the Redis online store.
 
 behavior-events, show-events -> event time and watermarks in the JVM (per partition) -> raw
-records batched per topic every ``--batch-ms`` (processing time) -> split: validate (bad records
+records batched per partition every ``--batch-ms`` (processing time) -> split: validate (bad records
 to dead-letters), route to entities, group by entity bucket -> show and user buckets (keyed)
 -> creator buckets (follows, plus plays and live changes derived from shows) -> Redis hashes
 ``onair:{show,creator,user}:{id}``. Feature definitions: ``operators/features.py``; buckets:
@@ -71,7 +71,7 @@ class ComputeFeaturesConfig:
                             help="a partition silent this long stops holding back event time")
         parser.add_argument("--batch-ms", type=int,
                             default=int(env_default("FEATURES_BATCH_MS", str(cls.batch_ms))),
-                            help="raw records reach Python in one batch per topic per this "
+                            help="raw records reach Python in one batch per partition per this "
                                  f"many ms (env FEATURES_BATCH_MS, default {cls.batch_ms})")
         parser.add_argument("--buckets", type=int,
                             default=int(env_default("FEATURES_BUCKETS", str(cls.buckets))),

@@ -46,6 +46,11 @@ def route_event(event: dict) -> tuple[list[Routed], list[Routed]]:
     return first, creators
 
 
+def route_derived(updates: Iterable[dict]) -> list[Routed]:
+    """A show's derived updates (plays, live changes) to their creators."""
+    return [(f"creator:{u['creator_id']}", u) for u in updates]
+
+
 @dataclass
 class Bucket:
     """One bucket's entities. ``changed`` holds the keys applied or advanced since the

@@ -40,7 +40,7 @@ from pyflink.datastream.state import MapStateDescriptor
 from connectors.feature_store import FeatureWrite, RedisFeatureStore
 from connectors.settings import RedisSettings
 from connectors.topics import MessageSchema
-from operators.entity_buckets import Bucket, route_event, split_by_bucket
+from operators.entity_buckets import Bucket, route_derived, route_event, split_by_bucket
 from operators.state_ttl import state_ttl
 from operators.validate_function import DEAD_LETTER_TAG, RowValidator, as_message, validate_value
 
@@ -123,8 +123,8 @@ class EntityBucketsFunction(KeyedProcessFunction):
         self.applied.inc(len(value))
         self._save(key, bucket, ctx, reflection=True)
         if derived:
-            routed = [(f"creator:{u['creator_id']}", u) for u in derived]
-            for creator_bucket, batch in split_by_bucket(routed, self.buckets, "c").items():
+            for creator_bucket, batch in split_by_bucket(route_derived(derived), self.buckets,
+                                                         "c").items():
                 yield Row(creator_bucket, batch)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):

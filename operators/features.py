@@ -62,6 +62,15 @@ def _later(new: tuple[int, str], old: tuple[int, str] | None) -> bool:
     return old is None or new > old
 
 
+def _flip(old: tuple[int, str, bool] | None, ts: int, event_id: str, on: bool
+          ) -> tuple[tuple[int, str, bool] | None, int]:
+    """The latest action by event time (ties by event id): (new latest, change of the count
+    of users whose latest action is 'on')."""
+    if not _later((ts, event_id), old[:2] if old else None):
+        return old, 0
+    return (ts, event_id, on), int(on) - int(old[2] if old else False)
+
+
 @dataclass
 class _LatestFlags:
     """Per user: the latest (ts, event_id) and whether the flag is on."""
@@ -70,11 +79,8 @@ class _LatestFlags:
     on: int = 0
 
     def set(self, user: str, ts: int, event_id: str, value: bool) -> None:
-        old = self.latest.get(user)
-        if not _later((ts, event_id), old[:2] if old else None):
-            return
-        self.on += int(value) - int(old[2] if old else False)
-        self.latest[user] = (ts, event_id, value)
+        self.latest[user], delta = _flip(self.latest.get(user), ts, event_id, value)
+        self.on += delta
 
     def members(self) -> list[str]:
         return sorted(u for u, (_, _, v) in self.latest.items() if v)
@@ -101,8 +107,9 @@ class EntityState:
     def load_part(self, name: str, part: Any) -> None:
         raise TypeError(f"{type(self).__name__} has no parts (got {name!r})")
 
-    def accept(self, event: dict) -> bool:
-        if not self.dedupe.first_time(event["event_id"], event["ts"]):
+    def accept(self, event: dict, dedupe: _Dedupe | None = None) -> bool:
+        """Count ``event`` in unless ``dedupe`` (default: the entity's own) has seen it."""
+        if not (dedupe or self.dedupe).first_time(event["event_id"], event["ts"]):
             return False
         self.seq += 1
         self.event_ts = max(self.event_ts, event["ts"])
@@ -155,15 +162,6 @@ class Listener:
     sessions: tuple[int, int | None] = (0, None)                  # user_sessions result
 
 
-def _flip(old: tuple[int, str, bool] | None, ts: int, event_id: str, on: bool
-          ) -> tuple[tuple[int, str, bool] | None, int]:
-    """The latest action by event time (ties by event id): (new latest, change of the count
-    of users whose latest action is 'on')."""
-    if not _later((ts, event_id), old[:2] if old else None):
-        return old, 0
-    return (ts, event_id, on), int(on) - int(old[2] if old else False)
-
-
 @dataclass
 class ShowState(EntityState):
     """A show's core (status, counts, open sessions) plus its listeners; ``to_saved`` keeps
@@ -203,15 +201,11 @@ class ShowState(EntityState):
     def apply(self, event: dict) -> list[dict]:
         """Apply one show-related event; return derived creator updates (plays, live)."""
         user = event.get("user_id")
-        if user is None:
-            if not self.accept(event):
-                return []
-        else:
-            lst = self._listener(user)
-            if not lst.dedupe.first_time(event["event_id"], event["ts"]):
-                return []
-            self.seq += 1
-            self.event_ts = max(self.event_ts, event["ts"])
+        # A listener's events are de-duplicated by the listener's part, so that part, not
+        # the show's core, grows with them.
+        lst = None if user is None else self._listener(user)
+        if not self.accept(event, None if lst is None else lst.dedupe):
+            return []
         kind, ts, out = event["event_type"], event["ts"], []
         if event.get("creator_id") and not self.creator_id:
             self.creator_id = event["creator_id"]

@@ -3,7 +3,13 @@
 import pickle
 
 from onair.sample_features import feature_log
-from operators.entity_buckets import Bucket, bucket_of, route_event, split_by_bucket
+from operators.entity_buckets import (
+    Bucket,
+    bucket_of,
+    route_derived,
+    route_event,
+    split_by_bucket,
+)
 from operators.features import MINUTE_MS, FeatureReference, from_saved
 
 T = 1_764_000_000_000
@@ -62,7 +68,7 @@ def test_bucketed_two_stages_equal_the_reference_after_a_restore():
         direct = [r for e in events for r in route_event(e)[1]]
         for key, batch in split_by_bucket(routed, buckets, "b").items():
             derived = first.setdefault(key, Bucket()).apply(batch)
-            direct.extend((f"creator:{u['creator_id']}", u) for u in derived)
+            direct.extend(route_derived(derived))
         for key, batch in split_by_bucket(direct, buckets, "c").items():
             creators.setdefault(key, Bucket()).apply(batch)
 
