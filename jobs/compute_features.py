@@ -50,6 +50,7 @@ class ComputeFeaturesConfig:
     batch_ms: int = 100
     buckets: int = 16
     ended_ttl_s: int = 86_400
+    write_interval_ms: int = 100
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> ComputeFeaturesConfig:
@@ -81,18 +82,30 @@ class ComputeFeaturesConfig:
                                  f"(env FEATURES_BUCKETS, default {cls.buckets})")
         parser.add_argument("--ended-ttl-s", type=int, default=cls.ended_ttl_s,
                             help="ended shows expire from Redis after this long")
+        parser.add_argument("--write-interval-ms", type=int,
+                            default=int(env_default("FEATURES_WRITE_INTERVAL_MS",
+                                                    str(cls.write_interval_ms))),
+                            help="each stage's worker writes its changed entities to Redis at "
+                                 "most once per this many ms, in one round trip; 0 after every "
+                                 "batch (env FEATURES_WRITE_INTERVAL_MS, default "
+                                 f"{cls.write_interval_ms}; --bounded always uses 0)")
         args = parser.parse_args(argv)
-        if args.buckets < 1 or args.batch_ms < 1:
-            parser.error("--buckets and --batch-ms must be at least 1")
+        if args.buckets < 1 or args.batch_ms < 1 or args.write_interval_ms < 0:
+            parser.error("--buckets and --batch-ms must be at least 1, --write-interval-ms "
+                         "at least 0")
         return cls(KafkaSettings.from_env(), RedisSettings.from_env(), flink_settings(args),
                    args.group_id, args.out_of_order_ms, args.idle_s, args.batch_ms,
-                   args.buckets, args.ended_ttl_s)
+                   args.buckets, args.ended_ttl_s, args.write_interval_ms)
 
     def buckets_function(self) -> EntityBucketsFunction:
         # PyFlink 2.0's thread mode fails to convert a state TTL (FileNotFoundError in
         # to_java_state_ttl_config): without one, abandoned keys stay until a savepoint cleanup.
         ttl_days = 0 if self.flink.python_mode == "thread" else 14
+        # A bounded run writes after every call: a processing-time timer still pending when
+        # the input ends is not fired, and its writes would be lost.
+        interval = 0 if self.flink.bounded else self.write_interval_ms
         return EntityBucketsFunction(self.redis, buckets=self.buckets,
+                                     write_interval_ms=interval,
                                      ended_ttl_ms=self.ended_ttl_s * 1000,
                                      state_ttl_days=ttl_days)
 

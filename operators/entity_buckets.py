@@ -116,3 +116,41 @@ class Bucket:
             self.timers.pop(key, None)
         else:
             self.timers[key] = nxt
+
+
+@dataclass
+class PendingWrites:
+    """The entities changed since the last Redis write, over all buckets of one worker.
+
+    A Redis round trip measured 5-7 ms of wall time inside the job on this machine (the
+    server shares the 2 cores), and one per bucket batch held the show stage busy ~80 % of
+    each second on 0.25 of a core. So writes are gathered across batches and buckets and go
+    out at most once per ``interval_ms``: an entity changed by many batches in between is
+    written once, at its latest state. ``interval_ms`` 0 writes after every call.
+    """
+
+    interval_ms: int
+    entities: dict[str, EntityState] = field(default_factory=dict)
+    # The newest event time of the least recent entity marked by events since the last
+    # write: what its reflection time is measured from.
+    oldest_event_ts: int | None = None
+    last_write_ms: int = 0
+
+    def mark(self, changed: Iterable[tuple[str, EntityState]], *, events: bool) -> None:
+        """``changed`` entities are to be written. ``events``: changed by events (counted in
+        reflection time), not by event time passing or a restore."""
+        for key, st in changed:
+            self.entities[key] = st
+            if events and (self.oldest_event_ts is None or st.event_ts < self.oldest_event_ts):
+                self.oldest_event_ts = st.event_ts
+
+    def due(self, now_ms: int) -> bool:
+        """Something to write and the interval since the last write has passed. After a quiet
+        spell the first change is due at once: the interval bounds the rate, not the delay."""
+        return bool(self.entities) and now_ms - self.last_write_ms >= self.interval_ms
+
+    def take(self, now_ms: int) -> tuple[list[tuple[str, EntityState]], int | None]:
+        """(entities to write, the oldest event time marked), and start a new interval."""
+        out, oldest = list(self.entities.items()), self.oldest_event_ts
+        self.entities, self.oldest_event_ts, self.last_write_ms = {}, None, now_ms
+        return out, oldest

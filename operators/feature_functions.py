@@ -34,13 +34,25 @@ from __future__ import annotations
 import time
 
 from pyflink.common import Row, Types
-from pyflink.datastream import KeyedProcessFunction, OutputTag, ProcessFunction, RuntimeContext
+from pyflink.datastream import (
+    KeyedProcessFunction,
+    OutputTag,
+    ProcessFunction,
+    RuntimeContext,
+    TimeDomain,
+)
 from pyflink.datastream.state import MapStateDescriptor
 
 from connectors.feature_store import FeatureWrite, RedisFeatureStore
 from connectors.settings import RedisSettings
 from connectors.topics import MessageSchema
-from operators.entity_buckets import Bucket, route_derived, route_event, split_by_bucket
+from operators.entity_buckets import (
+    Bucket,
+    PendingWrites,
+    route_derived,
+    route_event,
+    split_by_bucket,
+)
 from operators.state_ttl import state_ttl
 from operators.validate_function import DEAD_LETTER_TAG, RowValidator, as_message, validate_value
 
@@ -88,12 +100,15 @@ class SplitBatchFunction(ProcessFunction):
 
 class EntityBucketsFunction(KeyedProcessFunction):
     """Keyed by bucket; the value is a list of (entity key, event). Shows' derived creator
-    updates go out as creator-bucket rows (``buckets`` of them, prefix ``c``)."""
+    updates go out as creator-bucket rows (``buckets`` of them, prefix ``c``). Redis writes
+    of all this worker's buckets go out together, at most once per ``write_interval_ms``
+    (``PendingWrites``); 0 writes at the end of every call."""
 
-    def __init__(self, redis: RedisSettings, *, buckets: int,
+    def __init__(self, redis: RedisSettings, *, buckets: int, write_interval_ms: int = 100,
                  ended_ttl_ms: int = 24 * 3_600_000, state_ttl_days: int = 14):
         self.redis = redis
         self.buckets = buckets
+        self.write_interval_ms = write_interval_ms
         self.ended_ttl_ms = ended_ttl_ms
         self.state_ttl_days = state_ttl_days
 
@@ -104,7 +119,9 @@ class EntityBucketsFunction(KeyedProcessFunction):
         self.state = runtime_context.get_map_state(descriptor)
         self.store = RedisFeatureStore(self.redis)
         self.loaded: dict[str, Bucket] = {}   # the worker-memory copy, by bucket key
-        self.timers: dict[str, int] = {}      # the timer this worker registered, by bucket
+        self.timers: dict[str, int] = {}      # the event-time timer registered, by bucket
+        self.pending = PendingWrites(self.write_interval_ms)
+        self.write_timer: int | None = None   # the processing-time timer that writes them
         group = runtime_context.get_metrics_group().add_group("onair")
         self.applied = group.counter("events_applied")
         self.late = group.counter("late_events")
@@ -121,19 +138,24 @@ class EntityBucketsFunction(KeyedProcessFunction):
             self.late.inc(late)
         derived = bucket.apply(value)
         self.applied.inc(len(value))
-        self._save(key, bucket, ctx, reflection=True)
+        self._save(key, bucket, ctx, events=True)
         if derived:
             for creator_bucket, batch in split_by_bucket(route_derived(derived), self.buckets,
                                                          "c").items():
                 yield Row(creator_bucket, batch)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
+            if self.write_timer == timestamp:
+                self.write_timer = None
+            self._write_pending(ctx.timer_service().current_processing_time())
+            return iter(())
         key = ctx.get_current_key()
         if self.timers.get(key) == timestamp:
             del self.timers[key]
         bucket = self._bucket(key)
         bucket.advance(timestamp)
-        self._save(key, bucket, ctx)
+        self._save(key, bucket, ctx, events=False)
         return iter(())
 
     def _bucket(self, key: str) -> Bucket:
@@ -141,9 +163,13 @@ class EntityBucketsFunction(KeyedProcessFunction):
         if bucket is None:
             bucket = self.loaded[key] = Bucket()
             bucket.restore(self.state.items())
+            # A checkpoint can hold states whose Redis write was still pending when it was
+            # taken: a restored bucket writes all its entities again (versioned, so the
+            # ones Redis already has at a higher version are left alone).
+            self.pending.mark(bucket.entities.items(), events=False)
         return bucket
 
-    def _save(self, key: str, bucket: Bucket, ctx, reflection: bool = False) -> None:
+    def _save(self, key: str, bucket: Bucket, ctx, *, events: bool) -> None:
         nxt = bucket.next_timer()
         # An earlier timer than the one registered is added; a later one waits for the
         # registered timer, which finds nothing due and registers the next.
@@ -151,17 +177,27 @@ class EntityBucketsFunction(KeyedProcessFunction):
             ctx.timer_service().register_event_time_timer(nxt)
             self.timers[key] = nxt
         changed, saves = bucket.take_changed()
-        if not changed:
-            return
         for state_key, obj in saves:
             self.state.put(state_key, obj)
+        self.pending.mark(changed, events=events)
+        now = ctx.timer_service().current_processing_time()
+        if self.pending.due(now):
+            self._write_pending(now)
+        elif self.pending.entities and self.write_timer is None:
+            # A quiet stream still gets its last changes written within the interval.
+            self.write_timer = now + self.write_interval_ms
+            ctx.timer_service().register_processing_time_timer(self.write_timer)
+
+    def _write_pending(self, now: int) -> None:
+        changed, oldest_event_ts = self.pending.take(now)
+        if not changed:
+            return
         writes = [self._write(entity, st) for entity, st in changed]
         self.store.write_many(writes)
-        if reflection:   # a timer's write is event time passing, not an event reflected
-            # One sample per batch, its slowest entity: a metric update is a call into the
-            # JVM in thread mode, too dear per entity.
-            self.reflection.update(max(0, int(time.time() * 1000)
-                                       - min(w.event_ts for w in writes)))
+        if oldest_event_ts is not None:   # event time passing is not an event reflected
+            # One sample per write, its least recent entity: a metric update is a call into
+            # the JVM in thread mode, too dear per entity.
+            self.reflection.update(max(0, int(time.time() * 1000) - oldest_event_ts))
         self.writes.inc(len(writes))
         self.batches.inc()
 

@@ -5,12 +5,13 @@ import pickle
 from onair.sample_features import feature_log
 from operators.entity_buckets import (
     Bucket,
+    PendingWrites,
     bucket_of,
     route_derived,
     route_event,
     split_by_bucket,
 )
-from operators.features import MINUTE_MS, FeatureReference, from_saved
+from operators.features import MINUTE_MS, STATE_TYPES, FeatureReference, from_saved
 
 T = 1_764_000_000_000
 
@@ -103,3 +104,47 @@ def test_bucketed_two_stages_equal_the_reference_after_a_restore():
     got = {k: st.features() for b in [*first.values(), *creators.values()]
            for k, st in b.entities.items()}
     assert got == expected
+
+
+def _state(event_ts: int):
+    st = STATE_TYPES["user"]()
+    st.event_ts = event_ts
+    return st
+
+
+def test_pending_writes_keep_each_entity_once_at_its_latest_state():
+    pending = PendingWrites(interval_ms=100)
+    first, later, other = _state(1_000), _state(2_000), _state(1_500)
+    pending.mark([("user:u1", first)], events=True)
+    pending.mark([("user:u1", later), ("user:u2", other)], events=True)
+    entities, oldest = pending.take(now_ms=50)
+    assert dict(entities) == {"user:u1": later, "user:u2": other}
+    # Reflection is measured from the entity that has waited longest, as it was marked.
+    assert oldest == 1_000
+    assert pending.take(now_ms=60) == ([], None)
+
+
+def test_pending_writes_are_due_at_once_after_a_quiet_spell_then_once_per_interval():
+    pending = PendingWrites(interval_ms=100)
+    assert not pending.due(now_ms=10_000)          # nothing to write
+    pending.mark([("user:u1", _state(1))], events=True)
+    assert pending.due(now_ms=10_000)              # first change after a quiet spell
+    pending.take(now_ms=10_000)
+    pending.mark([("user:u1", _state(2))], events=True)
+    assert not pending.due(now_ms=10_050)
+    assert pending.due(now_ms=10_100)
+
+
+def test_pending_writes_at_interval_zero_are_always_due():
+    pending = PendingWrites(interval_ms=0)
+    pending.mark([("user:u1", _state(1))], events=True)
+    pending.take(now_ms=5)
+    pending.mark([("user:u1", _state(2))], events=True)
+    assert pending.due(now_ms=5)
+
+
+def test_changes_not_made_by_events_are_written_but_not_timed_as_reflection():
+    pending = PendingWrites(interval_ms=100)
+    pending.mark([("user:u1", _state(1_000))], events=False)   # a restore, or a timer
+    entities, oldest = pending.take(now_ms=1)
+    assert [k for k, _ in entities] == ["user:u1"] and oldest is None
