@@ -5,9 +5,10 @@
 output), routes it to the entities it updates and emits one record per entity bucket
 (``operators.entity_buckets``) carrying that bucket's events. ``EntityBucketsFunction``, keyed
 by bucket in the JVM, applies a batch to the bucket's entity states, advances them on one
-event-time timer per bucket, saves the changed states and writes their features to Redis in one
-pipelined round trip before it returns. Shows emit derived creator updates (plays, live
-changes) for a second, creator-bucketed instance.
+event-time timer per bucket and saves the changed states; the changed entities of all its
+buckets go to Redis together, in one pipelined round trip at most every
+``write_interval_ms`` (``operators.entity_buckets.PendingWrites``). Shows emit derived creator
+updates (plays, live changes) for a second, creator-bucketed instance.
 
 State: each bucket's entities in a ``MapState`` (entity key -> state object, and a show's
 listeners as entries of their own, so a batch saves only what it touched), and a copy in
@@ -20,13 +21,15 @@ keeps one timer per (key, time): a re-registration of a timer that survived is n
 
 Why Redis stays consistent across restarts: every write carries the entity's ``seq`` (events
 applied) and Redis keeps only a higher or equal one; a replay from a checkpoint recomputes the
-same versions. Each batch is written before the function returns, so a checkpoint never holds
-state that Redis lacks.
+same versions. A checkpoint can hold states whose write was still pending, so a bucket loaded
+from its ``MapState`` writes all its entities again; until a restored bucket gets a batch or
+its timer, what it had pending stays out of Redis (with a live stream, a batch or two).
 
 Metrics (group ``onair``): ``records_in``, ``records_valid``, ``dead_letters`` (splitter);
 ``events_applied``, ``late_events`` (behind the watermark when applied), ``redis_writes``,
-``redis_batches``, distribution ``reflection_ms`` (per batch written for events: Redis write
-wall clock minus the newest contributing event time of its least recent entity) (buckets).
+``redis_batches``, distribution ``reflection_ms`` (per Redis write carrying changes made by
+events: its wall clock minus the newest event time, as it was when first marked, of the entity
+that waited longest) (buckets).
 """
 
 from __future__ import annotations
@@ -180,10 +183,12 @@ class EntityBucketsFunction(KeyedProcessFunction):
         for state_key, obj in saves:
             self.state.put(state_key, obj)
         self.pending.mark(changed, events=events)
+        if not self.pending.entities:
+            return
         now = ctx.timer_service().current_processing_time()
         if self.pending.due(now):
             self._write_pending(now)
-        elif self.pending.entities and self.write_timer is None:
+        elif self.write_timer is None:
             # A quiet stream still gets its last changes written within the interval.
             self.write_timer = now + self.write_interval_ms
             ctx.timer_service().register_processing_time_timer(self.write_timer)
