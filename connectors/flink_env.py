@@ -32,6 +32,9 @@ class FlinkJobSettings:
     # added at every exchange between operators; latency-bound jobs lower it.
     buffer_timeout_ms: int = 100
     bounded: bool = False
+    # Barriers overtake in-flight records instead of blocking an input until every input's
+    # barrier has arrived: a latency-bound job's records are not held up by a checkpoint.
+    unaligned_checkpoints: bool = False
     # BATCH execution (bounded jobs over files: no checkpoints, blocking shuffles).
     batch: bool = False
 
@@ -63,6 +66,8 @@ def stream_env(cfg: FlinkJobSettings) -> StreamExecutionEnvironment:
         ExternalizedCheckpointRetention.RETAIN_ON_CANCELLATION
     )
     checkpoints.set_min_pause_between_checkpoints(min(1000, cfg.checkpoint_interval_ms // 2))
+    if cfg.unaligned_checkpoints:
+        checkpoints.enable_unaligned_checkpoints()
     return env
 
 

@@ -14,7 +14,8 @@ def env_default(name: str, default: str) -> str:
 
 def add_flink_flags(parser: argparse.ArgumentParser, job: str, *,
                     python_mode: str = "thread", bundle_size: int = 1000,
-                    bundle_time_ms: int = 1000, buffer_timeout_ms: int = 100) -> None:
+                    bundle_time_ms: int = 1000, buffer_timeout_ms: int = 100,
+                    unaligned_checkpoints: bool = False) -> None:
     """Flags every streaming job takes; each names its environment variable in its help.
     ``python_mode`` is the job's measured-best default (README, Performance)."""
     up = job.upper()
@@ -25,6 +26,13 @@ def add_flink_flags(parser: argparse.ArgumentParser, job: str, *,
                         default=int(env_default("ONAIR_CHECKPOINT_INTERVAL_MS", "10000")),
                         help="checkpoint interval, ms "
                              "(env ONAIR_CHECKPOINT_INTERVAL_MS, default 10000)")
+    parser.add_argument("--unaligned-checkpoints", action=argparse.BooleanOptionalAction,
+                        default=env_default("ONAIR_UNALIGNED_CHECKPOINTS",
+                                            str(unaligned_checkpoints)).lower()
+                        in ("1", "true", "yes"),
+                        help="checkpoint barriers overtake in-flight records, so no input "
+                             "waits for another's barrier (env ONAIR_UNALIGNED_CHECKPOINTS, "
+                             f"default {'on' if unaligned_checkpoints else 'off'} for {job})")
     parser.add_argument("--python-mode", choices=("thread", "process"),
                         default=env_default("ONAIR_PYTHON_MODE", python_mode),
                         help="PyFlink Python execution mode "
@@ -52,6 +60,7 @@ def flink_settings(args: argparse.Namespace) -> FlinkJobSettings:
         parallelism=args.parallelism, checkpoint_interval_ms=args.checkpoint_interval_ms,
         python_mode=args.python_mode, bounded=args.bounded, bundle_size=args.bundle_size,
         bundle_time_ms=args.bundle_time_ms, buffer_timeout_ms=args.buffer_timeout_ms,
+        unaligned_checkpoints=args.unaligned_checkpoints,
     )
 
 
