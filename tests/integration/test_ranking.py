@@ -1,6 +1,7 @@
 """A small simulated world -> compact -> batch features -> train_ranker (registered, promoted)
 -> rank_shows through Kafka on the cluster: every ranking equals scoring the same features
-offline with the registered model, and a newly promoted version is used without a restart."""
+offline with the registered model, a newly promoted version is used without a restart, and
+the job resumed from its checkpoint still ranks the catalog it had."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import pytest
-from conftest import wait_for_count
+from conftest import cancel_at_checkpoint, wait_for_count
 
 from connectors import flink_rest
 from connectors.feature_store import FeatureWrite, RedisFeatureStore
@@ -91,7 +92,9 @@ def test_train_register_promote_rank_and_hot_reload(services, topic_prefix, tmp_
 
     kafka = KafkaSettings.from_env()
     create_topics(kafka)
-    job = submit("rank_shows", ["--model", name, "--experiment", EXPERIMENT, "--reload-s", "1"])
+    job_args = ["--model", name, "--experiment", EXPERIMENT, "--reload-s", "1",
+                "--checkpoint-interval-ms", "2000"]
+    job = submit("rank_shows", job_args)
     try:
         assert flink_rest.wait_for_state(job, {"RUNNING"}, 120) == "RUNNING"
         p = producer(kafka)
@@ -152,5 +155,17 @@ def test_train_register_promote_rank_and_hot_reload(services, topic_prefix, tmp_
         assert {r["model_version"] for r in later if r["variant"] == "ml"} == {v2.ref}
         scorer_v2 = OnnxScorer(registry.load_session(name, v2.version)[0])
         _check(later, reader, {v2.ref: scorer_v2}, shows)
+
+        # Resumed from its last checkpoint (unaligned: the job's default), the job reads on
+        # after the show events, so the catalog it ranks comes from its broadcast state.
+        first_job, job = job, None
+        checkpoint = cancel_at_checkpoint(first_job, int(time.time() * 1000), 60)
+        job = submit("rank_shows", job_args, from_savepoint=checkpoint)
+        assert flink_rest.wait_for_state(job, {"RUNNING"}, 120) == "RUNNING"
+        resumed_ids = send("c")
+        resumed = wait_for_count(lambda: rankings(resumed_ids), len(resumed_ids), 90)
+        assert len(resumed) == len(resumed_ids)
+        _check(resumed, reader, {v2.ref: scorer_v2}, shows)
     finally:
-        flink_rest.cancel(job)
+        if job is not None:
+            flink_rest.cancel(job)
