@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from connectors.settings import KafkaSettings
-from operators.validation import MAX_TS_MS
+from connectors.topics import MAX_TS_MS
 
 # Columns of every source table; ``value`` is the untouched record value.
 SOURCE_COLUMNS = ("value", "topic", "partition", "offset", "kafka_ts")
@@ -119,7 +119,7 @@ class KafkaSourceSpec:
             # The outer COALESCE: TO_TIMESTAMP_LTZ is NULL for a number too large to be a time.
             cols += (f",\n  `event_time` AS COALESCE(TO_TIMESTAMP_LTZ(COALESCE({ms}, 0), 3), "
                      "TO_TIMESTAMP_LTZ(0, 3))"
-                     f",\n  WATERMARK FOR `event_time` AS CASE WHEN `event_time` < "
+                     f",\n  WATERMARK FOR `event_time` AS CASE WHEN `event_time` <= "
                      f"TO_TIMESTAMP_LTZ({MAX_TS_MS}, 3) THEN `event_time` - "
                      f"{interval_literal(self.out_of_order_ms)} ELSE TO_TIMESTAMP_LTZ(0, 3) END")
         return cols

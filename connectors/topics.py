@@ -20,14 +20,103 @@ JSON_TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,),
 }
 
+_TS_DOC = "Event time, UTC epoch milliseconds."
+
+# Every integer is an int64 (the lake's BIGINT, Flink's LONG) unless its field says narrower.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Event times outside [2000-01-01, 2100-01-01) are certainly unit mistakes (seconds, micros).
+MIN_TS_MS, MAX_TS_MS = 946_684_800_000, 4_102_444_800_000 - 1
+ID_MAX_CHARS = 128
+# Ids become Redis keys, Flink state keys (with U+001F as an inner separator) and log lines:
+# no C0/C1 control characters, no DEL, no line or paragraph separators.
+ID_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]+$"
+# Strings that are not ids or text (types, titles, encodings) stay short.
+NAME_MAX_CHARS = 512
+
 
 @dataclass(frozen=True)
 class Field:
+    """One field of a message and everything a value of it may be.
+
+    ``id``: a string identifier (1..``ID_MAX_CHARS`` characters matching ``ID_PATTERN``).
+    ``minimum``/``maximum``: inclusive bounds of an integer or number (integers default to
+    int64). ``max_length``: characters of a string. ``items``: the JSON type of an array's
+    items (``item_id``: each an id), ``max_items``, ``unique``. ``max_depth``: nesting of an
+    object (1 = an object of scalars).
+    """
+
     name: str
     type: str
     required: bool = True
     enum: tuple[str, ...] | None = None
     description: str = ""
+    id: bool = False
+    minimum: int | float | None = None
+    maximum: int | float | None = None
+    max_length: int | None = None
+    items: str | None = None
+    item_id: bool = False
+    max_items: int | None = None
+    unique: bool = False
+    max_depth: int | None = None
+
+    def bounds(self) -> tuple[int | float | None, int | float | None]:
+        """(minimum, maximum) as enforced: integers never leave int64."""
+        if self.type != "integer":
+            return self.minimum, self.maximum
+        lo = INT64_MIN if self.minimum is None else max(INT64_MIN, self.minimum)
+        hi = INT64_MAX if self.maximum is None else min(INT64_MAX, self.maximum)
+        return lo, hi
+
+    def string_limit(self) -> int | None:
+        if self.type != "string" or self.enum:
+            return None
+        if self.id:
+            return ID_MAX_CHARS
+        return self.max_length or NAME_MAX_CHARS
+
+    def json_schema(self) -> dict[str, Any]:
+        prop: dict[str, Any] = {"type": self.type}
+        if self.enum:
+            prop["enum"] = list(self.enum)
+        if self.description:
+            prop["description"] = self.description
+        lo, hi = self.bounds()
+        if lo is not None:
+            prop["minimum"] = lo
+        if hi is not None:
+            prop["maximum"] = hi
+        limit = self.string_limit()
+        if limit is not None:
+            prop["maxLength"] = limit
+        if self.id:
+            prop["minLength"] = 1
+            prop["pattern"] = ID_PATTERN
+        if self.items:
+            item: dict[str, Any] = {"type": self.items}
+            if self.item_id:
+                item |= {"minLength": 1, "maxLength": ID_MAX_CHARS, "pattern": ID_PATTERN}
+            prop["items"] = item
+        if self.max_items is not None:
+            prop["maxItems"] = self.max_items
+        if self.unique:
+            prop["uniqueItems"] = True
+        if self.max_depth is not None:
+            # JSON Schema cannot say "depth"; validation enforces it, the description says it.
+            prop["description"] = (f"{self.description} " if self.description else "") + (
+                f"Nested at most {self.max_depth} levels deep.")
+        return prop
+
+
+def Id(name: str, required: bool = True, description: str = "") -> Field:
+    """An id field: a short string without control characters (``ID_PATTERN``)."""
+    return Field(name, "string", required, description=description, id=True)
+
+
+def Time(name: str, required: bool = True, description: str = _TS_DOC) -> Field:
+    """An event-time field: UTC epoch milliseconds within 2000..2100."""
+    return Field(name, "integer", required, description=description, minimum=MIN_TS_MS,
+                 maximum=MAX_TS_MS)
 
 
 @dataclass(frozen=True)
@@ -48,14 +137,7 @@ class MessageSchema:
 
     def json_schema(self) -> dict[str, Any]:
         """The same schema as a JSON Schema (draft 2020-12) document."""
-        props: dict[str, Any] = {}
-        for f in self.fields:
-            prop: dict[str, Any] = {"type": f.type}
-            if f.enum:
-                prop["enum"] = list(f.enum)
-            if f.description:
-                prop["description"] = f.description
-            props[f.name] = prop
+        props: dict[str, Any] = {f.name: f.json_schema() for f in self.fields}
         if self.kind_field:
             props[self.kind_field]["enum"] = sorted(self.kinds)
         doc: dict[str, Any] = {
@@ -87,7 +169,15 @@ class Topic:
 
 
 _ID = "Unique id of the message, used for de-duplication."
-_TS = "Event time, UTC epoch milliseconds."
+_TS = _TS_DOC
+# Free-form attributes: any JSON, but shallow (a deep object is a stack overflow waiting for
+# the next recursive step: pickling between operators, JSON encoding, the lake).
+PROPS_DEPTH = 4
+DAY_MS = 86_400_000
+# A candidate list is what one feed shows; the ranker scores each with a Redis read.
+MAX_CANDIDATES = 1000
+MAX_K = 100
+MAX_TEXT_CHARS = 8192
 
 BEHAVIOR_EVENT = MessageSchema(
     name="behavior_event",
@@ -95,16 +185,17 @@ BEHAVIOR_EVENT = MessageSchema(
     time_field="ts",
     kind_field="event_type",
     fields=(
-        Field("event_id", "string", description=_ID),
+        Id("event_id", description=_ID),
         Field("event_type", "string"),
-        Field("ts", "integer", description=_TS),
-        Field("user_id", "string"),
-        Field("show_id", "string", required=False),
-        Field("creator_id", "string", required=False),
-        Field("topic", "string", required=False, description="Topic of the show, if known."),
-        Field("duration_ms", "integer", required=False,
+        Time("ts"),
+        Id("user_id"),
+        Id("show_id", required=False),
+        Id("creator_id", required=False),
+        Id("topic", required=False, description="Topic of the show, if known."),
+        Field("duration_ms", "integer", required=False, minimum=0, maximum=7 * DAY_MS,
               description="listen_stop only: how long the listener listened (client-reported)."),
-        Field("props", "object", required=False, description="Free-form extra attributes."),
+        Field("props", "object", required=False, max_depth=PROPS_DEPTH,
+              description="Free-form extra attributes."),
     ),
     kinds={
         "like": ("show_id",),
@@ -124,15 +215,15 @@ SHOW_EVENT = MessageSchema(
     time_field="ts",
     kind_field="event_type",
     fields=(
-        Field("event_id", "string", description=_ID),
+        Id("event_id", description=_ID),
         Field("event_type", "string"),
-        Field("ts", "integer", description=_TS),
-        Field("show_id", "string"),
-        Field("creator_id", "string"),
-        Field("topic", "string", required=False),
+        Time("ts"),
+        Id("show_id"),
+        Id("creator_id"),
+        Id("topic", required=False),
         Field("title", "string", required=False),
-        Field("scheduled_start", "integer", required=False, description="UTC epoch ms."),
-        Field("props", "object", required=False),
+        Time("scheduled_start", required=False, description="UTC epoch ms."),
+        Field("props", "object", required=False, max_depth=PROPS_DEPTH),
     ),
     kinds={"scheduled": ("scheduled_start",), "live": (), "ended": (), "updated": ()},
 )
@@ -142,11 +233,13 @@ RANKING_REQUEST = MessageSchema(
     id_field="request_id",
     time_field="ts",
     fields=(
-        Field("request_id", "string", description=_ID),
-        Field("user_id", "string"),
-        Field("ts", "integer", description=_TS),
-        Field("k", "integer", required=False, description="How many shows to return (10)."),
-        Field("candidates", "array", required=False, description="Restrict to these show ids."),
+        Id("request_id", description=_ID),
+        Id("user_id"),
+        Time("ts"),
+        Field("k", "integer", required=False, minimum=1, maximum=MAX_K,
+              description="How many shows to return (10)."),
+        Field("candidates", "array", required=False, items="string", item_id=True,
+              max_items=MAX_CANDIDATES, unique=True, description="Restrict to these show ids."),
     ),
 )
 
@@ -155,13 +248,16 @@ RANKING = MessageSchema(
     id_field="request_id",
     time_field="ts",
     fields=(
-        Field("request_id", "string", description="Id of the request this answers."),
-        Field("user_id", "string"),
-        Field("ts", "integer", description="Time of the request, UTC epoch ms."),
+        Id("request_id", description="Id of the request this answers."),
+        Id("user_id"),
+        Time("ts", description="Time of the request, UTC epoch ms."),
         Field("variant", "string", enum=("ml", "heuristic")),
         Field("model_version", "string", required=False),
-        Field("items", "array", description="[{show_id, score, creator_id}] best first."),
+        Field("items", "array", items="object", max_items=MAX_K,
+              description="[{show_id, score, creator_id}] best first."),
         Field("latency_ms", "number"),
+        Field("degraded", "boolean", required=False,
+              description="Ranked without the online store (Redis unreachable): catalog only."),
     ),
 )
 
@@ -171,14 +267,18 @@ AUDIO_CHUNK = MessageSchema(
     time_field="ts",
     max_bytes=1024 * 1024,
     fields=(
-        Field("chunk_id", "string", description=_ID),
-        Field("stream_id", "string"),
-        Field("seq", "integer", description="Sequence number within the stream, from 0."),
-        Field("ts", "integer", description="Time of the first sample, UTC epoch ms."),
-        Field("sample_rate", "integer"),
+        Id("chunk_id", description=_ID),
+        Id("stream_id"),
+        Field("seq", "integer", minimum=0, maximum=2**53,
+              description="Sequence number within the stream, from 0. A restart from 0 or a "
+                          "jump far ahead starts the stream anew."),
+        Time("ts", description="Time of the first sample, UTC epoch ms."),
+        Field("sample_rate", "integer", minimum=8_000, maximum=48_000),
         Field("encoding", "string", enum=("pcm_s16le",)),
-        Field("channels", "integer", required=False, description="Only 1 (mono) is accepted."),
-        Field("pcm", "string", description="Base64 of the little-endian 16-bit samples."),
+        Field("channels", "integer", required=False, minimum=1, maximum=1,
+              description="Only 1 (mono) is accepted."),
+        Field("pcm", "string", max_length=1024 * 1024,
+              description="Base64 of the little-endian 16-bit samples."),
     ),
 )
 
@@ -187,14 +287,14 @@ ALARM_ALERT = MessageSchema(
     id_field="alert_id",
     time_field="detected_ts",
     fields=(
-        Field("alert_id", "string", description=_ID),
-        Field("stream_id", "string"),
+        Id("alert_id", description=_ID),
+        Id("stream_id"),
         Field("label", "string"),
-        Field("onset_ts", "integer"),
-        Field("detected_ts", "integer"),
-        Field("confidence", "number"),
-        Field("probabilities", "array"),
-        Field("labels", "array"),
+        Time("onset_ts"),
+        Time("detected_ts"),
+        Field("confidence", "number", minimum=0, maximum=1),
+        Field("probabilities", "array", items="number"),
+        Field("labels", "array", items="string"),
         Field("predicted_label", "string"),
         Field("model_version", "string"),
     ),
@@ -206,14 +306,14 @@ IMPRESSION = MessageSchema(
     id_field="impression_id",
     time_field="ts",
     fields=(
-        Field("impression_id", "string", description=_ID),
-        Field("request_id", "string", description="The app opening that showed it."),
-        Field("ts", "integer", description="When it was shown, UTC epoch ms."),
-        Field("user_id", "string"),
-        Field("show_id", "string"),
-        Field("creator_id", "string"),
-        Field("topic", "string"),
-        Field("position", "integer", description="Rank on screen, from 0."),
+        Id("impression_id", description=_ID),
+        Id("request_id", description="The app opening that showed it."),
+        Time("ts", description="When it was shown, UTC epoch ms."),
+        Id("user_id"),
+        Id("show_id"),
+        Id("creator_id"),
+        Id("topic"),
+        Field("position", "integer", minimum=0, description="Rank on screen, from 0."),
         Field("show_status", "string", enum=("live", "upcoming")),
         Field("liked", "boolean"),
         Field("followed", "boolean", description="Followed the show's creator."),
@@ -228,9 +328,10 @@ USER_PROFILE = MessageSchema(
     id_field="user_id",
     time_field="ts",
     fields=(
-        Field("user_id", "string"),
-        Field("ts", "integer", description="Sign-up time, UTC epoch ms."),
-        Field("declared_topics", "array", description="Topics the listener said they like."),
+        Id("user_id"),
+        Time("ts", description="Sign-up time, UTC epoch ms."),
+        Field("declared_topics", "array", items="string", item_id=True,
+              description="Topics the listener said they like."),
         Field("country", "string", required=False),
     ),
 )
@@ -240,10 +341,10 @@ CREATOR_PROFILE = MessageSchema(
     id_field="creator_id",
     time_field="ts",
     fields=(
-        Field("creator_id", "string"),
-        Field("ts", "integer", description="Sign-up time, UTC epoch ms."),
+        Id("creator_id"),
+        Time("ts", description="Sign-up time, UTC epoch ms."),
         Field("name", "string"),
-        Field("main_topic", "string"),
+        Id("main_topic"),
     ),
 )
 
@@ -252,11 +353,11 @@ TRANSCRIPT_SEGMENT = MessageSchema(
     id_field="segment_id",
     time_field="ts",
     fields=(
-        Field("segment_id", "string", description=_ID),
-        Field("stream_id", "string", description="Stream or call id."),
-        Field("speaker", "string", required=False),
-        Field("text", "string"),
-        Field("ts", "integer", description=_TS),
+        Id("segment_id", description=_ID),
+        Id("stream_id", description="Stream or call id."),
+        Id("speaker", required=False),
+        Field("text", "string", max_length=MAX_TEXT_CHARS),
+        Time("ts"),
     ),
 )
 
@@ -265,13 +366,13 @@ CORRECTED_TRANSCRIPT = MessageSchema(
     id_field="segment_id",
     time_field="ts",
     fields=(
-        Field("segment_id", "string"),
-        Field("stream_id", "string"),
-        Field("speaker", "string", required=False),
-        Field("text", "string", description="Corrected text."),
-        Field("original_text", "string"),
-        Field("replacements", "array"),
-        Field("ts", "integer", description=_TS),
+        Id("segment_id"),
+        Id("stream_id"),
+        Id("speaker", required=False),
+        Field("text", "string", max_length=4 * MAX_TEXT_CHARS, description="Corrected text."),
+        Field("original_text", "string", max_length=MAX_TEXT_CHARS),
+        Field("replacements", "array", items="object"),
+        Time("ts"),
     ),
 )
 
@@ -281,16 +382,19 @@ TRANSCRIPT_WER = MessageSchema(
     time_field="ts",
     fields=(
         Field("update_id", "string", description="stream_id:segments"),
-        Field("stream_id", "string"),
-        Field("ts", "integer", description="Event time of the newest scored segment."),
-        Field("segment_id", "string", description="The segment that triggered this update."),
-        Field("segments", "integer", description="Segments in the window."),
-        Field("ref_words", "integer"),
-        Field("errors", "integer", description="Errors of the corrected text in the window."),
-        Field("wer", "number", description="errors / ref_words over the window."),
-        Field("wer_original", "number", description="The same before the vocabulary."),
-        Field("segments_total", "integer", description="Segments scored since the start."),
-        Field("wer_total", "number", description="WER over every segment since the start."),
+        Id("stream_id"),
+        Time("ts", description="Event time of the newest scored segment."),
+        Id("segment_id", description="The segment that triggered this update."),
+        Field("segments", "integer", minimum=0, description="Segments in the window."),
+        Field("ref_words", "integer", minimum=0),
+        Field("errors", "integer", minimum=0,
+              description="Errors of the corrected text in the window."),
+        Field("wer", "number", minimum=0, description="errors / ref_words over the window."),
+        Field("wer_original", "number", minimum=0, description="The same before the vocabulary."),
+        Field("segments_total", "integer", minimum=0,
+              description="Segments scored since the start."),
+        Field("wer_total", "number", minimum=0,
+              description="WER over every segment since the start."),
     ),
 )
 
@@ -299,17 +403,23 @@ DEAD_LETTER = MessageSchema(
     id_field="dead_letter_id",
     time_field="ts",
     fields=(
-        Field("dead_letter_id", "string", description="source_topic:partition:offset"),
+        Field("dead_letter_id", "string",
+              description="source_topic:partition:offset, or source_topic:operator:message id "
+                          "for a record that failed after validation"),
         Field("source_topic", "string"),
         Field("partition", "integer"),
         Field("offset", "integer"),
-        Field("error", "string", description="Why the record was rejected."),
-        Field("raw", "string", description="The raw bytes, truncated, decoded as UTF-8 with "
-                                           "replacement (raw_encoding=utf8) or base64."),
+        Field("error", "string", max_length=4096, description="Why the record was rejected."),
+        Field("raw", "string", max_length=4096,
+              description="The raw bytes, truncated, decoded as UTF-8 with "
+                          "replacement (raw_encoding=utf8) or base64."),
         Field("raw_encoding", "string", enum=("utf8", "base64")),
-        Field("raw_size", "integer", description="Size of the original value in bytes."),
+        Field("raw_size", "integer", minimum=0, description="Size of the original value in bytes."),
         Field("job", "string"),
-        Field("ts", "integer", description="When the record was rejected, UTC epoch ms."),
+        Field("operator", "string", required=False,
+              description="The operator that rejected it (validation, or the one whose logic "
+                          "raised)."),
+        Time("ts", description="When the record was rejected, UTC epoch ms."),
     ),
 )
 

@@ -10,63 +10,165 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from connectors.topics import JSON_TYPES, MessageSchema
+from connectors.topics import (
+    ID_MAX_CHARS,
+    ID_PATTERN,
+    JSON_TYPES,
+    MIN_TS_MS,
+    Field,
+    MessageSchema,
+)
 
 RAW_PREVIEW_BYTES = 1024
-# Event times outside [2000-01-01, 2100-01-01) are certainly unit mistakes (seconds, micros).
-MIN_TS_MS = 946_684_800_000
-MAX_TS_MS = 4_102_444_800_000
+_ID_OK = re.compile(ID_PATTERN)
 
 
 class InvalidRecord(ValueError):
     """A record that does not fit its schema; the message is the dead-letter reason."""
 
 
-def _check_type(name: str, value: Any, json_type: str) -> None:
-    accepted = JSON_TYPES[json_type]
-    if isinstance(value, bool) and bool not in accepted:
-        raise InvalidRecord(f"field {name!r} must be {json_type}, got boolean")
-    if not isinstance(value, accepted):
-        raise InvalidRecord(f"field {name!r} must be {json_type}, got {type(value).__name__}")
+def _type_error(name: str, value: Any, json_type: str) -> InvalidRecord:
+    got = "boolean" if isinstance(value, bool) else "null" if value is None else (
+        type(value).__name__)
+    return InvalidRecord(f"field {name!r} must be {json_type}, got {got}")
+
+
+def _check_scalar(name: str, value: Any, json_type: str) -> None:
+    if isinstance(value, bool) and json_type != "boolean":
+        raise _type_error(name, value, json_type)
+    if not isinstance(value, JSON_TYPES[json_type]):
+        raise _type_error(name, value, json_type)
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidRecord(f"field {name!r} must be a finite number, got {value}")
 
 
+def _check_id(name: str, value: str) -> None:
+    if not value:
+        raise InvalidRecord(f"field {name!r} is empty")
+    if len(value) > ID_MAX_CHARS:
+        raise InvalidRecord(f"field {name!r} is {len(value)} characters, more than the "
+                            f"{ID_MAX_CHARS} an id may have")
+    if not _ID_OK.match(value):
+        raise InvalidRecord(f"field {name!r} holds a control character ({value!r}); ids may not")
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of a JSON value (a scalar is 0), counting no deeper than ``limit + 1``:
+    iterative, so a hostile depth costs no recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            v = v.values()
+        elif not isinstance(v, list):
+            continue
+        d += 1
+        if d > deepest:
+            deepest = d
+            if deepest > limit:
+                return deepest
+        stack.extend((c, d) for c in v)
+    return deepest
+
+
+def _field_checker(f: Field) -> Callable[[Any], None]:
+    """The checks of one field's (non-null) value, resolved once per schema."""
+    name, json_type, lo, hi = f.name, f.type, *f.bounds()
+    limit = f.string_limit()
+    is_time = json_type == "integer" and lo == MIN_TS_MS
+
+    def check(value: Any) -> None:
+        _check_scalar(name, value, json_type)
+        if f.enum is not None and value not in f.enum:
+            raise InvalidRecord(f"field {name!r} is {value!r}, expected one of {list(f.enum)}")
+        if is_time and not lo <= value <= hi:
+            raise InvalidRecord(f"field {name!r} is {value}, not epoch milliseconds in 2000..2100")
+        if lo is not None and value < lo:
+            raise InvalidRecord(f"field {name!r} is {value}, below its minimum {lo}")
+        if hi is not None and value > hi:
+            raise InvalidRecord(f"field {name!r} is {value}, above its maximum {hi}")
+        if f.id:
+            _check_id(name, value)
+        elif limit is not None and len(value) > limit:
+            raise InvalidRecord(f"field {name!r} is {len(value)} characters, more than the "
+                                f"{limit} allowed")
+        if json_type == "array":
+            if f.max_items is not None and len(value) > f.max_items:
+                raise InvalidRecord(f"field {name!r} has {len(value)} items, more than the "
+                                    f"{f.max_items} allowed")
+            if f.items:
+                for i, item in enumerate(value):
+                    _check_scalar(f"{name}[{i}]", item, f.items)
+                    if f.item_id:
+                        _check_id(f"{name}[{i}]", item)
+            if f.unique and f.items in ("string", "integer") and len(set(value)) != len(value):
+                raise InvalidRecord(f"field {name!r} holds duplicates; its items must be unique")
+        if f.max_depth is not None and _depth(value, f.max_depth) > f.max_depth:
+            raise InvalidRecord(f"field {name!r} is nested more than {f.max_depth} levels deep")
+
+    # The common fields (plain strings and integers) skip the closure's branches.
+    if f.id:
+        def check_id(value: Any) -> None:
+            if type(value) is not str:
+                raise _type_error(name, value, json_type)
+            _check_id(name, value)
+        return check_id
+    if json_type == "integer" and f.enum is None:
+        def check_int(value: Any) -> None:
+            if type(value) is not int:
+                raise _type_error(name, value, json_type)
+            if not lo <= value <= hi:
+                check(value)   # names the bound that failed
+        return check_int
+    return check
+
+
+_CHECKERS: dict[int, tuple[MessageSchema, tuple]] = {}
+
+
+def _checkers(schema: MessageSchema) -> tuple[tuple[str, bool, Callable[[Any], None]], ...]:
+    """Each field's (name, required, check), built once per schema object (schemas hold a
+    dict, so they are not hashable; the entry keeps its schema alive, so its id stays its)."""
+    entry = _CHECKERS.get(id(schema))
+    if entry is None:
+        entry = _CHECKERS[id(schema)] = (
+            schema, tuple((f.name, f.required, _field_checker(f)) for f in schema.fields))
+    return entry[1]
+
+
 def validate(message: Any, schema: MessageSchema) -> dict[str, Any]:
-    """Check a decoded JSON value against ``schema``; return it (unchanged) or raise."""
+    """Check a decoded JSON value against ``schema``; return the message holding only the
+    schema's fields (unknown fields and nulls dropped), each of its declared type and
+    range, or raise ``InvalidRecord``."""
     if not isinstance(message, dict):
         raise InvalidRecord(f"{schema.name} must be a JSON object, got {type(message).__name__}")
-    for f in schema.fields:
-        value = message.get(f.name)
+    out: dict[str, Any] = {}
+    for name, required, check in _checkers(schema):
+        value = message.get(name)
         if value is None:
-            if f.required:
-                raise InvalidRecord(f"missing required field {f.name!r}")
+            if required:
+                raise InvalidRecord(f"missing required field {name!r}")
             continue
-        _check_type(f.name, value, f.type)
-        if f.enum and value not in f.enum:
-            raise InvalidRecord(f"field {f.name!r} is {value!r}, expected one of {list(f.enum)}")
+        check(value)
+        out[name] = value
     if schema.kind_field:
-        kind = message[schema.kind_field]
+        kind = out[schema.kind_field]
         if kind not in schema.kinds:
             raise InvalidRecord(
-                f"unknown {schema.kind_field} {kind!r}, expected one of {sorted(schema.kinds)}"
+                f"unknown {schema.kind_field} {str(kind)[:64]!r}, expected one of "
+                f"{sorted(schema.kinds)}"
             )
         for extra in schema.kinds[kind]:
-            if message.get(extra) is None:
+            if extra not in out:
                 raise InvalidRecord(f"{schema.kind_field} {kind!r} requires field {extra!r}")
-    ts = message[schema.time_field]
-    if not MIN_TS_MS <= ts < MAX_TS_MS:
-        raise InvalidRecord(
-            f"field {schema.time_field!r} is {ts}, not epoch milliseconds in 2000..2100"
-        )
-    if not message[schema.id_field]:
-        raise InvalidRecord(f"field {schema.id_field!r} is empty")
-    return message
+    return out
 
 
 def parse(raw: bytes | None, schema: MessageSchema) -> dict[str, Any]:
@@ -87,12 +189,14 @@ def parse(raw: bytes | None, schema: MessageSchema) -> dict[str, Any]:
         message = orjson.loads(text)
     except json.JSONDecodeError as e:   # orjson.JSONDecodeError is a subclass
         raise InvalidRecord(f"bad JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise InvalidRecord("bad JSON: nested too deep to decode") from None
     return validate(message, schema)
 
 
 def dead_letter(
     *, raw: bytes | None, source_topic: str, partition: int, offset: int, error: str, job: str,
-    now_ms: int | None = None,
+    now_ms: int | None = None, operator: str = "validate", dead_letter_id: str | None = None,
 ) -> dict[str, Any]:
     """The ``dead-letters`` message for a rejected record (raw bytes truncated)."""
     raw = raw or b""
@@ -104,14 +208,15 @@ def dead_letter(
     except UnicodeDecodeError:
         text, encoding = base64.b64encode(preview).decode("ascii"), "base64"
     return {
-        "dead_letter_id": f"{source_topic}:{partition}:{offset}",
+        "dead_letter_id": dead_letter_id or f"{source_topic}:{partition}:{offset}",
         "source_topic": source_topic,
         "partition": partition,
         "offset": offset,
-        "error": error,
+        "error": error[:4096],
         "raw": text,
         "raw_encoding": encoding,
         "raw_size": len(raw),
         "job": job,
+        "operator": operator,
         "ts": int(time.time() * 1000) if now_ms is None else now_ms,
     }

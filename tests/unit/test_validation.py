@@ -3,8 +3,10 @@ import json
 
 import pytest
 
-from connectors.topics import AUDIO_CHUNK, BEHAVIOR_EVENT, RANKING, SHOW_EVENT
+from connectors.topics import AUDIO_CHUNK, BEHAVIOR_EVENT, PROPS_DEPTH, RANKING, SHOW_EVENT, TOPICS
 from onair.sample_events import behavior_events, malformed_values, show_events
+from onair.sample_hostile import ODD_ID, hostile_cases
+from operators.audio_pcm import decode_chunk
 from operators.validation import RAW_PREVIEW_BYTES, InvalidRecord, dead_letter, parse
 
 GOOD = {"event_id": "e1", "event_type": "like", "ts": 1_764_000_000_000, "user_id": "u1",
@@ -148,3 +150,58 @@ def test_validate_function_sends_untagged_topics_to_the_main_output():
     assert out("u") == [(tag, GOOD)]
     [(where, _letter)] = out("t", b"{not json")
     assert where is DEAD_LETTER_TAG
+
+
+@pytest.mark.parametrize("case", hostile_cases(), ids=lambda c: f"{c.topic}:{c.name}")
+def test_hostile_cases_are_rejected_with_their_reason_or_stripped_to_the_schema(case):
+    schema = TOPICS[case.topic].schema
+    if case.rejected is not None:
+        with pytest.raises(InvalidRecord) as err:
+            message = parse(case.value, schema)
+            if case.topic == "audio-chunks":
+                decode_chunk(message)
+        assert case.rejected in str(err.value)
+        return
+    message = parse(case.value, schema)
+    assert set(message) <= set(schema.field_names())
+    for f in schema.fields:
+        if f.name in message:
+            assert message[f.name] == json.loads(case.value)[f.name]
+
+
+def test_validation_keeps_only_declared_fields_and_drops_nulls():
+    message = parse(raw(GOOD | {"kind": "live", "creator_id": None, "props": {"a": [1]}}),
+                    BEHAVIOR_EVENT)
+    assert message == GOOD | {"props": {"a": [1]}}
+
+
+def test_props_depth_limit_is_exact():
+    nested: dict = {}
+    for _ in range(PROPS_DEPTH - 1):
+        nested = {"a": nested}
+    assert parse(raw(GOOD | {"props": nested}), BEHAVIOR_EVENT)["props"] == nested
+    with pytest.raises(InvalidRecord, match="nested"):
+        parse(raw(GOOD | {"props": {"a": nested}}), BEHAVIOR_EVENT)
+
+
+def test_json_nested_past_the_decoder_limit_is_a_reason_not_a_crash():
+    with pytest.raises(InvalidRecord, match="bad JSON"):
+        parse(b'{"props":' + b"[" * 20_000 + b"]" * 20_000 + b"}", BEHAVIOR_EVENT)
+
+
+def test_every_integer_is_bounded_by_int64():
+    for t in TOPICS.values():
+        for f in t.schema.fields:
+            if f.type == "integer":
+                lo, hi = f.bounds()
+                assert -(2**63) <= lo <= hi <= 2**63 - 1, (t.name, f.name)
+
+
+def test_the_odd_id_is_a_valid_id_and_the_json_schema_agrees():
+    import jsonschema
+
+    event = GOOD | {"user_id": ODD_ID, "show_id": ODD_ID}
+    assert parse(raw(event), BEHAVIOR_EVENT) == event
+    jsonschema.validate(event, BEHAVIOR_EVENT.json_schema())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(GOOD | {"user_id": "u\x1f"}, BEHAVIOR_EVENT.json_schema())
