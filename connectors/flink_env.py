@@ -37,6 +37,30 @@ class FlinkJobSettings:
     unaligned_checkpoints: bool = False
     # BATCH execution (bounded jobs over files: no checkpoints, blocking shuffles).
     batch: bool = False
+    # Restarts after a fault (a record never causes one): exponential delay from 1 s doubling
+    # to ``restart_max_delay_s``; after ``restart_attempts`` restarts with no 10 stable
+    # minutes between them the job FAILS, for an operator to look at (docs/operations.md).
+    restart_attempts: int = 30
+    restart_max_delay_s: int = 60
+
+
+def restart_strategy(cfg: FlinkJobSettings) -> dict[str, str]:
+    """Flink's restart-strategy options for ``cfg`` (set explicitly: without them a job with
+    checkpointing restarts forever at a fixed 1 s)."""
+    if cfg.batch:
+        return {"restart-strategy.type": "fixed-delay",
+                "restart-strategy.fixed-delay.attempts": "3",
+                "restart-strategy.fixed-delay.delay": "10 s"}
+    return {
+        "restart-strategy.type": "exponential-delay",
+        "restart-strategy.exponential-delay.initial-backoff": "1 s",
+        "restart-strategy.exponential-delay.max-backoff": f"{cfg.restart_max_delay_s} s",
+        "restart-strategy.exponential-delay.backoff-multiplier": "2.0",
+        "restart-strategy.exponential-delay.reset-backoff-threshold": "10 min",
+        "restart-strategy.exponential-delay.jitter-factor": "0.1",
+        "restart-strategy.exponential-delay.attempts-before-reset-backoff":
+            str(cfg.restart_attempts),
+    }
 
 
 def stream_env(cfg: FlinkJobSettings) -> StreamExecutionEnvironment:
@@ -53,6 +77,8 @@ def stream_env(cfg: FlinkJobSettings) -> StreamExecutionEnvironment:
         # The adaptive batch scheduler would size each operator by its input bytes: a few
         # small records (file names, blocks of days) naming heavy work got parallelism 1.
         conf.set_string("execution.batch.adaptive.auto-parallelism.enabled", "false")
+    for key, value in restart_strategy(cfg).items():
+        conf.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(cfg.parallelism)
     env.set_buffer_timeout(cfg.buffer_timeout_ms)

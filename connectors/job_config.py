@@ -51,6 +51,14 @@ def add_flink_flags(parser: argparse.ArgumentParser, job: str, *,
                                                 str(buffer_timeout_ms))),
                         help="longest wait of a network buffer between operators "
                              f"(env ONAIR_BUFFER_TIMEOUT_MS, default {buffer_timeout_ms})")
+    parser.add_argument("--restart-attempts", type=int,
+                        default=int(env_default("ONAIR_RESTART_ATTEMPTS", "30")),
+                        help="restarts after faults before the job fails, counted until it "
+                             "runs 10 min without one (env ONAIR_RESTART_ATTEMPTS, default 30)")
+    parser.add_argument("--restart-max-delay-s", type=int,
+                        default=int(env_default("ONAIR_RESTART_MAX_DELAY_S", "60")),
+                        help="longest wait before a restart; waits double from 1 s "
+                             "(env ONAIR_RESTART_MAX_DELAY_S, default 60)")
     parser.add_argument("--bounded", action="store_true",
                         help="read the input topics up to their current end, then finish")
 
@@ -61,6 +69,7 @@ def flink_settings(args: argparse.Namespace) -> FlinkJobSettings:
         python_mode=args.python_mode, bounded=args.bounded, bundle_size=args.bundle_size,
         bundle_time_ms=args.bundle_time_ms, buffer_timeout_ms=args.buffer_timeout_ms,
         unaligned_checkpoints=args.unaligned_checkpoints,
+        restart_attempts=args.restart_attempts, restart_max_delay_s=args.restart_max_delay_s,
     )
 
 

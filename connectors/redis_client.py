@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from connectors.settings import RedisSettings
 
@@ -11,7 +13,14 @@ def redis_client(settings: RedisSettings | None = None, **overrides) -> redis.Re
     """A client for ``settings`` (default: from the environment). Connections are lazy: nothing
     is opened until the first command, so this is safe to call in a Flink ``open()``."""
     settings = settings or RedisSettings.from_env()
-    kw: dict = {"socket_timeout": 5, "socket_connect_timeout": 5, "health_check_interval": 30}
+    kw: dict = {
+        "socket_timeout": settings.timeout_s, "socket_connect_timeout": settings.timeout_s,
+        "health_check_interval": 30,
+        # Every command and pipeline retries on a lost connection or a timeout; onair's
+        # writes are versioned (idempotent) and its reads have no side effect.
+        "retry": Retry(ExponentialBackoff(cap=2.0, base=0.1), settings.retries),
+        "retry_on_error": [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
+    }
     if settings.password:
         kw["password"] = settings.password
     if settings.tls_ca and settings.url.startswith("rediss://"):

@@ -95,14 +95,23 @@ class RedisSettings:
     password: str | None = field(default=None, repr=False)
     tls_ca: str | None = None
     key_prefix: str = "onair"
+    # A command waits this long for its reply, and a connection error or timeout is retried
+    # this many times with exponential backoff (0.1 s doubling to 2 s) before it fails the
+    # caller: a Redis restart or a short freeze is ridden out, a longer outage fails the job
+    # into its restart strategy. rank_shows waits less and does not retry (it degrades).
+    timeout_s: float = 5.0
+    retries: int = 6
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> RedisSettings:
-        """``ONAIR_REDIS_PREFIX`` (default ``onair``) starts every key onair writes."""
+        """``ONAIR_REDIS_PREFIX`` (default ``onair``) starts every key onair writes;
+        ``REDIS_TIMEOUT_S`` and ``REDIS_RETRIES`` bound each command."""
         env = os.environ if env is None else env
         return cls(
             env.get("REDIS_URL", cls.url), env.get("REDIS_PASSWORD") or None,
             env.get("REDIS_TLS_CA") or None, env.get("ONAIR_REDIS_PREFIX", cls.key_prefix),
+            float(env.get("REDIS_TIMEOUT_S") or cls.timeout_s),
+            int(env.get("REDIS_RETRIES") or cls.retries),
         )
 
 

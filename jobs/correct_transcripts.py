@@ -36,7 +36,7 @@ from operators.transcript_functions import (
     PairSegmentsFunction,
     RollingWerFunction,
 )
-from operators.validate_function import KAFKA_ROW_TYPE
+from operators.validate_function import DEAD_LETTER_TAG, KAFKA_ROW_TYPE
 from operators.vocabulary import VocabularyError, load_vocabulary
 
 JOB = "correct_transcripts"
@@ -98,6 +98,9 @@ def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironmen
            .process(RollingWerFunction(cfg.wer_window), output_type=KAFKA_ROW_TYPE)
            .name("rolling-wer").uid(f"{JOB}-rolling-wer"))
 
+    # Records whose logic raised in an operator (its per-record barrier) join validation's.
+    dead = dead.union(*(stage.get_side_output(DEAD_LETTER_TAG) for stage in (corrected, scores,
+                                                                              wer)))
     statements = t_env.create_statement_set()
     add_kafka_sink(t_env, statements, cfg.kafka, TRANSCRIPTS_CORRECTED, corrected, job=JOB)
     add_kafka_sink(t_env, statements, cfg.kafka, TRANSCRIPT_WER_TOPIC, wer, job=JOB)

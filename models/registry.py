@@ -7,9 +7,12 @@ Layout under ``connectors.settings.registry_root()``::
     NAME/VERSION/meta.json       ModelVersion fields (below)
     NAME/VERSION/...             reports and plots written beside the model
 
-Versions are integers counted from 1 per name. ``load_session`` recomputes the ONNX file's
-sha256 and refuses a file that does not match its metadata (tampered, truncated, swapped) or a
-model that is not registered; pickles are never loaded.
+Versions are integers counted from 1 per name. Names, versions and aliases must match
+``NAME_PATTERN``, ``VERSION_PATTERN`` and ``ALIAS_PATTERN``, and every path resolves inside the
+root (a symlink out of it is refused). ``load_session`` reads the ONNX file once, checks the
+sha256 of those very bytes against its metadata (tampered, truncated, swapped) and builds the
+session from them; pickles are never loaded. Every way a version can be broken (a truncated
+``meta.json``, an unknown key, bytes that are not ONNX) is a ``RegistryError``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -31,8 +35,20 @@ META_FILE = "meta.json"
 ALIASES_FILE = "aliases.json"
 
 
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+VERSION_PATTERN = re.compile(r"[1-9][0-9]{0,8}")
+ALIAS_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
 class RegistryError(RuntimeError):
     """A model, version or alias that does not exist, or a file that fails its check."""
+
+
+def _check(kind: str, value: str, pattern: re.Pattern) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise RegistryError(f"{kind} {value!r} is not a valid {kind} "
+                            f"(expected {pattern.pattern})")
+    return value
 
 
 @dataclass(frozen=True)
@@ -95,34 +111,65 @@ class Registry:
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root) if root else registry_root()
 
+    def _path(self, *parts: str) -> Path:
+        """``root/parts...``, refused unless it resolves inside the root."""
+        path = self.root.joinpath(*parts)
+        if not path.resolve().is_relative_to(self.root.resolve()):
+            raise RegistryError(f"{path} resolves outside the registry root {self.root}")
+        return path
+
+    def _read_json(self, path: Path) -> Any:
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise RegistryError(f"{path} is not valid JSON: {e}") from None
+
     def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
         return sorted(p.name for p in self.root.iterdir() if p.is_dir())
 
     def versions(self, name: str) -> list[ModelVersion]:
-        folder = self.root / name
+        folder = self._path(_check("model name", name, NAME_PATTERN))
         if not folder.is_dir():
             raise RegistryError(f"no model named {name!r} in {self.root}; known: "
                                 f"{', '.join(self.names()) or 'none (train one first)'}")
         found = sorted(int(p.name) for p in folder.iterdir()
-                        if p.name.isdigit() and (p / META_FILE).exists())
+                       if VERSION_PATTERN.fullmatch(p.name) and (p / META_FILE).exists())
         return [self._meta(name, str(v)) for v in found]
 
     def _meta(self, name: str, version: str) -> ModelVersion:
-        path = self.root / name / version / META_FILE
+        _check("model name", name, NAME_PATTERN)
+        _check("version", version, VERSION_PATTERN)
+        path = self._path(name, version, META_FILE)
         if not path.exists():
             raise RegistryError(f"{name} has no version {version!r}; versions: "
                                 f"{[v.version for v in self.versions(name)]}")
-        return ModelVersion(**json.loads(path.read_text()))
+        meta = self._read_json(path)
+        try:
+            mv = ModelVersion(**meta)
+        except TypeError as e:   # not an object, an unknown key or a missing one
+            raise RegistryError(f"{path} is not a model version's metadata: {e}") from None
+        if (mv.name, mv.version) != (name, version):
+            raise RegistryError(f"{path} describes {mv.name}:{mv.version}, not "
+                                f"{name}:{version}")
+        return mv
 
     def aliases(self, name: str) -> dict[str, str]:
-        path = self.root / name / ALIASES_FILE
-        return json.loads(path.read_text()) if path.exists() else {}
+        path = self._path(_check("model name", name, NAME_PATTERN), ALIASES_FILE)
+        if not path.exists():
+            return {}
+        aliases = self._read_json(path)
+        if not isinstance(aliases, dict):
+            raise RegistryError(f"{path} must map aliases to versions")
+        for alias, version in aliases.items():
+            _check("alias", alias, ALIAS_PATTERN)
+            _check("version", version, VERSION_PATTERN)
+        return aliases
 
     def resolve(self, name: str, ref: str = "production") -> ModelVersion:
         """``ref`` is a version number, an alias, or ``latest``."""
-        if not (self.root / name).is_dir():
+        if not self._path(_check("model name", name, NAME_PATTERN)).is_dir():
             self.versions(name)  # raises: no such model, and names the known ones
         if ref == "latest":
             versions = self.versions(name)
@@ -131,6 +178,7 @@ class Registry:
             return versions[-1]
         if ref.isdigit():
             return self._meta(name, ref)
+        _check("alias", ref, ALIAS_PATTERN)
         aliases = self.aliases(name)
         if ref not in aliases:
             raise RegistryError(f"{name} has no alias {ref!r} (aliases: {aliases or 'none'}); "
@@ -145,7 +193,7 @@ class Registry:
                  data_fingerprint: dict | None = None, extra: dict | None = None,
                  artifacts: dict[str, bytes] | None = None) -> ModelVersion:
         """Store a new version; it becomes visible when its ``meta.json`` lands (last)."""
-        folder = self.root / name
+        folder = self._path(_check("model name", name, NAME_PATTERN))
         folder.mkdir(parents=True, exist_ok=True)
         existing = [int(p.name) for p in folder.iterdir() if p.name.isdigit()]
         version = str(max(existing, default=0) + 1)
@@ -164,21 +212,25 @@ class Registry:
         return mv
 
     def promote(self, name: str, version: str, alias: str = "production") -> ModelVersion:
+        _check("alias", alias, ALIAS_PATTERN)
         mv = self._meta(name, version)
         self.verify(mv)
         aliases = {**self.aliases(name), alias: mv.version}
         _write_atomic(self.root / name / ALIASES_FILE, json.dumps(aliases, indent=1))
         return mv
 
-    def verify(self, mv: ModelVersion) -> Path:
-        path = self.version_dir(mv) / MODEL_FILE
-        if not path.exists():
-            raise RegistryError(f"{mv.ref}: {path} is missing")
-        actual = sha256_file(path)
+    def verify(self, mv: ModelVersion) -> bytes:
+        """The model file's bytes, read once, after their sha256 matched the metadata's."""
+        path = self._path(mv.name, mv.version, MODEL_FILE)
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise RegistryError(f"{mv.ref}: cannot read {path}: {e}") from None
+        actual = hashlib.sha256(data).hexdigest()
         if actual != mv.onnx_sha256:
             raise RegistryError(f"{mv.ref}: {path} has sha256 {actual[:16]}…, the registry "
-                                f"recorded {mv.onnx_sha256[:16]}…; refusing to load it")
-        return path
+                                f"recorded {str(mv.onnx_sha256)[:16]}…; refusing to load it")
+        return data
 
     def load_session(self, name: str, ref: str = "production"):
         """(onnxruntime session on one thread, its ModelVersion), after the sha256 check."""
@@ -186,10 +238,14 @@ class Registry:
 
         ort = onnx_runtime()
         mv = self.resolve(name, ref)
-        path = self.verify(mv)
+        data = self.verify(mv)
         options = ort.SessionOptions()
         # One Flink subtask per core: onnxruntime's own thread pool would fight the others.
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        return ort.InferenceSession(str(path), options,
-                                    providers=["CPUExecutionProvider"]), mv
+        try:
+            # From the checked bytes, not the path: the file could change between the two.
+            session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        except Exception as e:   # onnxruntime raises its own types for a bad model
+            raise RegistryError(f"{mv.ref}: not a loadable ONNX model: {e}") from None
+        return session, mv

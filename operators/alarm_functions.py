@@ -36,7 +36,7 @@ from operators.audio_stream import (
     decide_many,
     push_many,
 )
-from operators.validate_function import DEAD_LETTER_TAG, RowValidator, kafka_row
+from operators.validate_function import DEAD_LETTER_TAG, RecordBarrier, RowValidator, kafka_row
 
 
 def decoded_chunk(message: dict) -> tuple:
@@ -79,6 +79,7 @@ class DetectAlarmsFunction(KeyedProcessFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.validate = RowValidator(self.job, runtime_context)
+        self.barrier = RecordBarrier(self.job, "detect", runtime_context)
         session, mv = Registry(self.registry_root).load_session(self.model_name,
                                                                 self.model_version)
         self.scorer = OnnxScorer(session)
@@ -114,7 +115,13 @@ class DetectAlarmsFunction(KeyedProcessFunction):
             yield DEAD_LETTER_TAG, row
             return
         seq, ts, rate, pcm = row
-        chunk = Chunk(seq, float(ts), resample(pcm, rate, self.spec.sample_rate))
+        try:
+            chunk = Chunk(seq, float(ts), resample(pcm, rate, self.spec.sample_rate))
+        except Exception as e:
+            yield self.barrier.letter(e, {"stream_id": key, "seq": seq, "ts": ts,
+                                          "sample_rate": rate}, source_topic=value.topic,
+                                      message_id=f"{key}:{seq}")
+            return
         if key not in self.detectors:
             self._restore(key)
         self._save(key, chunk)
@@ -191,6 +198,22 @@ class DetectAlarmsFunction(KeyedProcessFunction):
     def _flush(self):
         batch, self.queue, self.flush_due = self.queue, [], None
         self.queued.clear()
+        try:
+            yield from self._run(batch)
+        except Exception as e:
+            if len(batch) == 1:
+                key, chunk = batch[0]
+                yield self.barrier.letter(
+                    e, {"stream_id": key, "seq": chunk.seq, "ts": chunk.ts},
+                    source_topic="audio-chunks", message_id=f"{key}:{chunk.seq}")
+                return
+            # One chunk broke the batch: each goes alone, so only that one is lost (the
+            # others' detectors may see a chunk twice: the sequencer drops the repeat).
+            for item in batch:
+                self.queue = [item]
+                yield from self._flush()
+
+    def _run(self, batch: list[tuple[str, Chunk]]):
         keys = {id(self.detectors[key]): key for key, _ in batch}
         counts = {key: astuple(self.detectors[key].counters) for key in keys.values()}
         # One BLAS thread: a batch's matrix products are big enough for OpenBLAS to wake its

@@ -89,20 +89,33 @@ class Counters:
 
 class Sequencer:
     """Releases chunks in sequence order; holds at most ``depth`` chunks behind a missing one,
-    then gives up on it. Chunks at or below the last released sequence number are duplicates
-    (or too late to place) and are dropped."""
+    then gives up on it. A chunk below the next expected sequence number (or one already
+    waiting) is a duplicate or too late to place, and is dropped, unless its audio is newer
+    than any released: then the producer numbered its stream anew (a restart from 0, or a
+    return after a jump far ahead) and the sequence restarts at that chunk (``resets``)."""
 
     def __init__(self, depth: int):
         self.depth = depth
         self.next_seq: int | None = None
         self.pending: dict[int, Chunk] = {}
+        self.last_ts: float | None = None   # of the newest chunk released
+        self.resets = 0
 
     def push(self, chunk: Chunk) -> tuple[list[Chunk], bool]:
         """(chunks released in order, whether ``chunk`` was a duplicate)."""
         if self.next_seq is None:
             self.next_seq = chunk.seq
         if chunk.seq < self.next_seq or chunk.seq in self.pending:
-            return [], True
+            newer = max([c.ts for c in self.pending.values()] + [self.last_ts or chunk.ts])
+            if chunk.ts <= newer:
+                return [], True
+            # Renumbered: what waits is released first (it is older audio), then the new run.
+            released = [self.pending.pop(k) for k in sorted(self.pending)]
+            self.next_seq = chunk.seq + 1
+            self.resets += 1
+            released.append(chunk)
+            self.last_ts = chunk.ts
+            return released, False
         self.pending[chunk.seq] = chunk
         released = []
         while self.pending:
@@ -112,6 +125,8 @@ class Sequencer:
                 self.next_seq = min(self.pending)  # the missing chunks are not coming
             released.append(self.pending.pop(self.next_seq))
             self.next_seq += 1
+        if released:
+            self.last_ts = max(self.last_ts or released[-1].ts, released[-1].ts)
         return released, False
 
 
@@ -244,8 +259,10 @@ class StreamDetector:
 
     def _plan(self, chunk: Chunk, plan: _Plan) -> None:
         """Reorder, de-duplicate and gap-fill ``chunk``; its complete frames join ``plan``."""
+        renumbered = self.sequencer.resets
         released, duplicate = self.sequencer.push(chunk)
         self.counters.duplicates += duplicate
+        self.counters.resets += self.sequencer.resets - renumbered
         for c in released:
             expected = self.cutter.end_ts()
             gap_ms = 0.0 if expected is None else c.ts - expected
@@ -268,7 +285,8 @@ class StreamDetector:
     def to_bytes(self) -> bytes:
         seq, cut, deb, c = self.sequencer, self.cutter, self.debouncer, self.counters
         return pickle.dumps((
-            (seq.next_seq, [(k, ch.ts, ch.samples.tobytes()) for k, ch in seq.pending.items()]),
+            (seq.next_seq, [(k, ch.ts, ch.samples.tobytes()) for k, ch in seq.pending.items()],
+             seq.last_ts, seq.resets),
             (cut.origin_ts, cut.n_samples, cut.tail.tobytes(), cut.window_origin_ts,
              cut.frames.tobytes(), cut.stats.tobytes(), cut.frames_start, cut.next_window,
              cut.after_reset),
@@ -279,9 +297,11 @@ class StreamDetector:
     @classmethod
     def from_bytes(cls, data: bytes, spec: FeatureSpec, policy: StreamPolicy) -> StreamDetector:
         """The detector ``to_bytes`` saved, under this ``spec`` and ``policy``."""
-        (next_seq, pending), cut, (recent, armed, last_end), counters = pickle.loads(data)
+        (next_seq, pending, *more), cut, (recent, armed, last_end), counters = pickle.loads(data)
         d = cls(spec, policy, counters=Counters(*counters))
         d.sequencer.next_seq = next_seq
+        if more:   # snapshots written before renumbering was detected lack these
+            d.sequencer.last_ts, d.sequencer.resets = more
         d.sequencer.pending = {k: Chunk(k, ts, np.frombuffer(b, np.float32))
                                for k, ts, b in pending}
         c = d.cutter

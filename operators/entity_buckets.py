@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from operators.features import STATE_TYPES, EntityState, from_saved, routes, to_saved
 
 Routed = tuple[str, dict]   # (entity key "kind:id", event or derived update)
+Failure = tuple[str, dict | None, Exception]   # (entity key, event or None, what it raised)
 # Between an entity key and the name of one of its parts, in state keys (not in any id).
 PART_SEP = "\x1f"
 
@@ -75,23 +76,44 @@ class Bucket:
         for key, st in self.entities.items():
             self._note_timer(key, st)
 
-    def apply(self, batch: Iterable[Routed]) -> list[dict]:
-        """Apply a batch of (entity key, event); return the derived creator updates."""
+    def apply(self, batch: Iterable[Routed], failed: list[Failure] | None = None
+              ) -> list[dict]:
+        """Apply a batch of (entity key, event); return the derived creator updates.
+
+        ``failed`` given: an event whose apply raises is appended to it with its error and
+        the batch goes on (the entity keeps what the event changed before it raised);
+        otherwise the error propagates (the reference's way)."""
         derived: list[dict] = []
         for key, event in batch:
-            st = self.entities.get(key)
-            if st is None:
-                st = self.entities[key] = STATE_TYPES[key.split(":", 1)[0]]()
-            derived.extend(st.apply(event) or ())
+            try:
+                st = self.entities.get(key)
+                if st is None:
+                    st = self.entities[key] = STATE_TYPES[key.split(":", 1)[0]]()
+                derived.extend(st.apply(event) or ())
+            except Exception as e:
+                if failed is None:
+                    raise
+                failed.append((key, event, e))
+                if key not in self.entities:
+                    continue
             self.changed.add(key)
             self._note_timer(key, st)
         return derived
 
-    def advance(self, watermark: int) -> None:
-        """Event time reached ``watermark``: advance the entities with a timer due by then."""
+    def advance(self, watermark: int, failed: list[Failure] | None = None) -> None:
+        """Event time reached ``watermark``: advance the entities with a timer due by then.
+        ``failed`` given: an entity whose advance raises is appended (with no event) and
+        loses its timer, so it cannot fail the same way at every later watermark."""
         for key in [k for k, t in self.timers.items() if t <= watermark]:
             st = self.entities[key]
-            st.advance(watermark)
+            try:
+                st.advance(watermark)
+            except Exception as e:
+                if failed is None:
+                    raise
+                failed.append((key, None, e))
+                self.timers.pop(key, None)
+                continue
             self.changed.add(key)
             self._note_timer(key, st)
 

@@ -48,7 +48,13 @@ from pyflink.datastream.state import MapStateDescriptor
 
 from connectors.feature_store import FeatureWrite, RedisFeatureStore
 from connectors.settings import RedisSettings
-from connectors.topics import MessageSchema
+from connectors.topics import (
+    BEHAVIOR_EVENT,
+    BEHAVIOR_EVENTS,
+    SHOW_EVENT,
+    SHOW_EVENTS,
+    MessageSchema,
+)
 from operators.entity_buckets import (
     Bucket,
     PendingWrites,
@@ -57,11 +63,19 @@ from operators.entity_buckets import (
     split_by_bucket,
 )
 from operators.state_ttl import state_ttl
-from operators.validate_function import DEAD_LETTER_TAG, RowValidator, as_message, validate_value
+from operators.validate_function import (
+    DEAD_LETTER_TAG,
+    RecordBarrier,
+    RowValidator,
+    as_message,
+    validate_value,
+)
 
 # Rows (bucket key, [(entity key, event), ...]) for ``connectors.flink_io.key_by_first_field``.
 BATCH_TYPE = Types.ROW([Types.STRING(), Types.PICKLED_BYTE_ARRAY()])
 EVENTS_TYPE = Types.PICKLED_BYTE_ARRAY()
+SOURCE_TOPIC_OF = {**dict.fromkeys(BEHAVIOR_EVENT.kinds, BEHAVIOR_EVENTS.name),
+                   **dict.fromkeys(SHOW_EVENT.kinds, SHOW_EVENTS.name)}
 # Events that update a creator first-hand (follows), from the splitter to the creator stage.
 CREATOR_TAG = OutputTag("creator-events", BATCH_TYPE)
 
@@ -77,6 +91,7 @@ class SplitBatchFunction(ProcessFunction):
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.validate = RowValidator(self.job, runtime_context)
+        self.barrier = RecordBarrier(self.job, "split", runtime_context)
 
     def process_element(self, value: Row, ctx: ProcessFunction.Context):
         topic, partitions, offsets, values = value[0], value[1], value[2], value[3]
@@ -89,7 +104,13 @@ class SplitBatchFunction(ProcessFunction):
                 bad += 1
                 yield DEAD_LETTER_TAG, out
                 continue
-            to_first, to_creators = route_event(out)
+            try:
+                to_first, to_creators = route_event(out)
+            except Exception as e:
+                bad += 1
+                yield self.barrier.letter(e, out, source_topic=topic,
+                                          message_id=str(out.get("event_id")))
+                continue
             first += to_first
             creators += to_creators
         # Counted per batch: a metric update is a call into the JVM in thread mode (7 % of
@@ -108,7 +129,9 @@ class EntityBucketsFunction(KeyedProcessFunction):
     (``PendingWrites``); 0 writes at the end of every call."""
 
     def __init__(self, redis: RedisSettings, *, buckets: int, write_interval_ms: int = 100,
-                 ended_ttl_ms: int = 24 * 3_600_000, state_ttl_days: int = 14):
+                 ended_ttl_ms: int = 24 * 3_600_000, state_ttl_days: int = 14,
+                 job: str = "compute_features", operator: str = "entities"):
+        self.job, self.operator = job, operator
         self.redis = redis
         self.buckets = buckets
         self.write_interval_ms = write_interval_ms
@@ -131,6 +154,7 @@ class EntityBucketsFunction(KeyedProcessFunction):
         self.writes = group.counter("redis_writes")
         self.batches = group.counter("redis_batches")
         self.reflection = group.distribution("reflection_ms")
+        self.barrier = RecordBarrier(self.job, self.operator, runtime_context)
 
     def process_element(self, value: list, ctx: KeyedProcessFunction.Context):
         key = ctx.get_current_key()
@@ -139,9 +163,11 @@ class EntityBucketsFunction(KeyedProcessFunction):
         late = sum(1 for _, event in value if event["ts"] < watermark)
         if late:
             self.late.inc(late)
-        derived = bucket.apply(value)
-        self.applied.inc(len(value))
+        failed: list = []
+        derived = bucket.apply(value, failed)
+        self.applied.inc(len(value) - len(failed))
         self._save(key, bucket, ctx, events=True)
+        yield from self._letters(failed)
         if derived:
             for creator_bucket, batch in split_by_bucket(route_derived(derived), self.buckets,
                                                          "c").items():
@@ -157,9 +183,20 @@ class EntityBucketsFunction(KeyedProcessFunction):
         if self.timers.get(key) == timestamp:
             del self.timers[key]
         bucket = self._bucket(key)
-        bucket.advance(timestamp)
+        failed: list = []
+        bucket.advance(timestamp, failed)
         self._save(key, bucket, ctx, events=False)
-        return iter(())
+        return self._letters(failed)
+
+    def _letters(self, failed: list):
+        """Dead letters of the events (or entities, when event time advanced them) that
+        raised in a bucket."""
+        for entity, event, error in failed:
+            if event is None:
+                event = {"entity": entity}
+            topic = SOURCE_TOPIC_OF.get(event.get("event_type"), "derived")
+            yield self.barrier.letter(error, event, source_topic=topic,
+                                      message_id=f"{entity}:{event.get('event_id')}")
 
     def _bucket(self, key: str) -> Bucket:
         bucket = self.loaded.get(key)

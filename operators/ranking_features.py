@@ -108,6 +108,14 @@ def heuristic_scores(declared: np.ndarray, popularity: np.ndarray) -> np.ndarray
     return np.asarray(declared, dtype=np.float64) + tie
 
 
+def catalog_scores(live: Sequence[bool], starts: Sequence[int], now_ms: int) -> np.ndarray:
+    """Scores from the catalog alone, for when the online store is unreachable: live shows
+    first, then upcoming ones soonest first (each score in [0, 2), higher is better)."""
+    wait = np.maximum(np.asarray(starts, dtype=np.float64) - now_ms, 0.0)
+    soon = 1.0 / (1.0 + wait / 3_600_000)   # 1 now, 1/2 in an hour
+    return np.asarray(live, dtype=np.float64) + np.where(np.asarray(live, bool), 0.0, soon)
+
+
 def top_k(ids: Sequence[str], scores: np.ndarray, k: int) -> list[tuple[str, float]]:
     """The k best (id, score), best first; equal scores in id order (deterministic)."""
     return [(ids[i], float(scores[i])) for i in top_k_indices(ids, scores, k)]

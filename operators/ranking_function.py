@@ -7,18 +7,32 @@ bundle to close, and latency is what this job is for (README, Performance)."""
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import logging
 import time
 
+import redis
 from pyflink.common import Types
 from pyflink.datastream import BroadcastProcessFunction
 from pyflink.datastream.state import MapStateDescriptor
 
 from operators.ranking_catalog import Catalog, ShowEntry
-from operators.ranking_features import assemble, heuristic_scores, top_k_indices, variant
-from operators.validate_function import DEAD_LETTER_TAG, as_message, kafka_row, validate_row
+from operators.ranking_features import (
+    assemble,
+    catalog_scores,
+    heuristic_scores,
+    top_k_indices,
+    variant,
+)
+from operators.validate_function import (
+    DEAD_LETTER_TAG,
+    RecordBarrier,
+    as_message,
+    kafka_row,
+    validate_row,
+)
 
 CATALOG_STATE = MapStateDescriptor("show-catalog", Types.STRING(), Types.STRING())
 log = logging.getLogger(__name__)
@@ -27,10 +41,34 @@ log = logging.getLogger(__name__)
 class Ranker:
     """One request -> one ranking message (no Flink here: the benchmark times it alone)."""
 
+    # After the online store failed, requests skip it for this long (doubling per failure up
+    # to the cap) and rank from the catalog alone: a request never waits on a dead Redis
+    # for more than one socket timeout.
+    RETRY_AFTER_S = (0.5, 5.0)
+
     def __init__(self, catalog: Catalog, reader, experiment: str, horizon_ms: int,
                  default_k: int):
         self.catalog, self.reader, self.experiment = catalog, reader, experiment
         self.horizon_ms, self.default_k = horizon_ms, default_k
+        self.store_down_until = 0.0
+        self.store_backoff_s = 0.0
+
+    def _features(self, request: dict, ids, creators, topics, now: int):
+        """The candidates' features, or None while the online store is unreachable."""
+        clock = time.monotonic()
+        if clock < self.store_down_until:
+            return None
+        try:
+            feats = self.reader.read(request["user_id"], ids, creators, topics, now)
+        except (redis.RedisError, OSError) as e:
+            lo, hi = self.RETRY_AFTER_S
+            self.store_backoff_s = min(hi, max(lo, 2 * self.store_backoff_s))
+            self.store_down_until = time.monotonic() + self.store_backoff_s
+            log.warning("online store unreachable (%r): catalog-only rankings for %.1f s",
+                        e, self.store_backoff_s)
+            return None
+        self.store_backoff_s = 0.0
+        return feats
 
     def rank(self, request: dict, scorer, model_version: str | None,
              started: float | None = None) -> dict:
@@ -40,7 +78,7 @@ class Ranker:
         if request.get("candidates"):
             known = self.catalog.shows
             shows = [known.get(s) or ShowEntry(s, "", "", "unknown", 0, 0)
-                     for s in dict.fromkeys(request["candidates"])]
+                     for s in request["candidates"]]
             ids, creators, topics = ([s.show_id for s in shows], [s.creator_id for s in shows],
                                      [s.topic for s in shows])
         else:
@@ -49,22 +87,31 @@ class Ranker:
         k = int(request.get("k") or self.default_k)
         arm = variant(request["user_id"], self.experiment)
         used = None
+        degraded = False
         best: list[int] = []
         if ids:
-            feats = self.reader.read(request["user_id"], ids, creators, topics, now)
-            if arm == "ml" and scorer is not None and feats.batch_run is not None:
+            feats = self._features(request, ids, creators, topics, now)
+            if feats is None:
+                degraded = True
+                entries = [self.catalog.shows.get(s) for s in ids]
+                scores = catalog_scores([e is not None and e.status == "live" for e in entries],
+                                        [e.scheduled_start if e else 0 for e in entries], now)
+            elif arm == "ml" and scorer is not None and feats.batch_run is not None:
                 scores = scorer(assemble(feats.columns, len(ids)))[:, 1]
                 used = model_version
             else:
                 scores = heuristic_scores(feats.declared, feats.popularity)
             best = top_k_indices(ids, scores, k)
-        return {
+        message = {
             "request_id": request["request_id"], "user_id": request["user_id"], "ts": now,
             "variant": arm, "model_version": used,
             "items": [{"show_id": ids[i], "score": round(float(scores[i]), 6),
                        "creator_id": creators[i]} for i in best],
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
         }
+        if degraded:
+            message["degraded"] = True
+        return message
 
 
 class RankShowsFunction(BroadcastProcessFunction):
@@ -85,7 +132,11 @@ class RankShowsFunction(BroadcastProcessFunction):
 
         self.catalog = Catalog()
         self.restored = False
-        reader = RankingReader(self.redis, max_users=self.user_cache_size)
+        # Short waits and no retries: a request ranks from the catalog alone rather than
+        # wait for the store (``Ranker._features``).
+        store = dataclasses.replace(self.redis, timeout_s=min(self.redis.timeout_s, 0.25),
+                                    retries=0)
+        reader = RankingReader(store, max_users=self.user_cache_size)
         self.ranker = Ranker(self.catalog, reader, self.experiment, self.horizon_ms,
                              self.default_k)
         self.registry = Registry(self.registry_root)
@@ -97,9 +148,12 @@ class RankShowsFunction(BroadcastProcessFunction):
         self.dead_letters = group.counter("dead_letters")
         self.fallbacks = group.counter("ranking_fallbacks")
         self.reloads = group.counter("model_reloads")
+        self.reload_failures = group.counter("model_reload_failures")
         # Users' batch hashes read from Redis (the rest came from the reader's per-run cache).
         self.user_reads = group.counter("ranking_user_reads")
         self.latency = group.distribution("ranking_latency_us")
+        self.degraded = group.counter("ranking_degraded")
+        self.barrier = RecordBarrier(self.job, "rank", runtime_context)
         # The worker holds a few hundred thousand long-lived objects (Beam, PyFlink, ONNX
         # Runtime's bindings); a full collection walking them stalls requests behind it.
         # Frozen, they are never scanned again; what requests allocate is still collected.
@@ -131,19 +185,25 @@ class RankShowsFunction(BroadcastProcessFunction):
             return
         self.next_check = now + self.reload_s
         from models.onnx_export import OnnxScorer
-        from models.registry import RegistryError
 
         try:
             mv = self.registry.resolve(self.model_name, self.alias)
             if mv.ref == self.model_version:
                 return
             session, mv = self.registry.load_session(self.model_name, mv.version)
-            self.scorer, self.model_version = OnnxScorer(session), mv.ref
-            self.reloads.inc()
-            log.info("ranking with %s", mv.ref)
-        except (RegistryError, OSError) as e:
+            scorer = OnnxScorer(session)
+        except Exception as e:
+            # Whatever is wrong with the registry (a missing or broken version, a bad alias,
+            # bytes that are not ONNX), the model in service stays in service.
+            self.reload_failures.inc()
             if self.scorer is None:
                 log.warning("no model to rank with yet (%s): heuristic for every request", e)
+            else:
+                log.warning("keeping %s: reload failed: %s", self.model_version, e)
+            return
+        self.scorer, self.model_version = scorer, mv.ref
+        self.reloads.inc()
+        log.info("ranking with %s", mv.ref)
 
     # ------------------------------------------------------------------ requests
     def process_element(self, value, ctx):
@@ -158,10 +218,17 @@ class RankShowsFunction(BroadcastProcessFunction):
         self._refresh_model()
         self.requests.inc()
         reads = self.ranker.reader.user_reads
-        message = self.ranker.rank(request, self.scorer, self.model_version, started)
+        try:
+            message = self.ranker.rank(request, self.scorer, self.model_version, started)
+        except Exception as e:
+            yield self.barrier.letter(e, request, source_topic=value.topic or "rec-requests",
+                                      message_id=request["request_id"])
+            return
         if self.ranker.reader.user_reads != reads:
             self.user_reads.inc(self.ranker.reader.user_reads - reads)
-        if message["variant"] == "ml" and message["model_version"] is None:
+        if message.get("degraded"):
+            self.degraded.inc()
+        elif message["variant"] == "ml" and message["model_version"] is None:
             self.fallbacks.inc()
         self.latency.update(int((time.perf_counter() - started) * 1e6))
         yield kafka_row(request["user_id"], message)

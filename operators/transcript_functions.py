@@ -21,9 +21,10 @@ from pyflink.datastream import (
 )
 from pyflink.datastream.state import ValueStateDescriptor
 
+from connectors.topics import TRANSCRIPT_REFERENCES, TRANSCRIPTS
 from operators.rolling_wer import PendingPair, RollingWer
 from operators.state_ttl import state_ttl
-from operators.validate_function import kafka_row
+from operators.validate_function import RecordBarrier, kafka_row
 from operators.vocabulary import VocabularyError, load_vocabulary
 from operators.vocabulary_match import VocabularyMatcher
 
@@ -39,11 +40,14 @@ class CorrectTranscriptFunction(ProcessFunction):
     ``reload_check_s``); a file that fails to load keeps the previous vocabulary in use.
     """
 
-    def __init__(self, vocab_path: str, reload_check_s: float = 5.0):
+    def __init__(self, vocab_path: str, reload_check_s: float = 5.0,
+                 job: str = "correct_transcripts"):
         self.vocab_path = vocab_path
         self.reload_check_s = reload_check_s
+        self.job = job
 
     def open(self, runtime_context: RuntimeContext) -> None:
+        self.barrier = RecordBarrier(self.job, "vocabulary", runtime_context)
         group = runtime_context.get_metrics_group().add_group("onair")
         self.corrected = group.counter("segments_corrected")
         self.replaced = group.counter("replacements")
@@ -72,9 +76,14 @@ class CorrectTranscriptFunction(ProcessFunction):
     def process_element(self, value: Row, ctx: ProcessFunction.Context):
         self._maybe_reload()
         segment = value.as_dict()
-        text, replacements = self.matcher.apply(segment["text"])
-        corrected = {**segment, "text": text, "original_text": segment["text"],
-                     "replacements": [r.as_dict() for r in replacements]}
+        try:
+            text, replacements = self.matcher.apply(segment["text"])
+            corrected = {**segment, "text": text, "original_text": segment["text"],
+                         "replacements": [r.as_dict() for r in replacements]}
+        except Exception as e:
+            yield self.barrier.letter(e, segment, source_topic=TRANSCRIPTS.name,
+                                      message_id=segment["segment_id"])
+            return
         self.corrected.inc()
         self.replaced.inc(len(replacements))
         yield kafka_row(segment["stream_id"], corrected)
@@ -86,17 +95,25 @@ class PairSegmentsFunction(KeyedCoProcessFunction):
     (input 2), in either order, and emits the ``SegmentScore``. Unpaired halves expire after
     ``ttl_s``."""
 
-    def __init__(self, ttl_s: int = 3600):
+    def __init__(self, ttl_s: int = 3600, job: str = "correct_transcripts"):
         self.ttl_s = ttl_s
+        self.job = job
 
     def open(self, runtime_context: RuntimeContext) -> None:
+        self.barrier = RecordBarrier(self.job, "pair-references", runtime_context)
         descriptor = ValueStateDescriptor("pending", Types.PICKLED_BYTE_ARRAY())
         descriptor.enable_time_to_live(state_ttl(self.ttl_s))
         self.pending = runtime_context.get_state(descriptor)
 
     def _add(self, kind: str, message: dict):
         pair = self.pending.value() or PendingPair()
-        score = pair.add(kind, message)
+        try:
+            score = pair.add(kind, message)
+        except Exception as e:
+            topic = TRANSCRIPTS.name if kind == "hypothesis" else TRANSCRIPT_REFERENCES.name
+            yield self.barrier.letter(e, message, source_topic=topic,
+                                      message_id=str(message.get("segment_id")))
+            return
         if score is None:
             self.pending.update(pair)
         else:
@@ -114,10 +131,12 @@ class RollingWerFunction(KeyedProcessFunction):
     """Keyed by stream id: folds segment scores into ``RollingWer``; emits Kafka rows for
     ``transcript-wer``."""
 
-    def __init__(self, window: int = 100):
+    def __init__(self, window: int = 100, job: str = "correct_transcripts"):
         self.window = window
+        self.job = job
 
     def open(self, runtime_context: RuntimeContext) -> None:
+        self.barrier = RecordBarrier(self.job, "rolling-wer", runtime_context)
         self.state = runtime_context.get_state(
             ValueStateDescriptor("rolling_wer", Types.PICKLED_BYTE_ARRAY()))
         group = runtime_context.get_metrics_group().add_group("onair")
@@ -129,7 +148,12 @@ class RollingWerFunction(KeyedProcessFunction):
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
         rolling = self.state.value() or RollingWer(self.window)
-        update = rolling.add(value)
+        try:
+            update = rolling.add(value)
+        except Exception as e:
+            yield self.barrier.letter(e, value, source_topic=TRANSCRIPTS.name,
+                                      message_id=str(getattr(value, "segment_id", "?")))
+            return
         self.state.update(rolling)
         self.scored.inc()
         self.errors.inc(value.errors)

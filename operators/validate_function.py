@@ -11,15 +11,22 @@ Metrics (group ``onair``, stable names): ``records_in``, ``records_valid``, ``de
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from pyflink.common import Row, Types
 from pyflink.common.typeinfo import TypeInformation
 from pyflink.datastream import OutputTag, ProcessFunction, RuntimeContext
 
 from connectors.topics import MessageSchema
-from operators.validation import InvalidRecord, dead_letter, parse
+from operators.validation import InvalidRecord, dead_letter, logic_failure, parse
+
+log = logging.getLogger(__name__)
+# Failures of the job's own I/O (Redis, files, sockets) and of the worker itself: faults,
+# left to the restart strategy and the retries around them, never a record's dead letter.
+IO_FAULTS: tuple[type[BaseException], ...] = (OSError, MemoryError, redis.RedisError)
 
 SQL_TO_TYPE: dict[str, Callable[[], TypeInformation]] = {
     "STRING": Types.STRING,
@@ -95,6 +102,28 @@ def validate_value(raw: bytes | None, topic: str | None, partition: int | None,
             partition=partition if partition is not None else -1,
             offset=offset if offset is not None else -1, error=reason, job=job,
         ))
+
+
+class RecordBarrier:
+    """The per-record barrier of a Python operator: ``letter`` turns what one record's logic
+    raised into that record's dead letter (counted as ``record_failures``, group ``onair``),
+    and re-raises I/O faults (``IO_FAULTS``), which are the job's, not the record's."""
+
+    def __init__(self, job: str, operator: str, runtime_context: RuntimeContext):
+        self.job, self.operator = job, operator
+        self.failures = runtime_context.get_metrics_group().add_group("onair").counter(
+            "record_failures")
+
+    def letter(self, error: BaseException, message: Any, *, source_topic: str,
+               message_id: str) -> tuple[OutputTag, Row]:
+        if isinstance(error, IO_FAULTS):
+            raise error
+        self.failures.inc()
+        log.warning("%s: %s failed on %s %s: %r", self.job, self.operator, source_topic,
+                    message_id, error)
+        return DEAD_LETTER_TAG, dead_letter_row(logic_failure(
+            message, error, source_topic=source_topic, message_id=message_id, job=self.job,
+            operator=self.operator))
 
 
 class RowValidator:

@@ -220,3 +220,18 @@ def dead_letter(
         "operator": operator,
         "ts": int(time.time() * 1000) if now_ms is None else now_ms,
     }
+
+
+def logic_failure(message: Any, error: BaseException, *, source_topic: str, message_id: str,
+                  job: str, operator: str, now_ms: int | None = None) -> dict[str, Any]:
+    """The ``dead-letters`` message for a record that passed validation but whose logic in
+    ``operator`` raised ``error``: the record is the message as validated (its Kafka position
+    is not known this far downstream, so the id is ``source_topic:operator:message_id``)."""
+    try:
+        raw = orjson.dumps(message, default=repr)
+    except (TypeError, ValueError, RecursionError):
+        raw = repr(message).encode("utf-8", errors="replace")
+    return dead_letter(
+        raw=raw, source_topic=source_topic, partition=-1, offset=-1,
+        error=f"{type(error).__name__} in {operator}: {error}", job=job, now_ms=now_ms,
+        operator=operator, dead_letter_id=f"{source_topic}:{operator}:{message_id}")

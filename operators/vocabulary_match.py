@@ -119,6 +119,7 @@ def make_forms(entries: list[VocabularyEntry]) -> list[Form]:
 
 
 Token = tuple[int, int, str]  # start, end, normalised word
+_NONE: tuple[set[int], set[int], set[int]] = (set(), set(), set())
 
 
 @dataclass
@@ -141,11 +142,18 @@ class VocabularyMatcher:
             for n in range(MIN_RUN_PREFIX, len(f.joined)):
                 self._prefix.setdefault(f.joined[:n], []).append(i)
         self._memo: dict[str, tuple[set[int], set[int], set[int]]] = {}
+        # No form is within MAX_DISTANCE of a word longer than this (in grapheme clusters):
+        # such a word is not looked up, so its cost stays linear in its length (a word's
+        # deletions are quadratic in number and each as long as the word).
+        self.longest = max((len(graphemes(f.joined)) for f in self.forms), default=0)
 
     def candidates(self, word: str) -> tuple[set[int], set[int], set[int]]:
         """Forms that may match starting at ``word``: (whole, word by word, run together)."""
         hit = self._memo.get(word)
         if hit is None:
+            if len(word) > self.longest + MAX_DISTANCE and (
+                    len(graphemes(word)) > self.longest + MAX_DISTANCE):
+                return _NONE
             if len(self._memo) >= self.memo_size:
                 self._memo.clear()
             keys = _deletions(word, MAX_DISTANCE)

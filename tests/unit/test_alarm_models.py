@@ -137,3 +137,51 @@ def test_registry_versions_aliases_and_tamper_check(tmp_path):
         registry.promote("alarm", "1")
     with pytest.raises(RegistryError, match="no version"):
         registry.resolve("alarm", "9")
+
+
+def test_registry_refuses_names_and_paths_outside_its_root_and_broken_versions(tmp_path):
+    import hashlib
+    import json
+
+    model, _ = _tiny_model()
+    root = tmp_path / "registry"
+    registry = Registry(root)
+    v1 = registry.register("alarm", to_onnx(model, 5), feature_names=list("abcde"),
+                           labels=["alarm", "no_alarm"])
+    registry.promote("alarm", "1")
+    for bad in ("../x", "a/b", "", "A" * 80, ".."):
+        with pytest.raises(RegistryError, match="not a valid model name"):
+            registry.resolve(bad, "production")
+    for bad in ("../../etc", "Prod uction", "x" * 40):
+        with pytest.raises(RegistryError, match="not a valid alias"):
+            registry.resolve("alarm", bad)
+    with pytest.raises(RegistryError, match="not a valid version"):
+        registry.resolve("alarm", "0")
+    # An alias naming a path, a version dir that is a symlink out of the root.
+    (root / "alarm" / "aliases.json").write_text(json.dumps({"production": "../../x"}))
+    with pytest.raises(RegistryError, match="not a valid version"):
+        registry.resolve("alarm", "production")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "alarm" / "7").symlink_to(outside)
+    with pytest.raises(RegistryError, match="outside the registry root"):
+        registry.resolve("alarm", "7")
+    # A truncated meta.json, an unknown key, a meta of another version, bytes not ONNX.
+    meta = root / "alarm" / "1" / "meta.json"
+    good = meta.read_text()
+    meta.write_text(good[: len(good) // 2])
+    with pytest.raises(RegistryError, match="not valid JSON"):
+        registry.resolve("alarm", "1")
+    meta.write_text(json.dumps(json.loads(good) | {"surprise": 1}))
+    with pytest.raises(RegistryError, match="not a model version's metadata"):
+        registry.resolve("alarm", "1")
+    meta.write_text(json.dumps(json.loads(good) | {"version": "2"}))
+    with pytest.raises(RegistryError, match="describes alarm:2"):
+        registry.resolve("alarm", "1")
+    junk = b"not an onnx model"
+    (root / "alarm" / "1" / "model.onnx").write_bytes(junk)
+    meta.write_text(json.dumps(json.loads(good) | {"onnx_sha256": hashlib.sha256(junk)
+                                                   .hexdigest()}))
+    with pytest.raises(RegistryError, match="not a loadable ONNX model"):
+        registry.load_session("alarm", "1")
+    assert v1.version == "1"

@@ -294,3 +294,40 @@ def test_detector_state_round_trip_continues_identically():
             p = np.array([0.2, 0.8])
             assert live.decide(wa, p, ["a", "alarm"], "alarm") == \
                 restored.decide(wb, p, ["a", "alarm"], "alarm")
+
+
+def test_a_producer_that_numbers_its_stream_from_0_again_is_a_reset_not_duplicates():
+    s = Sequencer(depth=3)
+    for seq in range(10):
+        s.push(_chunk(seq))
+    # The producer restarted: seq 0 again, with audio newer than any released.
+    restarted = [Chunk(i, 1_000_000.0 + (10 + i) * 100, np.zeros(1600, np.float32))
+                 for i in range(5)]
+    out = [s.push(c) for c in restarted]
+    assert [(len(r), dup) for r, dup in out] == [(1, False)] * 5
+    assert s.resets == 1 and s.next_seq == 5
+    assert s.push(restarted[2]) == ([], True)         # a real duplicate is still one
+
+
+def test_a_jump_far_ahead_then_back_does_not_silence_the_stream():
+    s = Sequencer(depth=2)
+    s.push(_chunk(0))
+    s.push(_chunk(1))
+    for seq in (10**12, 10**12 + 1, 10**12 + 2):      # bogus numbering, then back to normal
+        s.push(Chunk(seq, 1_000_000.0 + (seq - 10**12 + 2) * 100, np.zeros(1600, np.float32)))
+    released, dup = s.push(Chunk(5, 1_000_000.0 + 5 * 100, np.zeros(1600, np.float32)))
+    assert not dup and [c.seq for c in released] == [5]
+    released, dup = s.push(Chunk(6, 1_000_000.0 + 6 * 100, np.zeros(1600, np.float32)))
+    assert not dup and [c.seq for c in released] == [6]
+
+
+def test_renumbering_survives_a_snapshot():
+    d = StreamDetector(SPEC, StreamPolicy(reorder_depth=2))
+    for seq in range(5):
+        d.push(_chunk(seq))
+    d.push(Chunk(0, 1_000_000.0 + 5 * 100, np.zeros(1600, np.float32)))
+    assert d.counters.resets == 1
+    again = StreamDetector.from_bytes(d.to_bytes(), SPEC, StreamPolicy(reorder_depth=2))
+    assert again.sequencer.last_ts == d.sequencer.last_ts and again.sequencer.next_seq == 1
+    assert again.push(Chunk(1, 1_000_000.0 + 6 * 100, np.zeros(1600, np.float32))) is not None
+    assert again.counters.duplicates == 0

@@ -1,6 +1,7 @@
 """Entity buckets: what one keyed call of compute_features applies, against the reference."""
-
 import pickle
+
+import pytest
 
 from onair.sample_features import feature_log
 from operators.entity_buckets import (
@@ -148,3 +149,44 @@ def test_changes_not_made_by_events_are_written_but_not_timed_as_reflection():
     pending.mark([("user:u1", _state(1_000))], events=False)   # a restore, or a timer
     entities, oldest = pending.take(now_ms=1)
     assert [k for k, _ in entities] == ["user:u1"] and oldest is None
+
+
+def test_an_event_that_raises_is_set_aside_and_the_batch_goes_on():
+    from operators.entity_buckets import Bucket
+
+    good = {"event_id": "e1", "event_type": "like", "ts": 1_764_000_000_000, "user_id": "u1",
+            "show_id": "s1"}
+    bad = {"event_id": "e2", "event_type": "like", "ts": "not a time", "user_id": "u2",
+           "show_id": "s1"}
+    later = good | {"event_id": "e3", "user_id": "u3"}
+    bucket, failed = Bucket(), []
+    bucket.apply([("show:s1", good), ("show:s1", bad), ("show:s1", later)], failed)
+    assert [(key, event["event_id"]) for key, event, _ in failed] == [("show:s1", "e2")]
+    assert bucket.entities["show:s1"].features()["like_count"] == 2
+    with pytest.raises(TypeError):
+        Bucket().apply([("show:s1", bad)])
+
+
+def test_ids_of_every_accepted_character_class_survive_a_save_and_restore():
+    from onair.sample_hostile import ODD_ID
+    from operators.entity_buckets import Bucket
+    from operators.features import to_saved
+
+    events = [{"event_id": f"e{i}", "event_type": kind, "ts": 1_764_000_000_000 + i,
+               "user_id": ODD_ID + str(i), "show_id": ODD_ID, "creator_id": ODD_ID}
+              for i, kind in enumerate(("like", "listen_start", "notify_on", "follow"))]
+    bucket = Bucket()
+    for event in events:
+        bucket.apply([(key, event) for key in _keys(event)])
+    _, saves = bucket.take_changed()
+    restored = Bucket()
+    restored.restore(saves)
+    assert {k: to_saved(v) for k, v in restored.entities.items()} == {
+        k: to_saved(v) for k, v in bucket.entities.items()}
+
+
+def _keys(event):
+    from operators.entity_buckets import route_event
+
+    first, creators = route_event(event)
+    return [key for key, _ in first + creators]

@@ -205,3 +205,44 @@ def test_the_odd_id_is_a_valid_id_and_the_json_schema_agrees():
     jsonschema.validate(event, BEHAVIOR_EVENT.json_schema())
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(GOOD | {"user_id": "u\x1f"}, BEHAVIOR_EVENT.json_schema())
+
+
+def test_a_record_whose_logic_raised_is_a_dead_letter_naming_the_operator():
+    from operators.validation import logic_failure
+
+    letter = logic_failure(GOOD, KeyError("show_id"), source_topic="behavior-events",
+                           message_id="e1", job="compute_features", operator="entities",
+                           now_ms=1_764_000_000_000)
+    assert letter["dead_letter_id"] == "behavior-events:entities:e1"
+    assert letter["operator"] == "entities" and letter["error"].startswith("KeyError in entities")
+    assert json.loads(letter["raw"]) == GOOD and (letter["partition"], letter["offset"]) == (-1, -1)
+    jsonschema_validate(letter)
+
+
+def jsonschema_validate(letter):
+    import jsonschema
+
+    from connectors.topics import DEAD_LETTER
+
+    jsonschema.validate(letter, DEAD_LETTER.json_schema())
+
+
+def test_the_barrier_reraises_faults_and_letters_logic_errors():
+    import redis
+
+    from operators.validate_function import DEAD_LETTER_TAG, RecordBarrier
+
+    class Group:
+        def add_group(self, _):
+            return self
+
+        def counter(self, _):
+            return type("C", (), {"n": 0, "inc": lambda self, k=1: None})()
+
+    ctx = type("Ctx", (), {"get_metrics_group": lambda self: Group()})()
+    barrier = RecordBarrier("j", "op", ctx)
+    tag, row = barrier.letter(TypeError("boom"), GOOD, source_topic="t", message_id="e1")
+    assert tag is DEAD_LETTER_TAG and b"TypeError in op: boom" in row[1]
+    for fault in (redis.ConnectionError("down"), ConnectionResetError(), MemoryError()):
+        with pytest.raises(type(fault)):
+            barrier.letter(fault, GOOD, source_topic="t", message_id="e1")

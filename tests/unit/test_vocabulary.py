@@ -121,3 +121,19 @@ def test_fast_matcher_agrees_with_naive_on_random_text(script):
 
 def test_hinglish_example_file_loads():
     assert len(load_vocabulary(DATA / "vocab.tsv")) == 7
+
+
+def test_a_word_longer_than_any_form_costs_no_candidate_search():
+    import json
+
+    from onair.sample_hostile import transcript_cases
+
+    matcher = VocabularyMatcher([VocabularyEntry("New-Delhi", sounds_like=("nu", "deli"))])
+    for case in transcript_cases():
+        if case.rejected is None:
+            text = json.loads(case.value)["text"]
+            out, found = matcher.apply(text)
+            assert out == text and not found
+            # A long word was never looked up (its deletions, quadratic in number, never built).
+            assert all(len(word) <= matcher.longest + 2 for word in matcher._memo)
+    assert matcher.candidates("x" * 10_000) == (set(), set(), set())
