@@ -155,6 +155,13 @@ class RedisFeatureStore:
             self._script = client.script_load(_WRITE_IF_NEWER)
             return self.write_many(writes)
 
+    def delete_many(self, entities: Sequence[tuple[str, str]]) -> None:
+        """Remove entities (kind, id) from the store, a show's vector with it."""
+        keys = [self.key(kind, eid) for kind, eid in entities]
+        keys += [self.key("showvec", eid) for kind, eid in entities if kind == "show"]
+        if keys:
+            self.client.delete(*keys)
+
     def read(self, kind: str, entity_id: str) -> dict[str, str]:
         raw = self.client.hgetall(self.key(kind, entity_id))
         return {k.decode(): v.decode() for k, v in raw.items()}

@@ -313,11 +313,12 @@ class Stack:
         data = self.home / "redis"
         data.mkdir(exist_ok=True)
         pid = self._spawn("redis", [
-            # The online store survives `onair down && onair up`: every write is appended to
-            # a file under $ONAIR_HOME/redis and fsynced once a second (at most a second of
-            # writes lost to a crash of the machine, none to a stop of the server).
+            # The online store survives `onair down && onair up` and a killed server: every
+            # write is appended to a file under $ONAIR_HOME/redis, fsynced before it is
+            # acknowledged (the jobs write versioned batches whose acknowledged entities they
+            # do not write again; one fsync per pipelined batch costs little).
             self._redis_binary(), "--port", str(self.redis_port), "--bind", HOST, "--save", "",
-            "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(data),
+            "--appendonly", "yes", "--appendfsync", "always", "--dir", str(data),
             "--daemonize", "no",
         ])
         _wait("Redis", lambda: redis_info(url) is not None, 20, self.logs / "redis.log")

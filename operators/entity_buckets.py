@@ -14,7 +14,14 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from operators.features import STATE_TYPES, EntityState, from_saved, routes, to_saved
+from operators.features import (
+    STATE_TYPES,
+    EntityState,
+    Eviction,
+    from_saved,
+    routes,
+    to_saved,
+)
 
 Routed = tuple[str, dict]   # (entity key "kind:id", event or derived update)
 Failure = tuple[str, dict | None, Exception]   # (entity key, event or None, what it raised)
@@ -59,8 +66,13 @@ class Bucket:
 
     entities: dict[str, EntityState] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
-    # Each entity's next_timer, for the bucket's earliest without scanning every state.
+    # Each entity's next_timer or eviction time, for the bucket's earliest without scanning
+    # every state.
     timers: dict[str, int] = field(default_factory=dict)
+    # None: entities stay (the reference's way); else they leave by event time.
+    eviction: Eviction | None = None
+    # Entities evicted since the caller last took them: (entity key, its part names).
+    evicted: list[tuple[str, list[str]]] = field(default_factory=list)
 
     def restore(self, saved: Iterable[tuple[str, tuple]]) -> None:
         """Entities from what ``take_changed`` handed out to be saved (in any order)."""
@@ -108,14 +120,26 @@ class Bucket:
             st = self.entities[key]
             try:
                 st.advance(watermark)
+                gone = self.eviction is not None and (
+                    (at := st.evict_at(self.eviction)) is not None and at <= watermark)
             except Exception as e:
                 if failed is None:
                     raise
                 failed.append((key, None, e))
                 self.timers.pop(key, None)
                 continue
+            if gone:
+                self.evicted.append((key, st.part_names()))
+                del self.entities[key]
+                self.timers.pop(key, None)
+                self.changed.discard(key)
+                continue
             self.changed.add(key)
             self._note_timer(key, st)
+
+    def take_evicted(self) -> list[tuple[str, list[str]]]:
+        out, self.evicted = self.evicted, []
+        return out
 
     def next_timer(self) -> int | None:
         return min(self.timers.values(), default=None)
@@ -134,6 +158,10 @@ class Bucket:
 
     def _note_timer(self, key: str, st: EntityState) -> None:
         nxt = st.next_timer()
+        if self.eviction is not None:
+            at = st.evict_at(self.eviction)
+            if at is not None and (nxt is None or at < nxt):
+                nxt = at
         if nxt is None:
             self.timers.pop(key, None)
         else:

@@ -56,12 +56,14 @@ from connectors.topics import (
     MessageSchema,
 )
 from operators.entity_buckets import (
+    PART_SEP,
     Bucket,
     PendingWrites,
     route_derived,
     route_event,
     split_by_bucket,
 )
+from operators.features import DAY_MS, Eviction
 from operators.state_ttl import state_ttl
 from operators.validate_function import (
     DEAD_LETTER_TAG,
@@ -130,8 +132,13 @@ class EntityBucketsFunction(KeyedProcessFunction):
 
     def __init__(self, redis: RedisSettings, *, buckets: int, write_interval_ms: int = 100,
                  ended_ttl_ms: int = 24 * 3_600_000, state_ttl_days: int = 14,
-                 job: str = "compute_features", operator: str = "entities"):
+                 evict_idle_days: int = 30, job: str = "compute_features",
+                 operator: str = "entities"):
         self.job, self.operator = job, operator
+        # Entities leave state by event time (idle users and creators, ended shows), in
+        # thread mode too, where PyFlink cannot set a state TTL; 0 days keeps them.
+        self.eviction = Eviction(idle_ms=evict_idle_days * DAY_MS, ended_ms=ended_ttl_ms) \
+            if evict_idle_days else None
         self.redis = redis
         self.buckets = buckets
         self.write_interval_ms = write_interval_ms
@@ -155,6 +162,7 @@ class EntityBucketsFunction(KeyedProcessFunction):
         self.batches = group.counter("redis_batches")
         self.reflection = group.distribution("reflection_ms")
         self.barrier = RecordBarrier(self.job, self.operator, runtime_context)
+        self.evictions = group.counter("entities_evicted")
 
     def process_element(self, value: list, ctx: KeyedProcessFunction.Context):
         key = ctx.get_current_key()
@@ -185,8 +193,22 @@ class EntityBucketsFunction(KeyedProcessFunction):
         bucket = self._bucket(key)
         failed: list = []
         bucket.advance(timestamp, failed)
+        self._evict(bucket.take_evicted())
         self._save(key, bucket, ctx, events=False)
         return self._letters(failed)
+
+    def _evict(self, evicted: list[tuple[str, list[str]]]) -> None:
+        """Evicted entities leave Flink state, the pending writes and the online store (a
+        store entry left behind would hold a higher version than the entity's next life)."""
+        if not evicted:
+            return
+        for entity, parts in evicted:
+            self.state.remove(entity)
+            for part in parts:
+                self.state.remove(f"{entity}{PART_SEP}{part}")
+            self.pending.entities.pop(entity, None)
+        self.store.delete_many([entity.split(":", 1) for entity, _ in evicted])
+        self.evictions.inc(len(evicted))
 
     def _letters(self, failed: list):
         """Dead letters of the events (or entities, when event time advanced them) that
@@ -201,7 +223,7 @@ class EntityBucketsFunction(KeyedProcessFunction):
     def _bucket(self, key: str) -> Bucket:
         bucket = self.loaded.get(key)
         if bucket is None:
-            bucket = self.loaded[key] = Bucket()
+            bucket = self.loaded[key] = Bucket(eviction=self.eviction)
             bucket.restore(self.state.items())
             # A checkpoint can hold states whose Redis write was still pending when it was
             # taken: a restored bucket writes all its entities again (versioned, so the

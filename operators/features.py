@@ -86,6 +86,14 @@ class _LatestFlags:
         return sorted(u for u, (_, _, v) in self.latest.items() if v)
 
 
+@dataclass(frozen=True)
+class Eviction:
+    """When entities leave state, by event time (flags of compute_features)."""
+
+    idle_ms: int = 30 * DAY_MS      # users and creators with nothing live, this long idle
+    ended_ms: int = DAY_MS          # shows this long after they ended (their Redis TTL)
+
+
 @dataclass
 class EntityState:
     """What every entity keeps for the online store: how many events it applied (``seq``,
@@ -103,6 +111,18 @@ class EntityState:
         """Parts of the state kept apart from the object's own pickle (saved as separate
         state entries), changed since the last call: none unless a kind has them."""
         return []
+
+    def part_names(self) -> list[str]:
+        """Every part's name (what an eviction removes beside the entity)."""
+        return []
+
+    def evict_at(self, bounds: Eviction) -> int | None:
+        """Event time from which the entity may leave state (None: not while it holds what
+        it holds). Only state that says nothing the online store needs is evicted, so an
+        entity that comes back starts anew and agrees with a store from which it was
+        deleted; what it forgets (de-duplication of events older than the bound, the
+        latest action of an unfollow) matters only for events later than the bound."""
+        return None
 
     def load_part(self, name: str, part: Any) -> None:
         raise TypeError(f"{type(self).__name__} has no parts (got {name!r})")
@@ -197,6 +217,16 @@ class ShowState(EntityState):
 
     def load_part(self, user: str, listener: Listener) -> None:
         self.listeners[user] = listener
+
+    def part_names(self) -> list[str]:
+        return list(self.listeners)
+
+    def evict_at(self, bounds: Eviction) -> int | None:
+        if self.status == "ended":
+            return self.ended_ts + bounds.ended_ms
+        if self.open_at or self.status == "live":
+            return None
+        return max(self.event_ts, self.scheduled_start) + bounds.idle_ms
 
     def apply(self, event: dict) -> list[dict]:
         """Apply one show-related event; return derived creator updates (plays, live)."""
@@ -342,6 +372,11 @@ class CreatorState(EntityState):
         for hour in [h for h in self.plays_by_hour if h < oldest]:
             del self.plays_by_hour[hour]
 
+    def evict_at(self, bounds: Eviction) -> int | None:
+        if self.followers.on or any(live for _, live in self.live_shows.values()):
+            return None
+        return max(self.event_ts + bounds.idle_ms, self.next_timer() or 0)
+
     def next_timer(self) -> int | None:
         """When the oldest hour of plays leaves the window."""
         if not self.plays_by_hour:
@@ -382,6 +417,11 @@ class UserState(EntityState):
         oldest = (self.watermark - PLAYS_WINDOW_MS) // DAY_MS
         for key in [k for k in self.listens_by_topic_day if k[1] < oldest]:
             del self.listens_by_topic_day[key]
+
+    def evict_at(self, bounds: Eviction) -> int | None:
+        if self.follows.on:
+            return None
+        return max(self.event_ts + bounds.idle_ms, self.next_timer() or 0)
 
     def next_timer(self) -> int | None:
         """When the oldest day of listens leaves the window."""

@@ -11,6 +11,10 @@ HORIZON_MS = 2 * 3_600_000
 LATE_START_MS = 30 * 60_000
 # Ended shows are forgotten after this much event time (late events about them are ignored).
 FORGET_ENDED_MS = 3_600_000
+# Shows that can never be candidates again are forgotten too, so the catalog does not grow
+# with shows whose end was never heard: scheduled ones this long past their start (or never
+# given one), live ones with no event for this long.
+FORGET_STALE_MS = 24 * 3_600_000
 
 
 @dataclass
@@ -80,9 +84,13 @@ class Catalog:
         self.shows[entry.show_id] = entry
 
     def forget_ended(self) -> list[str]:
-        """Drop shows ended more than ``FORGET_ENDED_MS`` before the newest event."""
+        """Drop shows ended more than ``FORGET_ENDED_MS`` before the newest event, and the
+        stale ones (``FORGET_STALE_MS``); return their ids."""
+        ended, stale = self.newest_ts - FORGET_ENDED_MS, self.newest_ts - FORGET_STALE_MS
         gone = [s for s, e in self.shows.items()
-                if e.status == "ended" and e.status_ts < self.newest_ts - FORGET_ENDED_MS]
+                if (e.status == "ended" and e.status_ts < ended)
+                or (e.status == "scheduled" and max(e.scheduled_start, e.status_ts) < stale)
+                or (e.status == "live" and e.status_ts < stale)]
         for s in gone:
             del self.shows[s]
         self.version += bool(gone)

@@ -162,7 +162,12 @@ class RankShowsFunction(BroadcastProcessFunction):
 
     # ------------------------------------------------------------------ the catalog
     def process_broadcast_element(self, value, ctx):
-        entry = self.catalog.apply(value)
+        try:
+            entry = self.catalog.apply(value)
+        except Exception as e:
+            yield self.barrier.letter(e, value, source_topic="show-events",
+                                      message_id=str(value.get("event_id")))
+            return
         state = ctx.get_broadcast_state(CATALOG_STATE)
         if entry is not None:
             state.put(entry.show_id, json.dumps(entry.as_tuple()))

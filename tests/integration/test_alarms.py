@@ -16,7 +16,7 @@ from connectors.kafka_admin import create_topics, producer, read_all
 from connectors.settings import KafkaSettings
 from models import alarm_sounds as sounds
 from models.alarm_dataset import DatasetConfig, build_dataset
-from models.alarm_training import detect_in_samples, feature_spec_of, threshold_of
+from models.alarm_training import detect_in_samples, feature_spec_of, policy_of
 from models.onnx_export import OnnxScorer
 from models.registry import Registry, sha256_file
 from onair.alarm_cli import default_audio_dir
@@ -82,7 +82,9 @@ def _offline_detections(mv, streams: dict) -> dict:
     hear exactly that."""
     session, _ = Registry().load_session(MODEL, mv.version)
     scorer, spec = OnnxScorer(session), feature_spec_of(mv)
-    policy = StreamPolicy(threshold=threshold_of(mv))
+    # The job's policy: the model's threshold, k and n (chosen at training), else defaults.
+    m = {k: v for k, v in policy_of(mv).items() if k in ("threshold", "k", "n")}
+    policy = StreamPolicy(**m)
     offline = {sid: detect_in_samples(x, spec, policy, scorer, mv.labels, "alarm")[0]
                for sid, (x, _) in streams.items()}
     assert {sid: len(d) for sid, d in offline.items()} == {"a1": 1, "a2": 1, "q1": 0, "q2": 0}

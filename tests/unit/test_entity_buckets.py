@@ -190,3 +190,54 @@ def _keys(event):
 
     first, creators = route_event(event)
     return [key for key, _ in first + creators]
+
+
+def test_entities_leave_state_by_event_time_only_when_the_store_needs_nothing_of_them():
+    from operators.entity_buckets import Bucket
+    from operators.features import DAY_MS, STATE_TYPES, Eviction
+
+    t0 = 1_764_000_000_000
+
+    def ev(i, kind, **kw):
+        return {"event_id": f"e{i}", "event_type": kind, "ts": t0 + i, **kw}
+
+    bucket = Bucket(eviction=Eviction(idle_ms=30 * DAY_MS, ended_ms=DAY_MS))
+    keeper = Bucket()   # the same entities, never evicted
+    events = [ev(1, "follow", user_id="fan", creator_id="c1"),
+              ev(2, "listen_start", user_id="idle", show_id="s1", topic="tech"),
+              ev(3, "live", show_id="s1", creator_id="c1"),
+              ev(4, "listen_stop", user_id="idle", show_id="s1"),
+              ev(5, "ended", show_id="s1", creator_id="c1"),
+              ev(6, "follow", user_id="gone", creator_id="c2"),
+              ev(7, "unfollow", user_id="gone", creator_id="c2")]
+    derived = [("creator:c1", {"kind": "live", "creator_id": "c1", "show_id": "s1",
+                               "live": False, "ts": t0 + 5})]
+    for b in (bucket, keeper):
+        for e in events:
+            b.apply([(key, e) for key in _keys(e)])
+        b.apply(derived)
+    bucket.take_changed()
+
+    bucket.advance(t0 + DAY_MS + 5)               # the ended show goes after a day
+    assert [k for k, _ in bucket.take_evicted()] == ["show:s1"]
+    bucket.advance(t0 + 40 * DAY_MS)               # idle users and creators after 30 days
+    evicted = {k for k, _ in bucket.take_evicted()}
+    assert evicted == {"user:idle", "user:gone", "creator:c2"}
+    # Who still follows or is followed stays; whoever left said nothing but defaults.
+    assert set(bucket.entities) == {"user:fan", "creator:c1"}
+    keeper.advance(t0 + 40 * DAY_MS)
+    for key in evicted:
+        assert keeper.entities[key].features() == STATE_TYPES[key.split(":")[0]]().features()
+    assert not bucket.timers.keys() - set(bucket.entities)
+
+
+def test_without_eviction_bounds_entities_stay():
+    from operators.entity_buckets import Bucket
+    from operators.features import DAY_MS
+
+    bucket = Bucket()
+    e = {"event_id": "e1", "event_type": "listen_start", "ts": 1_764_000_000_000,
+         "user_id": "u", "show_id": "s", "topic": "tech"}
+    bucket.apply([(key, e) for key in _keys(e)])
+    bucket.advance(1_764_000_000_000 + 400 * DAY_MS)
+    assert set(bucket.entities) == {"user:u", "show:s"} and not bucket.take_evicted()

@@ -123,3 +123,15 @@ def test_evaluation_compares_model_and_heuristic_on_the_same_requests():
     assert m["ndcg10_heuristic"] == pytest.approx((0.5 + 1.0) / 2)
     assert m["eng10_model"] == m["eng10_heuristic"] == 1.0  # every show fits in the top 10
     assert m["ndcg10_lift"] == pytest.approx(1 / 0.75 - 1, abs=1e-4)
+
+
+def test_catalog_forgets_shows_that_can_never_be_candidates_again():
+    from operators.ranking_catalog import FORGET_STALE_MS
+
+    c = Catalog()
+    c.apply(show("live", 1 * H, "lost-end"))                  # its `ended` never came
+    c.apply(show("scheduled", 1 * H, "never-started", start=2 * H))
+    c.apply(show("scheduled", 1 * H, "far-future", start=3 * H + FORGET_STALE_MS))
+    c.apply(show("live", 2 * H + FORGET_STALE_MS + 1, "fresh"))
+    assert sorted(c.forget_ended()) == ["lost-end", "never-started"]
+    assert sorted(c.shows) == ["far-future", "fresh"]
