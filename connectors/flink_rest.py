@@ -29,6 +29,22 @@ def job_state(job_id: str, flink: FlinkSettings | None = None) -> str:
     return _call(f"{flink.rest_url}/jobs/{job_id}")["state"]
 
 
+def restarts(job_id: str, flink: FlinkSettings | None = None) -> int:
+    """How many times the job restarted (``numRestarts``), as of the last metrics fetch."""
+    flink = flink or FlinkSettings.from_env()
+    values = _call(f"{flink.rest_url}/jobs/{job_id}/metrics?get=numRestarts")
+    return int(float(values[0]["value"])) if values else 0
+
+
+def exceptions(job_id: str, flink: FlinkSettings | None = None) -> list[str]:
+    """The root exceptions of the job's failures so far (its exception history), newest
+    first: what made it restart."""
+    flink = flink or FlinkSettings.from_env()
+    history = _call(f"{flink.rest_url}/jobs/{job_id}/exceptions").get("exceptionHistory", {})
+    return [e.get("exceptionName", "") + ": " + (e.get("stacktrace") or "")[:2000]
+            for e in history.get("entries", [])]
+
+
 def records_in(job_id: str, vertex_name_part: str, flink: FlinkSettings | None = None
                ) -> int | None:
     """Records the first vertex whose name contains ``vertex_name_part`` has received, as of

@@ -96,11 +96,11 @@ class RedisSettings:
     tls_ca: str | None = None
     key_prefix: str = "onair"
     # A command waits this long for its reply, and a connection error or timeout is retried
-    # this many times with exponential backoff (0.1 s doubling to 2 s) before it fails the
-    # caller: a Redis restart or a short freeze is ridden out, a longer outage fails the job
-    # into its restart strategy. rank_shows waits less and does not retry (it degrades).
+    # this many times with exponential backoff (0.1 s doubling to 2 s; a server away ~13 s,
+    # or frozen ~60 s, is ridden out) before it fails the caller: a longer outage fails the
+    # job into its restart strategy. rank_shows waits less and does not retry (it degrades).
     timeout_s: float = 5.0
-    retries: int = 6
+    retries: int = 10
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> RedisSettings:

@@ -504,7 +504,14 @@ class FeatureReference:
             for update in derived or ():
                 self.state("creator", update["creator_id"]).apply(update)
 
-    def finish(self, watermark: int) -> dict[tuple[str, str], EntityState]:
-        for st in self.entities.values():
+    def finish(self, watermark: int, eviction: Eviction | None = None
+               ) -> dict[tuple[str, str], EntityState]:
+        """Every entity advanced to ``watermark``; with ``eviction``, those the job would
+        have evicted by then are left out (``evicted`` names them)."""
+        self.evicted: set[tuple[str, str]] = set()
+        for key, st in self.entities.items():
             st.advance(watermark)
-        return self.entities
+            at = None if eviction is None else st.evict_at(eviction)
+            if at is not None and at <= watermark:
+                self.evicted.add(key)
+        return {k: st for k, st in self.entities.items() if k not in self.evicted}

@@ -1,0 +1,341 @@
+"""Every streaming job through real faults on the embedded stack, its outputs afterwards
+compared with the plain-Python reference: a TaskManager killed with SIGKILL mid-stream, Redis
+frozen (SIGSTOP) for 30 s, Redis killed and started again.
+
+Input is produced at a steady rate by a background thread while the faults happen, so each
+fault lands mid-stream. Recovery time is the time from the fault (for Redis, from its end)
+to the first output the job made after it. Exactly-once sinks (Kafka transactions read
+committed, the lake's files) must hold every record once; at-least-once sinks (alerts,
+rankings) every record, duplicates only under the same stable id; Redis every feature equal
+to the reference.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+
+import pytest
+from feature_checks import JOB_ARGS, end_log, wait_until_redis_matches
+from injection import (  # noqa: F401  (alarm_model is a fixture)
+    alarm_model,
+    freeze_redis,
+    kill_taskmanager,
+    record,
+    restart_redis,
+    stack,
+    wait_until,
+)
+
+from connectors import flink_rest
+from connectors.feature_store import RedisFeatureStore
+from connectors.kafka_admin import create_topics, producer, read_all
+from connectors.lake import read_raw
+from connectors.settings import KafkaSettings
+from onair.cli import submit
+from onair.sample_events import behavior_events
+from onair.sample_features import feature_log
+
+pytestmark = pytest.mark.faults
+
+
+class SteadyProducer(threading.Thread):
+    """Sends ``records`` (topic, key, value) at ``per_s`` records a second, in the
+    background; ``sent_at`` is when each went out."""
+
+    def __init__(self, kafka: KafkaSettings, records: list[tuple[str, str, bytes]],
+                 per_s: float):
+        super().__init__(daemon=True)
+        self.kafka, self.records, self.per_s = kafka, records, per_s
+        self.sent = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            p = producer(self.kafka, linger_ms=20)
+            started = time.monotonic()
+            for i, (topic, key, value) in enumerate(self.records):
+                ahead = started + i / self.per_s - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+                p.send(self.kafka.topic(topic), value, key=key.encode())
+                self.sent = i + 1
+            p.flush()
+            p.close()
+        except BaseException as e:   # surfaced by finish()
+            self.error = e
+
+    def finish(self, timeout_s: float = 600) -> None:
+        self.join(timeout_s)
+        assert not self.is_alive(), "the producer did not finish"
+        if self.error:
+            raise self.error
+
+
+def _running(job_id: str) -> None:
+    assert flink_rest.wait_for_state(job_id, {"RUNNING"}, 120) == "RUNNING"
+
+
+def _recovered(since: float, newest_output: callable, timeout_s: float = 180) -> float:
+    """Seconds from ``since`` (wall clock) until ``newest_output()`` (the wall-clock time of
+    the job's newest output, or None) is later than it."""
+    wait_until(lambda: (newest_output() or 0) > since, timeout_s, "output after the fault")
+    return round(time.time() - since, 1)
+
+
+# ---------------------------------------------------------------- compute_features
+
+@pytest.fixture
+def kafka_and_store(services, topic_prefix, monkeypatch):
+    stack()
+    monkeypatch.setenv("ONAIR_REDIS_PREFIX", f"fault{uuid.uuid4().hex[:8]}")
+    kafka = KafkaSettings.from_env()
+    create_topics(kafka)
+    return kafka, RedisFeatureStore()
+
+
+def _newest_write(store: RedisFeatureStore) -> float | None:
+    """Wall-clock time (s) of the newest feature write of the job's shows."""
+    keys = list(store.client.scan_iter(match=store.key("show", "*"), count=1000))
+    if not keys:
+        return None
+    pipe = store.client.pipeline(transaction=False)
+    for k in keys:
+        pipe.hget(k, "_write_ts")
+    return max(int(v) for v in pipe.execute() if v) / 1000
+
+
+def test_compute_features_through_every_fault_equals_the_reference(kafka_and_store):
+    kafka, store = kafka_and_store
+    log = feature_log(60_000, seed=23)
+    records = [(topic, e.get("user_id") or e["show_id"], json.dumps(e).encode())
+               for topic, e in log]
+    job_id = submit("compute_features", [*JOB_ARGS, "--checkpoint-interval-ms", "2000"])
+    feed = SteadyProducer(kafka, records, per_s=500)
+    try:
+        _running(job_id)
+        feed.start()
+        wait_until(lambda: _newest_write(store), 120, "the first features in Redis")
+        killed = kill_taskmanager(job_id)
+        record("compute_features", "taskmanager SIGKILL",
+               recovery_s=_recovered(killed, lambda: _newest_write(store)))
+        _, thawed = freeze_redis(30)
+        record("compute_features", "redis SIGSTOP 30 s",
+               recovery_s=_recovered(thawed, lambda: _newest_write(store)))
+        _, back = restart_redis()
+        record("compute_features", "redis SIGKILL + restart",
+               recovery_s=_recovered(back, lambda: _newest_write(store)))
+        feed.finish()
+        expected = end_log(kafka, log)
+        wait_until_redis_matches(store, expected)
+        assert flink_rest.job_state(job_id) == "RUNNING"
+        record("compute_features", "all", entities=len(expected), lost=0,
+               restarts=flink_rest.restarts(job_id))
+    finally:
+        flink_rest.cancel(job_id)
+
+
+# ---------------------------------------------------------------- lake_ingest
+
+def test_lake_ingest_through_a_killed_taskmanager_writes_every_event_once(
+        services, topic_prefix, tmp_path):
+    stack()
+    kafka = KafkaSettings.from_env()
+    create_topics(kafka)
+    events = list(behavior_events(20_000, seed=31))
+    records = [("behavior-events", e["user_id"], json.dumps(e).encode()) for e in events]
+    lake = (tmp_path / "lake").as_uri()
+    job_id = submit("lake_ingest", ["--lake", lake, "--rollover-s", "2",
+                                    "--checkpoint-interval-ms", "2000"])
+    feed = SteadyProducer(kafka, records, per_s=500)
+
+    def newest_file() -> float | None:
+        files = [p for p in (tmp_path / "lake").rglob("*") if p.is_file()
+                 and not p.name.startswith(".")]
+        return max((p.stat().st_mtime for p in files), default=None)
+
+    try:
+        _running(job_id)
+        feed.start()
+        wait_until(newest_file, 120, "the first lake file")
+        killed = kill_taskmanager(job_id)
+        recovery = _recovered(killed, newest_file)
+        feed.finish()
+        rows = wait_until(lambda: (r := list(read_raw(lake, "behavior_events")))
+                          and len(r) >= len(events) and r, 240, "every event in the lake")
+        time.sleep(6)   # a few more checkpoints: a duplicate would show now
+        rows = list(read_raw(lake, "behavior_events"))
+        restarts = flink_rest.restarts(job_id)
+    finally:
+        flink_rest.cancel(job_id)
+    counts = Counter(r["event_id"] for r in rows)
+    assert set(counts) == {e["event_id"] for e in events}
+    duplicates = sum(n - 1 for n in counts.values())
+    assert duplicates == 0
+    record("lake_ingest", "taskmanager SIGKILL", recovery_s=recovery, lost=0,
+           duplicates=duplicates, restarts=restarts)
+
+
+# ---------------------------------------------------------------- correct_transcripts
+
+def test_correct_transcripts_through_a_killed_taskmanager_corrects_every_segment_once(
+        services, topic_prefix, tmp_path):
+    from onair.sample_transcripts import EXAMPLE
+    from onair.sample_transcripts import segments as sample_segments
+
+    stack()
+    kafka = KafkaSettings.from_env()
+    create_topics(kafka)
+    pairs = sample_segments(3000)
+    segments = [h for h, _ in pairs]
+    records = [(t, m["stream_id"], json.dumps(m).encode()) for pair in pairs
+               for t, m in zip(("transcripts", "transcript-references"), pair, strict=True)]
+    job_id = submit("correct_transcripts", ["--vocab", str(EXAMPLE / "vocab.tsv"),
+                                            "--checkpoint-interval-ms", "2000"])
+    feed = SteadyProducer(kafka, records, per_s=100)
+    corrected_topic = kafka.topic("transcripts-corrected")
+
+    def newest() -> float | None:
+        out = read_all(kafka, corrected_topic, 2000)
+        return max((r.timestamp / 1000 for r in out), default=None)
+
+    try:
+        _running(job_id)
+        feed.start()
+        wait_until(newest, 120, "the first corrected segment")
+        killed = kill_taskmanager(job_id)
+        recovery = _recovered(killed, newest)
+        feed.finish()
+        out = wait_until(lambda: (r := read_all(kafka, corrected_topic, 3000))
+                         and len(r) >= len(segments) and r, 240, "every segment corrected")
+        time.sleep(6)
+        out = read_all(kafka, corrected_topic, 3000)
+        restarts = flink_rest.restarts(job_id)
+    finally:
+        flink_rest.cancel(job_id)
+    counts = Counter(json.loads(r.value)["segment_id"] for r in out)
+    assert set(counts) == {s["segment_id"] for s in segments}
+    duplicates = sum(n - 1 for n in counts.values())
+    assert duplicates == 0
+    record("correct_transcripts", "taskmanager SIGKILL", recovery_s=recovery, lost=0,
+           duplicates=duplicates, restarts=restarts)
+
+
+# ---------------------------------------------------------------- rank_shows
+
+def test_rank_shows_answers_through_every_fault(services, topic_prefix, monkeypatch):
+    stack()
+    monkeypatch.setenv("ONAIR_REDIS_PREFIX", f"fault{uuid.uuid4().hex[:8]}")
+    kafka = KafkaSettings.from_env()
+    create_topics(kafka)
+    t0 = int(time.time() * 1000)
+    p = producer(kafka)
+    for i in range(50):
+        e = {"event_id": f"sh{i}", "event_type": "live", "ts": t0 - 60_000, "show_id": f"s{i}",
+             "creator_id": f"c{i % 7}", "topic": "tech"}
+        p.send(kafka.topic("show-events"), json.dumps(e).encode(), key=e["show_id"].encode())
+    p.flush()
+    p.close()
+    requests = [{"request_id": f"r{i}", "user_id": f"u{i % 300}", "ts": t0 + i * 10}
+                for i in range(12_000)]
+    records = [("rec-requests", r["user_id"], json.dumps(r).encode()) for r in requests]
+    job_id = submit("rank_shows", ["--checkpoint-interval-ms", "2000"])
+    feed = SteadyProducer(kafka, records, per_s=60)
+    rankings_topic = kafka.topic("rec-rankings")
+    seen: list[dict] = []
+
+    def rankings() -> list[dict]:
+        seen[:] = [json.loads(r.value) | {"_at": r.timestamp / 1000}
+                   for r in read_all(kafka, rankings_topic, 2000)]
+        return seen
+
+    def newest(degraded: bool | None = None) -> float | None:
+        return max((r["_at"] for r in rankings()
+                    if degraded is None or bool(r.get("degraded")) == degraded), default=None)
+
+    try:
+        _running(job_id)
+        feed.start()
+        wait_until(newest, 120, "the first ranking")
+        killed = kill_taskmanager(job_id)
+        record("rank_shows", "taskmanager SIGKILL", recovery_s=_recovered(killed, newest))
+        frozen, thawed = freeze_redis(30)
+        during = [r for r in rankings() if frozen + 1 < r["_at"] < thawed]
+        assert during and any(r.get("degraded") for r in during), \
+            "no catalog-only rankings while Redis was frozen"
+        record("rank_shows", "redis SIGSTOP 30 s", answered_while_frozen=len(during),
+               degraded_while_frozen=sum(bool(r.get("degraded")) for r in during),
+               full_again_s=_recovered(thawed, lambda: newest(degraded=False)))
+        _, back = restart_redis()
+        record("rank_shows", "redis SIGKILL + restart",
+               full_again_s=_recovered(back, lambda: newest(degraded=False)))
+        feed.finish()
+        wait_until(lambda: {r["request_id"] for r in rankings()} >=
+                   {r["request_id"] for r in requests}, 300, "every request answered")
+        restarts = flink_rest.restarts(job_id)
+    finally:
+        flink_rest.cancel(job_id)
+    answers: dict[str, list[dict]] = {}
+    for r in seen:
+        answers.setdefault(r["request_id"], []).append(r)
+    assert set(answers) == {r["request_id"] for r in requests}
+    # At-least-once: a repeated answer is the same request's, under its id.
+    duplicates = sum(len(a) - 1 for a in answers.values())
+    record("rank_shows", "all", requests=len(requests), lost=0,
+           duplicates_same_id=duplicates, restarts=restarts)
+
+
+# ---------------------------------------------------------------- detect_alarms
+
+def test_detect_alarms_through_a_killed_taskmanager_hears_every_alarm(
+        services, topic_prefix, alarm_model):  # noqa: F811 (the fixture imported)
+    from models.alarm_training import detect_in_samples, feature_spec_of, policy_of
+    from models.onnx_export import OnnxScorer
+    from models.registry import Registry
+    from operators.audio_pcm import chunk_messages
+    from operators.audio_stream import StreamPolicy
+
+    stack()
+    mv, name, streams = alarm_model
+    kafka = KafkaSettings.from_env()
+    create_topics(kafka)
+    session, _ = Registry().load_session(name, mv.version)
+    m = {k: v for k, v in policy_of(mv).items() if k in ("threshold", "k", "n")}
+    offline = {sid: detect_in_samples(x, feature_spec_of(mv), StreamPolicy(**m),
+                                      OnnxScorer(session), mv.labels, "alarm")[0]
+               for sid, x in streams.items()}
+    t0 = {sid: 1_800_000_000_000 + i * 7 for i, sid in enumerate(streams)}
+    chunks = {sid: list(chunk_messages(x, 16_000, sid, t0[sid], 100))
+              for sid, x in streams.items()}
+    records = [("audio-chunks", sid, json.dumps(c[i]).encode())
+               for i in range(max(len(c) for c in chunks.values()))
+               for sid, c in chunks.items() if i < len(c)]
+    job_id = submit("detect_alarms", ["--model", name, "--checkpoint-interval-ms", "2000"])
+    # Real time: 10 chunks of 100 ms per stream per second.
+    feed = SteadyProducer(kafka, records, per_s=10 * len(streams))
+    alerts_topic = kafka.topic("alarm-alerts")
+    try:
+        _running(job_id)
+        feed.start()
+        time.sleep(4)
+        killed = kill_taskmanager(job_id)
+        feed.finish()
+        expected = sum(len(d) for d in offline.values())
+        alerts = wait_until(lambda: (a := [json.loads(r.value) for r in
+                                           read_all(kafka, alerts_topic, 1000)])
+                            and len({x["alert_id"] for x in a}) >= expected and a,
+                            240, "every alarm heard")
+        recovery = round(max(a["detected_ts"] for a in alerts) / 1000 - killed, 1)
+        restarts = flink_rest.restarts(job_id)
+    finally:
+        flink_rest.cancel(job_id)
+    heard = {(a["stream_id"], a["onset_ts"]) for a in alerts}
+    want = {(sid, round(t0[sid] + d.onset_ts)) for sid, ds in offline.items() for d in ds}
+    assert heard == want
+    by_id = Counter(a["alert_id"] for a in alerts)
+    assert len(by_id) == len(want)
+    record("detect_alarms", "taskmanager SIGKILL", last_alert_after_kill_s=recovery, lost=0,
+           duplicates_same_id=sum(n - 1 for n in by_id.values()), restarts=restarts)
