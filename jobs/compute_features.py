@@ -52,6 +52,7 @@ class ComputeFeaturesConfig:
     ended_ttl_s: int = 86_400
     write_interval_ms: int = 100
     evict_idle_days: int = 30
+    evict_ended_days: int = 7
 
     @classmethod
     def from_args(cls, argv: list[str] | None = None) -> ComputeFeaturesConfig:
@@ -82,8 +83,7 @@ class ComputeFeaturesConfig:
                                  "needs a fresh start, not a restore "
                                  f"(env FEATURES_BUCKETS, default {cls.buckets})")
         parser.add_argument("--ended-ttl-s", type=int, default=cls.ended_ttl_s,
-                            help="ended shows expire from Redis after this long, and leave "
-                                 "the job's state this long after their end in event time")
+                            help="ended shows expire from Redis after this long")
         parser.add_argument("--evict-idle-days", type=int,
                             default=int(env_default("FEATURES_EVICT_IDLE_DAYS",
                                                     str(cls.evict_idle_days))),
@@ -91,6 +91,12 @@ class ComputeFeaturesConfig:
                                  "nothing live, no plays in the window) leave state after this "
                                  "many days of event time without events; 0 keeps them "
                                  f"(env FEATURES_EVICT_IDLE_DAYS, default {cls.evict_idle_days})")
+        parser.add_argument("--evict-ended-days", type=int,
+                            default=int(env_default("FEATURES_EVICT_ENDED_DAYS",
+                                                    str(cls.evict_ended_days))),
+                            help="ended shows leave state (and Redis) this many days of event "
+                                 "time after their end (env FEATURES_EVICT_ENDED_DAYS, default "
+                                 f"{cls.evict_ended_days})")
         parser.add_argument("--write-interval-ms", type=int,
                             default=int(env_default("FEATURES_WRITE_INTERVAL_MS",
                                                     str(cls.write_interval_ms))),
@@ -105,7 +111,7 @@ class ComputeFeaturesConfig:
         return cls(KafkaSettings.from_env(), RedisSettings.from_env(), flink_settings(args),
                    args.group_id, args.out_of_order_ms, args.idle_s, args.batch_ms,
                    args.buckets, args.ended_ttl_s, args.write_interval_ms,
-                   args.evict_idle_days)
+                   args.evict_idle_days, args.evict_ended_days)
 
     def buckets_function(self) -> EntityBucketsFunction:
         # PyFlink 2.0's thread mode fails to convert a state TTL (FileNotFoundError in
@@ -118,7 +124,8 @@ class ComputeFeaturesConfig:
                                      write_interval_ms=interval,
                                      ended_ttl_ms=self.ended_ttl_s * 1000,
                                      state_ttl_days=ttl_days,
-                                     evict_idle_days=self.evict_idle_days)
+                                     evict_idle_days=self.evict_idle_days,
+                                     evict_ended_days=self.evict_ended_days)
 
 
 def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,

@@ -50,10 +50,18 @@ def decode_chunk(chunk: dict) -> np.ndarray:
     return np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
 
 
+def _to_s16(samples: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(samples * 32767.0), -32768, 32767).astype("<i2")
+
+
 def encode_pcm(samples: np.ndarray) -> str:
     """Float samples in [-1, 1] as base64 s16le (clipped)."""
-    pcm = np.clip(np.round(samples * 32767.0), -32768, 32767).astype("<i2")
-    return pybase64.b64encode(pcm.tobytes()).decode("ascii")
+    return pybase64.b64encode(_to_s16(samples).tobytes()).decode("ascii")
+
+
+def pcm16_round_trip(samples: np.ndarray) -> np.ndarray:
+    """``samples`` as a job hears them after ``encode_pcm`` and ``decode_chunk``."""
+    return _to_s16(samples).astype(np.float32) / 32768.0
 
 
 @lru_cache(maxsize=16)

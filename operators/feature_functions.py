@@ -132,13 +132,14 @@ class EntityBucketsFunction(KeyedProcessFunction):
 
     def __init__(self, redis: RedisSettings, *, buckets: int, write_interval_ms: int = 100,
                  ended_ttl_ms: int = 24 * 3_600_000, state_ttl_days: int = 14,
-                 evict_idle_days: int = 30, job: str = "compute_features",
+                 evict_idle_days: int = 30, evict_ended_days: int = 7,
+                 job: str = "compute_features",
                  operator: str = "entities"):
         self.job, self.operator = job, operator
         # Entities leave state by event time (idle users and creators, ended shows), in
         # thread mode too, where PyFlink cannot set a state TTL; 0 days keeps them.
-        self.eviction = Eviction(idle_ms=evict_idle_days * DAY_MS, ended_ms=ended_ttl_ms) \
-            if evict_idle_days else None
+        self.eviction = Eviction(idle_ms=evict_idle_days * DAY_MS,
+                                 ended_ms=evict_ended_days * DAY_MS) if evict_idle_days else None
         self.redis = redis
         self.buckets = buckets
         self.write_interval_ms = write_interval_ms

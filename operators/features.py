@@ -91,7 +91,10 @@ class Eviction:
     """When entities leave state, by event time (flags of compute_features)."""
 
     idle_ms: int = 30 * DAY_MS      # users and creators with nothing live, this long idle
-    ended_ms: int = DAY_MS          # shows this long after they ended (their Redis TTL)
+    # Shows this long after they ended. Days, not the hours a show's events can trail it:
+    # an idle source can move the watermark past a backlog still to be read, and an event
+    # that arrives after its entity was evicted starts the entity anew.
+    ended_ms: int = 7 * DAY_MS
 
 
 @dataclass

@@ -35,9 +35,12 @@ from connectors.feature_store import RedisFeatureStore
 from connectors.kafka_admin import create_topics, producer, read_all
 from connectors.lake import read_raw
 from connectors.settings import KafkaSettings
+from connectors.topics import TOPICS
 from onair.cli import submit
 from onair.sample_events import behavior_events
 from onair.sample_features import feature_log
+from onair.sample_hostile import behavior_cases, show_cases
+from operators.validation import parse
 
 pytestmark = pytest.mark.faults
 
@@ -113,6 +116,12 @@ def test_compute_features_through_every_fault_equals_the_reference(kafka_and_sto
     log = feature_log(60_000, seed=23)
     records = [(topic, e.get("user_id") or e["show_id"], json.dumps(e).encode())
                for topic, e in log]
+    # The hostile records early in the log: the ids of every accepted character class are
+    # in the state the killed TaskManager's restore brings back.
+    hostile = behavior_cases() + show_cases()
+    records[100:100] = [(c.topic, c.key, c.value) for c in hostile]
+    log += [(c.topic, parse(c.value, TOPICS[c.topic].schema)) for c in hostile
+            if c.rejected is None]
     job_id = submit("compute_features", [*JOB_ARGS, "--checkpoint-interval-ms", "2000"])
     feed = SteadyProducer(kafka, records, per_s=500)
     try:
@@ -295,7 +304,7 @@ def test_detect_alarms_through_a_killed_taskmanager_hears_every_alarm(
     from models.alarm_training import detect_in_samples, feature_spec_of, policy_of
     from models.onnx_export import OnnxScorer
     from models.registry import Registry
-    from operators.audio_pcm import chunk_messages
+    from operators.audio_pcm import chunk_messages, pcm16_round_trip
     from operators.audio_stream import StreamPolicy
 
     stack()
@@ -304,9 +313,11 @@ def test_detect_alarms_through_a_killed_taskmanager_hears_every_alarm(
     create_topics(kafka)
     session, _ = Registry().load_session(name, mv.version)
     m = {k: v for k, v in policy_of(mv).items() if k in ("threshold", "k", "n")}
-    offline = {sid: detect_in_samples(x, feature_spec_of(mv), StreamPolicy(**m),
+    # The audio as the job hears it: through the chunks' 16-bit PCM.
+    pcm16 = {sid: pcm16_round_trip(x) for sid, x in streams.items()}
+    offline = {sid: detect_in_samples(pcm16[sid], feature_spec_of(mv), StreamPolicy(**m),
                                       OnnxScorer(session), mv.labels, "alarm")[0]
-               for sid, x in streams.items()}
+               for sid in streams}
     t0 = {sid: 1_800_000_000_000 + i * 7 for i, sid in enumerate(streams)}
     chunks = {sid: list(chunk_messages(x, 16_000, sid, t0[sid], 100))
               for sid, x in streams.items()}

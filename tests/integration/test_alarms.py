@@ -22,7 +22,7 @@ from models.registry import Registry, sha256_file
 from onair.alarm_cli import default_audio_dir
 from onair.cli import submit
 from operators.audio_features import FeatureSpec
-from operators.audio_pcm import chunk_messages, encode_pcm
+from operators.audio_pcm import chunk_messages, encode_pcm, pcm16_round_trip
 from operators.audio_stream import StreamPolicy
 
 MODEL = "alarm_it"
@@ -85,7 +85,9 @@ def _offline_detections(mv, streams: dict) -> dict:
     # The job's policy: the model's threshold, k and n (chosen at training), else defaults.
     m = {k: v for k, v in policy_of(mv).items() if k in ("threshold", "k", "n")}
     policy = StreamPolicy(**m)
-    offline = {sid: detect_in_samples(x, spec, policy, scorer, mv.labels, "alarm")[0]
+    # The audio as the job hears it: through the chunks' 16-bit PCM.
+    offline = {sid: detect_in_samples(pcm16_round_trip(x), spec, policy, scorer, mv.labels,
+                                      "alarm")[0]
                for sid, (x, _) in streams.items()}
     assert {sid: len(d) for sid, d in offline.items()} == {"a1": 1, "a2": 1, "q1": 0, "q2": 0}
     return offline

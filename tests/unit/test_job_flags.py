@@ -37,3 +37,18 @@ def test_rank_shows_checkpoints_unaligned_by_default(monkeypatch):
     assert RankShowsConfig.from_args([]).flink.unaligned_checkpoints is True
     assert RankShowsConfig.from_args(["--no-unaligned-checkpoints"]).flink \
         .unaligned_checkpoints is False
+
+
+def test_streaming_jobs_restart_with_a_bounded_exponential_delay(monkeypatch):
+    from connectors.flink_env import FlinkJobSettings, restart_strategy
+
+    monkeypatch.delenv("ONAIR_RESTART_ATTEMPTS", raising=False)
+    conf = restart_strategy(settings([]))
+    assert conf["restart-strategy.type"] == "exponential-delay"
+    assert conf["restart-strategy.exponential-delay.attempts-before-reset-backoff"] == "30"
+    assert conf["restart-strategy.exponential-delay.max-backoff"] == "60 s"
+    conf = restart_strategy(settings(["--restart-attempts", "5", "--restart-max-delay-s", "9"]))
+    assert conf["restart-strategy.exponential-delay.attempts-before-reset-backoff"] == "5"
+    assert conf["restart-strategy.exponential-delay.max-backoff"] == "9 s"
+    batch = restart_strategy(FlinkJobSettings(batch=True))
+    assert batch["restart-strategy.type"] == "fixed-delay"
