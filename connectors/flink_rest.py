@@ -30,10 +30,13 @@ def job_state(job_id: str, flink: FlinkSettings | None = None) -> str:
 
 
 def restarts(job_id: str, flink: FlinkSettings | None = None) -> int:
-    """How many times the job restarted (``numRestarts``), as of the last metrics fetch."""
+    """How many times the job restarted: ``numRestarts`` as of the last metrics fetch, or the
+    failures in its exception history if more (the metric was seen at 0 after a restart of
+    a job whose only region failed)."""
     flink = flink or FlinkSettings.from_env()
     values = _call(f"{flink.rest_url}/jobs/{job_id}/metrics?get=numRestarts")
-    return int(float(values[0]["value"])) if values else 0
+    metric = int(float(values[0]["value"])) if values else 0
+    return max(metric, len(exceptions(job_id, flink)))
 
 
 def exceptions(job_id: str, flink: FlinkSettings | None = None) -> list[str]:

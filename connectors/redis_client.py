@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from connectors.settings import RedisSettings
+
+T = TypeVar("T")
+
+
+def call_with_retry(settings: RedisSettings, fn: Callable[[], T]) -> T:
+    """``fn()``, retried on a lost connection or a timeout with the client's backoff
+    (``settings.retries`` times). redis-py's own retry misses a refused connection (a server
+    restarting): it raises the socket error before its retry loop can see a Redis error."""
+    backoff = ExponentialBackoff(cap=2.0, base=0.1)
+    for attempt in range(settings.retries + 1):
+        try:
+            return fn()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            if attempt == settings.retries:
+                raise
+            time.sleep(backoff.compute(attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def redis_client(settings: RedisSettings | None = None, **overrides) -> redis.Redis:

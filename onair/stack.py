@@ -58,6 +58,10 @@ FLINK_OVERRIDES: dict[str, object] = {
     # The REST API's metrics are at most this old (default 10 s): benchmarks read a job's
     # progress from them while it runs.
     "metrics.fetcher.update-interval": 1000,
+    # A TaskManager that dies is noticed within seconds, not the default 50 s: on one machine
+    # a missed heartbeat is a dead process, not a slow network.
+    "heartbeat.interval": 3000,
+    "heartbeat.timeout": 20000,
     "python.execution-mode": "thread",
     # Thread mode loads pemja's native library into the TaskManager JVM, which Java allows once
     # per JVM: pemja must come from the cluster's own class path (see flink_lib_dir), never from

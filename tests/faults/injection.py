@@ -46,22 +46,20 @@ def taskmanager_pids(s: Stack) -> list[int]:
 
 
 def taskmanager_running(job_id: str, s: Stack) -> int:
-    """The pid of a TaskManager that runs a task of ``job_id`` (the first found)."""
+    """The pid of a TaskManager that runs a task of ``job_id``."""
     rest = flink_rest.FlinkSettings.from_env().rest_url
-    detail = flink_rest._call(f"{rest}/jobs/{job_id}/taskmanagers")
-    hosts = {tm["taskmanager-id"] for tm in detail.get("taskmanagers", [])}
+    hosts: set[str] = set()
+    for vertex in flink_rest._call(f"{rest}/jobs/{job_id}").get("vertices", []):
+        detail = flink_rest._call(f"{rest}/jobs/{job_id}/vertices/{vertex['id']}/taskmanagers")
+        hosts |= {tm["taskmanager-id"] for tm in detail.get("taskmanagers", [])}
     by_id = {tm["id"]: tm for tm in flink_rest._call(f"{rest}/taskmanagers")["taskmanagers"]}
-    for tm_id in hosts:
-        info = by_id.get(tm_id)
-        if info is None:
-            continue
+    for tm_id in sorted(hosts):
+        port = by_id.get(tm_id, {}).get("dataPort")
         # The REST API names no pid: the process listening on the TaskManager's data port.
         for pid in taskmanager_pids(s):
-            if _listens_on(pid, info.get("dataPort")):
+            if _listens_on(pid, port):
                 return pid
-    pids = taskmanager_pids(s)
-    assert pids, "no TaskManager process found"
-    return pids[0]
+    raise AssertionError(f"no TaskManager process runs {job_id} (hosts {hosts})")
 
 
 def _listens_on(pid: int, port: int | None) -> bool:

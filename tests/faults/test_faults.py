@@ -50,9 +50,10 @@ class SteadyProducer(threading.Thread):
     background; ``sent_at`` is when each went out."""
 
     def __init__(self, kafka: KafkaSettings, records: list[tuple[str, str, bytes]],
-                 per_s: float):
+                 per_s: float, stamp: str | None = None):
         super().__init__(daemon=True)
         self.kafka, self.records, self.per_s = kafka, records, per_s
+        self.stamp = stamp   # a field set to the wall-clock ms at sending
         self.sent = 0
         self.error: BaseException | None = None
 
@@ -64,6 +65,9 @@ class SteadyProducer(threading.Thread):
                 ahead = started + i / self.per_s - time.monotonic()
                 if ahead > 0:
                     time.sleep(ahead)
+                if self.stamp:
+                    value = json.dumps(json.loads(value) | {self.stamp: int(time.time() * 1000)}
+                                       ).encode()
                 p.send(self.kafka.topic(topic), value, key=key.encode())
                 self.sent = i + 1
             p.flush()
@@ -78,8 +82,38 @@ class SteadyProducer(threading.Thread):
             raise self.error
 
 
+class TopicTail:
+    """Every committed record of a topic so far, read incrementally (``read_all`` waits for
+    the topic to go quiet, which a topic fed all along never does)."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str):
+        from kafka import TopicPartition
+
+        from connectors.kafka_admin import consumer, partitions_of
+
+        self.consumer = consumer(kafka)
+        parts = [TopicPartition(topic, p) for p in partitions_of(kafka, topic)]
+        self.consumer.assign(parts)
+        self.consumer.seek_to_beginning(*parts)
+        self.records: list = []
+
+    def read(self) -> list:
+        while batch := self.consumer.poll(timeout_ms=300, max_records=10_000):
+            for rs in batch.values():
+                self.records.extend(rs)
+        return self.records
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
 def _running(job_id: str) -> None:
     assert flink_rest.wait_for_state(job_id, {"RUNNING"}, 120) == "RUNNING"
+
+
+def _restarts_so_far(job_id: str) -> int:
+    time.sleep(1.5)   # the REST metrics are at most a second old
+    return flink_rest.restarts(job_id)
 
 
 def _recovered(since: float, newest_output: callable, timeout_s: float = 180) -> float:
@@ -130,13 +164,16 @@ def test_compute_features_through_every_fault_equals_the_reference(kafka_and_sto
         wait_until(lambda: _newest_write(store), 120, "the first features in Redis")
         killed = kill_taskmanager(job_id)
         record("compute_features", "taskmanager SIGKILL",
-               recovery_s=_recovered(killed, lambda: _newest_write(store)))
+               recovery_s=_recovered(killed, lambda: _newest_write(store)),
+               restarts_so_far=_restarts_so_far(job_id))
         _, thawed = freeze_redis(30)
         record("compute_features", "redis SIGSTOP 30 s",
-               recovery_s=_recovered(thawed, lambda: _newest_write(store)))
+               recovery_s=_recovered(thawed, lambda: _newest_write(store)),
+               restarts_so_far=_restarts_so_far(job_id))
         _, back = restart_redis()
         record("compute_features", "redis SIGKILL + restart",
-               recovery_s=_recovered(back, lambda: _newest_write(store)))
+               recovery_s=_recovered(back, lambda: _newest_write(store)),
+               restarts_so_far=_restarts_so_far(job_id))
         feed.finish()
         expected = end_log(kafka, log)
         wait_until_redis_matches(store, expected)
@@ -184,6 +221,7 @@ def test_lake_ingest_through_a_killed_taskmanager_writes_every_event_once(
     assert set(counts) == {e["event_id"] for e in events}
     duplicates = sum(n - 1 for n in counts.values())
     assert duplicates == 0
+    assert restarts >= 1, "the killed TaskManager ran none of the job"
     record("lake_ingest", "taskmanager SIGKILL", recovery_s=recovery, lost=0,
            duplicates=duplicates, restarts=restarts)
 
@@ -206,10 +244,10 @@ def test_correct_transcripts_through_a_killed_taskmanager_corrects_every_segment
                                             "--checkpoint-interval-ms", "2000"])
     feed = SteadyProducer(kafka, records, per_s=100)
     corrected_topic = kafka.topic("transcripts-corrected")
+    tail = TopicTail(kafka, corrected_topic)
 
     def newest() -> float | None:
-        out = read_all(kafka, corrected_topic, 2000)
-        return max((r.timestamp / 1000 for r in out), default=None)
+        return max((r.timestamp / 1000 for r in tail.read()), default=None)
 
     try:
         _running(job_id)
@@ -225,10 +263,12 @@ def test_correct_transcripts_through_a_killed_taskmanager_corrects_every_segment
         restarts = flink_rest.restarts(job_id)
     finally:
         flink_rest.cancel(job_id)
+        tail.close()
     counts = Counter(json.loads(r.value)["segment_id"] for r in out)
     assert set(counts) == {s["segment_id"] for s in segments}
     duplicates = sum(n - 1 for n in counts.values())
     assert duplicates == 0
+    assert restarts >= 1, "the killed TaskManager ran none of the job"
     record("correct_transcripts", "taskmanager SIGKILL", recovery_s=recovery, lost=0,
            duplicates=duplicates, restarts=restarts)
 
@@ -252,16 +292,19 @@ def test_rank_shows_answers_through_every_fault(services, topic_prefix, monkeypa
                 for i in range(12_000)]
     records = [("rec-requests", r["user_id"], json.dumps(r).encode()) for r in requests]
     job_id = submit("rank_shows", ["--checkpoint-interval-ms", "2000"])
-    feed = SteadyProducer(kafka, records, per_s=60)
-    rankings_topic = kafka.topic("rec-rankings")
+    # Each request stamped when sent: a ranking's ts tells when its request went out.
+    feed = SteadyProducer(kafka, records, per_s=60, stamp="ts")
+    tail = TopicTail(kafka, kafka.topic("rec-rankings"))
     seen: list[dict] = []
 
     def rankings() -> list[dict]:
-        seen[:] = [json.loads(r.value) | {"_at": r.timestamp / 1000}
-                   for r in read_all(kafka, rankings_topic, 2000)]
+        records = tail.read()
+        seen.extend(json.loads(r.value) | {"_at": json.loads(r.value)["ts"] / 1000}
+                    for r in records[len(seen):])
         return seen
 
     def newest(degraded: bool | None = None) -> float | None:
+        """When the newest answered request was sent (of the given kind)."""
         return max((r["_at"] for r in rankings()
                     if degraded is None or bool(r.get("degraded")) == degraded), default=None)
 
@@ -270,23 +313,29 @@ def test_rank_shows_answers_through_every_fault(services, topic_prefix, monkeypa
         feed.start()
         wait_until(newest, 120, "the first ranking")
         killed = kill_taskmanager(job_id)
-        record("rank_shows", "taskmanager SIGKILL", recovery_s=_recovered(killed, newest))
+        record("rank_shows", "taskmanager SIGKILL", recovery_s=_recovered(killed, newest),
+               restarts_so_far=_restarts_so_far(job_id))
         frozen, thawed = freeze_redis(30)
+        # Requests sent while Redis was frozen (after the first one, which found it up).
+        wait_until(lambda: (newest() or 0) > thawed, 60, "answers after the freeze")
         during = [r for r in rankings() if frozen + 1 < r["_at"] < thawed]
         assert during and any(r.get("degraded") for r in during), \
             "no catalog-only rankings while Redis was frozen"
         record("rank_shows", "redis SIGSTOP 30 s", answered_while_frozen=len(during),
                degraded_while_frozen=sum(bool(r.get("degraded")) for r in during),
-               full_again_s=_recovered(thawed, lambda: newest(degraded=False)))
+               full_again_s=_recovered(thawed, lambda: newest(degraded=False)),
+               restarts_so_far=_restarts_so_far(job_id))
         _, back = restart_redis()
         record("rank_shows", "redis SIGKILL + restart",
-               full_again_s=_recovered(back, lambda: newest(degraded=False)))
+               full_again_s=_recovered(back, lambda: newest(degraded=False)),
+               restarts_so_far=_restarts_so_far(job_id))
         feed.finish()
         wait_until(lambda: {r["request_id"] for r in rankings()} >=
                    {r["request_id"] for r in requests}, 300, "every request answered")
         restarts = flink_rest.restarts(job_id)
     finally:
         flink_rest.cancel(job_id)
+        tail.close()
     answers: dict[str, list[dict]] = {}
     for r in seen:
         answers.setdefault(r["request_id"], []).append(r)
@@ -348,5 +397,6 @@ def test_detect_alarms_through_a_killed_taskmanager_hears_every_alarm(
     assert heard == want
     by_id = Counter(a["alert_id"] for a in alerts)
     assert len(by_id) == len(want)
+    assert restarts >= 1, "the killed TaskManager ran none of the job"
     record("detect_alarms", "taskmanager SIGKILL", last_alert_after_kill_s=recovery, lost=0,
            duplicates_same_id=sum(n - 1 for n in by_id.values()), restarts=restarts)

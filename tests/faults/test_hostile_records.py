@@ -152,6 +152,7 @@ def test_rank_shows_hostile_records(services, topic_prefix, monkeypatch):
     job_id = submit("rank_shows", ["--checkpoint-interval-ms", "2000"])
     try:
         assert flink_rest.wait_for_state(job_id, {"RUNNING"}, 120) == "RUNNING"
+        _wait_for_catalog(kafka, p, t0)
         for r in normal[:100]:
             p.send(kafka.topic("rec-requests"), json.dumps(r).encode(), key=r["user_id"].encode())
         p.flush()
@@ -170,7 +171,7 @@ def test_rank_shows_hostile_records(services, topic_prefix, monkeypatch):
         _assert_healthy(job_id, "rank_shows", cases)
     finally:
         flink_rest.cancel(job_id)
-    answered = {x["request_id"]: x for x in out}
+    answered = {x["request_id"]: x for x in out if not x["request_id"].startswith("probe")}
     assert set(answered) == want   # no hostile request answered, every valid one is
     for r in normal:
         items = answered[r["request_id"]]["items"]
@@ -178,6 +179,22 @@ def test_rank_shows_hostile_records(services, topic_prefix, monkeypatch):
     # The request holding the most candidates is ranked among its own candidates.
     most = answered["hr-10"]["items"]
     assert len(most) == 10 and all(i["show_id"].startswith("hs-") for i in most)
+
+
+def _wait_for_catalog(kafka: KafkaSettings, p, t0: int) -> None:
+    """Probe requests until one is ranked over the catalog: the job reads show-events and
+    requests side by side, so requests can overtake the catalog at its start."""
+    def ranked() -> bool:
+        i = int(time.time() * 1000)
+        probe = {"request_id": f"probe{i}", "user_id": "probe", "ts": t0}
+        p.send(kafka.topic("rec-requests"), json.dumps(probe).encode(), key=b"probe")
+        p.flush()
+        time.sleep(1)
+        return any(json.loads(r.value)["items"] for r in
+                   read_all(kafka, kafka.topic("rec-rankings"), 500)
+                   if json.loads(r.value)["request_id"].startswith("probe"))
+
+    wait_until(ranked, 120, "the catalog in rank_shows")
 
 
 def test_correct_transcripts_hostile_records(services, topic_prefix):

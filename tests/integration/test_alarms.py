@@ -111,7 +111,7 @@ BAD_CHUNKS = {
     "base64": {"pcm": "%%%"},
     "even number": {"pcm": encode_pcm(np.zeros(3))[:-4] + "AAE="},
     "at most": {"pcm": encode_pcm(np.zeros(RATE * 6))},
-    "only mono": {"channels": 2},
+    "'channels' is 2, above its maximum 1": {"channels": 2},
     # The job keys by the Kafka key: a chunk keyed by anything but its stream_id is refused.
     "keyed by stream_id": {"stream_id": "elsewhere"},
 }
