@@ -131,6 +131,19 @@ def wait_until(check: Callable[[], object], timeout_s: float, what: str,
         time.sleep(every_s)
 
 
+def send_live_shows(kafka, n: int, t0: int) -> None:
+    """``n`` shows live since a minute before ``t0`` (s0, s1, ...): a catalog to rank."""
+    from connectors.kafka_admin import producer
+
+    p = producer(kafka)
+    for i in range(n):
+        e = {"event_id": f"sh{i}", "event_type": "live", "ts": t0 - 60_000, "show_id": f"s{i}",
+             "creator_id": f"c{i % 7}", "topic": "tech"}
+        p.send(kafka.topic("show-events"), json.dumps(e).encode(), key=e["show_id"].encode())
+    p.flush()
+    p.close()
+
+
 def record(job: str, fault: str, **figures) -> None:
     """A fault's figures: printed (pytest -s shows them) and appended to
     ``$ONAIR_FAULT_FIGURES`` when set, for docs/faults.md."""

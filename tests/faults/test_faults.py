@@ -26,6 +26,7 @@ from injection import (  # noqa: F401  (alarm_model is a fixture)
     kill_taskmanager,
     record,
     restart_redis,
+    send_live_shows,
     stack,
     wait_until,
 )
@@ -98,7 +99,12 @@ class TopicTail:
         self.records: list = []
 
     def read(self) -> list:
-        while batch := self.consumer.poll(timeout_ms=300, max_records=10_000):
+        """What arrived since the last read (a bounded number of polls: a topic written all
+        along would keep an until-empty loop going)."""
+        for _ in range(10):
+            batch = self.consumer.poll(timeout_ms=300, max_records=10_000)
+            if not batch:
+                break
             for rs in batch.values():
                 self.records.extend(rs)
         return self.records
@@ -109,6 +115,25 @@ class TopicTail:
 
 def _running(job_id: str) -> None:
     assert flink_rest.wait_for_state(job_id, {"RUNNING"}, 120) == "RUNNING"
+
+
+def _killed_mid_stream(job_id: str, feed: SteadyProducer, newest_output, what: str) -> float:
+    """Start ``feed`` once the job runs, kill a TaskManager of the job once its first output
+    is out, let the feed finish; return the recovery time (s)."""
+    _running(job_id)
+    feed.start()
+    wait_until(newest_output, 120, f"the first {what}")
+    recovery = _recovered(kill_taskmanager(job_id), newest_output)
+    feed.finish()
+    return recovery
+
+
+def _settled(read, n: int, what: str) -> list:
+    """``read()`` once it holds ``n`` records, read again a few checkpoints later (a
+    duplicate would show by then)."""
+    wait_until(lambda: len(read()) >= n, 240, what)
+    time.sleep(6)
+    return read()
 
 
 def _restarts_so_far(job_id: str) -> int:
@@ -204,16 +229,9 @@ def test_lake_ingest_through_a_killed_taskmanager_writes_every_event_once(
         return max((p.stat().st_mtime for p in files), default=None)
 
     try:
-        _running(job_id)
-        feed.start()
-        wait_until(newest_file, 120, "the first lake file")
-        killed = kill_taskmanager(job_id)
-        recovery = _recovered(killed, newest_file)
-        feed.finish()
-        rows = wait_until(lambda: (r := list(read_raw(lake, "behavior_events")))
-                          and len(r) >= len(events) and r, 240, "every event in the lake")
-        time.sleep(6)   # a few more checkpoints: a duplicate would show now
-        rows = list(read_raw(lake, "behavior_events"))
+        recovery = _killed_mid_stream(job_id, feed, newest_file, "lake file")
+        rows = _settled(lambda: list(read_raw(lake, "behavior_events")), len(events),
+                        "every event in the lake")
         restarts = flink_rest.restarts(job_id)
     finally:
         flink_rest.cancel(job_id)
@@ -250,16 +268,8 @@ def test_correct_transcripts_through_a_killed_taskmanager_corrects_every_segment
         return max((r.timestamp / 1000 for r in tail.read()), default=None)
 
     try:
-        _running(job_id)
-        feed.start()
-        wait_until(newest, 120, "the first corrected segment")
-        killed = kill_taskmanager(job_id)
-        recovery = _recovered(killed, newest)
-        feed.finish()
-        out = wait_until(lambda: (r := read_all(kafka, corrected_topic, 3000))
-                         and len(r) >= len(segments) and r, 240, "every segment corrected")
-        time.sleep(6)
-        out = read_all(kafka, corrected_topic, 3000)
+        recovery = _killed_mid_stream(job_id, feed, newest, "corrected segment")
+        out = _settled(tail.read, len(segments), "every segment corrected")
         restarts = flink_rest.restarts(job_id)
     finally:
         flink_rest.cancel(job_id)
@@ -281,13 +291,7 @@ def test_rank_shows_answers_through_every_fault(services, topic_prefix, monkeypa
     kafka = KafkaSettings.from_env()
     create_topics(kafka)
     t0 = int(time.time() * 1000)
-    p = producer(kafka)
-    for i in range(50):
-        e = {"event_id": f"sh{i}", "event_type": "live", "ts": t0 - 60_000, "show_id": f"s{i}",
-             "creator_id": f"c{i % 7}", "topic": "tech"}
-        p.send(kafka.topic("show-events"), json.dumps(e).encode(), key=e["show_id"].encode())
-    p.flush()
-    p.close()
+    send_live_shows(kafka, 50, t0)
     requests = [{"request_id": f"r{i}", "user_id": f"u{i % 300}", "ts": t0 + i * 10}
                 for i in range(12_000)]
     records = [("rec-requests", r["user_id"], json.dumps(r).encode()) for r in requests]

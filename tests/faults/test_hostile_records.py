@@ -11,7 +11,12 @@ import uuid
 
 import pytest
 from feature_checks import JOB_ARGS, end_log, produce_log, wait_until_redis_matches
-from injection import alarm_model, record, wait_until  # noqa: F401  (a fixture)
+from injection import (  # noqa: F401  (alarm_model is a fixture)
+    alarm_model,
+    record,
+    send_live_shows,
+    wait_until,
+)
 
 from connectors import flink_rest
 from connectors.feature_store import RedisFeatureStore
@@ -142,12 +147,8 @@ def test_rank_shows_hostile_records(services, topic_prefix, monkeypatch):
     create_topics(kafka)
     cases = request_cases()
     t0 = int(time.time() * 1000)
+    send_live_shows(kafka, 30, t0)
     p = producer(kafka)
-    for i in range(30):
-        e = {"event_id": f"sh{i}", "event_type": "live", "ts": t0 - 60_000, "show_id": f"s{i}",
-             "creator_id": f"c{i % 7}", "topic": "tech"}
-        p.send(kafka.topic("show-events"), json.dumps(e).encode(), key=e["show_id"].encode())
-    p.flush()
     normal = [{"request_id": f"n{i}", "user_id": f"u{i}", "ts": t0 + i} for i in range(200)]
     job_id = submit("rank_shows", ["--checkpoint-interval-ms", "2000"])
     try:
