@@ -28,7 +28,7 @@ import numpy as np
 import orjson
 import redis
 
-from connectors.redis_client import call_with_retry, redis_client
+from connectors.redis_client import redis_client
 from connectors.settings import RedisSettings
 
 # Numeric show features in matrix order, with the value a missing show reads as.
@@ -121,11 +121,6 @@ class RedisFeatureStore:
         return self._client
 
     def write_many(self, writes: Iterable[FeatureWrite]) -> int:
-        """``_write_many`` through a Redis restart or outage (retried: writes are versioned)."""
-        writes = list(writes)
-        return call_with_retry(self.settings, lambda: self._write_many(writes))
-
-    def _write_many(self, writes: list[FeatureWrite]) -> int:
         """One pipelined round trip; returns how many writes were not older than the store's.
 
         The keys of one call may be in different Redis Cluster slots: this store expects a
@@ -159,14 +154,14 @@ class RedisFeatureStore:
             # The server lost its script cache (a restart, SCRIPT FLUSH): load it again and
             # redo the batch, which is idempotent (versioned writes).
             self._script = client.script_load(_WRITE_IF_NEWER)
-            return self._write_many(writes)
+            return self.write_many(writes)
 
     def delete_many(self, entities: Sequence[tuple[str, str]]) -> None:
         """Remove entities (kind, id) from the store, a show's vector with it."""
         keys = [self.key(kind, eid) for kind, eid in entities]
         keys += [self.key("showvec", eid) for kind, eid in entities if kind == "show"]
         if keys:
-            call_with_retry(self.settings, lambda: self.client.delete(*keys))
+            self.client.delete(*keys)
 
     def read(self, kind: str, entity_id: str) -> dict[str, str]:
         raw = self.client.hgetall(self.key(kind, entity_id))

@@ -39,7 +39,7 @@ class FlinkJobSettings:
     batch: bool = False
     # Restarts after a fault (a record never causes one): exponential delay from 1 s doubling
     # to ``restart_max_delay_s``; after ``restart_attempts`` restarts with no 10 stable
-    # minutes between them the job FAILS, for an operator to look at (docs/operations.md).
+    # minutes between them the job FAILS, for an operator to look at (docs/robustness.md).
     restart_attempts: int = 30
     restart_max_delay_s: int = 60
 

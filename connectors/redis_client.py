@@ -2,32 +2,11 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import TypeVar
-
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from connectors.settings import RedisSettings
-
-T = TypeVar("T")
-
-
-def call_with_retry(settings: RedisSettings, fn: Callable[[], T]) -> T:
-    """``fn()``, retried on a lost connection or a timeout with the client's backoff
-    (``settings.retries`` times). redis-py's own retry misses a refused connection (a server
-    restarting): it raises the socket error before its retry loop can see a Redis error."""
-    backoff = ExponentialBackoff(cap=2.0, base=0.1)
-    for attempt in range(settings.retries + 1):
-        try:
-            return fn()
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-            if attempt == settings.retries:
-                raise
-            time.sleep(backoff.compute(attempt + 1))
-    raise AssertionError("unreachable")
 
 
 def redis_client(settings: RedisSettings | None = None, **overrides) -> redis.Redis:
@@ -38,8 +17,12 @@ def redis_client(settings: RedisSettings | None = None, **overrides) -> redis.Re
         "socket_timeout": settings.timeout_s, "socket_connect_timeout": settings.timeout_s,
         "health_check_interval": 30,
         # Every command and pipeline retries on a lost connection or a timeout; onair's
-        # writes are versioned (idempotent) and its reads have no side effect.
-        "retry": Retry(ExponentialBackoff(cap=2.0, base=0.1), settings.retries),
+        # writes are versioned (idempotent) and its reads have no side effect. OSError too:
+        # a refused connect (a server restarting) reaches the retry as the socket's error,
+        # before redis-py wraps it in its own ConnectionError.
+        "retry": Retry(ExponentialBackoff(cap=2.0, base=0.1), settings.retries,
+                       supported_errors=(redis.exceptions.ConnectionError,
+                                         redis.exceptions.TimeoutError, OSError)),
         "retry_on_error": [redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
     }
     if settings.password:

@@ -198,20 +198,23 @@ class DetectAlarmsFunction(KeyedProcessFunction):
     def _flush(self):
         batch, self.queue, self.flush_due = self.queue, [], None
         self.queued.clear()
+        yield from self._run_guarded(batch)
+
+    def _run_guarded(self, batch: list[tuple[str, Chunk]]):
+        """``_run``, with the per-record barrier: a batch that raises runs again one chunk at
+        a time, so only the chunk that breaks is a dead letter (the others' detectors may
+        see a chunk twice: the sequencer drops the repeat)."""
         try:
             yield from self._run(batch)
         except Exception as e:
-            if len(batch) == 1:
-                key, chunk = batch[0]
-                yield self.barrier.letter(
-                    e, {"stream_id": key, "seq": chunk.seq, "ts": chunk.ts},
-                    source_topic="audio-chunks", message_id=f"{key}:{chunk.seq}")
+            if len(batch) > 1:
+                for item in batch:
+                    yield from self._run_guarded([item])
                 return
-            # One chunk broke the batch: each goes alone, so only that one is lost (the
-            # others' detectors may see a chunk twice: the sequencer drops the repeat).
-            for item in batch:
-                self.queue = [item]
-                yield from self._flush()
+            key, chunk = batch[0]
+            yield self.barrier.letter(
+                e, {"stream_id": key, "seq": chunk.seq, "ts": chunk.ts},
+                source_topic="audio-chunks", message_id=f"{key}:{chunk.seq}")
 
     def _run(self, batch: list[tuple[str, Chunk]]):
         keys = {id(self.detectors[key]): key for key, _ in batch}

@@ -136,6 +136,18 @@ def _settled(read, n: int, what: str) -> list:
     return read()
 
 
+def _exactly_once(job: str, got: list[str], want: set[str], recovery: float,
+                  restarts: int) -> None:
+    """An exactly-once sink after a killed TaskManager: every id once, none twice."""
+    counts = Counter(got)
+    assert set(counts) == want
+    duplicates = sum(n - 1 for n in counts.values())
+    assert duplicates == 0
+    assert restarts >= 1, "the killed TaskManager ran none of the job"
+    record(job, "taskmanager SIGKILL", recovery_s=recovery, lost=0, duplicates=duplicates,
+           restarts=restarts)
+
+
 def _restarts_so_far(job_id: str) -> int:
     time.sleep(1.5)   # the REST metrics are at most a second old
     return flink_rest.restarts(job_id)
@@ -235,13 +247,8 @@ def test_lake_ingest_through_a_killed_taskmanager_writes_every_event_once(
         restarts = flink_rest.restarts(job_id)
     finally:
         flink_rest.cancel(job_id)
-    counts = Counter(r["event_id"] for r in rows)
-    assert set(counts) == {e["event_id"] for e in events}
-    duplicates = sum(n - 1 for n in counts.values())
-    assert duplicates == 0
-    assert restarts >= 1, "the killed TaskManager ran none of the job"
-    record("lake_ingest", "taskmanager SIGKILL", recovery_s=recovery, lost=0,
-           duplicates=duplicates, restarts=restarts)
+    _exactly_once("lake_ingest", [r["event_id"] for r in rows],
+                  {e["event_id"] for e in events}, recovery, restarts)
 
 
 # ---------------------------------------------------------------- correct_transcripts
@@ -274,13 +281,8 @@ def test_correct_transcripts_through_a_killed_taskmanager_corrects_every_segment
     finally:
         flink_rest.cancel(job_id)
         tail.close()
-    counts = Counter(json.loads(r.value)["segment_id"] for r in out)
-    assert set(counts) == {s["segment_id"] for s in segments}
-    duplicates = sum(n - 1 for n in counts.values())
-    assert duplicates == 0
-    assert restarts >= 1, "the killed TaskManager ran none of the job"
-    record("correct_transcripts", "taskmanager SIGKILL", recovery_s=recovery, lost=0,
-           duplicates=duplicates, restarts=restarts)
+    _exactly_once("correct_transcripts", [json.loads(r.value)["segment_id"] for r in out],
+                  {s["segment_id"] for s in segments}, recovery, restarts)
 
 
 # ---------------------------------------------------------------- rank_shows
