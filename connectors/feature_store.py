@@ -29,7 +29,7 @@ import orjson
 import redis
 
 from connectors.redis_client import redis_client
-from connectors.settings import RedisSettings
+from onair.settings import RedisSettings
 
 # Numeric show features in matrix order, with the value a missing show reads as.
 SHOW_NUMERIC: tuple[tuple[str, float], ...] = (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from pyflink.common import Configuration
 from pyflink.datastream import (
@@ -15,33 +14,7 @@ from pyflink.datastream import (
 )
 from pyflink.table import StreamTableEnvironment
 
-
-@dataclass(frozen=True)
-class FlinkJobSettings:
-    """Runtime knobs common to all jobs (flags in each job's config)."""
-
-    parallelism: int = 1
-    checkpoint_interval_ms: int = 10_000
-    # "thread" embeds CPython in the TaskManager (no serialisation to a separate process);
-    # measured ~10x faster than "process" for small per-record functions.
-    python_mode: str = "thread"
-    bundle_size: int = 1000
-    # A bundle also ends after this long: the floor of in-job latency for Python operators.
-    bundle_time_ms: int = 1000
-    # How long a network buffer may wait to fill before it is sent: Flink's 100 ms default is
-    # added at every exchange between operators; latency-bound jobs lower it.
-    buffer_timeout_ms: int = 100
-    bounded: bool = False
-    # Barriers overtake in-flight records instead of blocking an input until every input's
-    # barrier has arrived: a latency-bound job's records are not held up by a checkpoint.
-    unaligned_checkpoints: bool = False
-    # BATCH execution (bounded jobs over files: no checkpoints, blocking shuffles).
-    batch: bool = False
-    # Restarts after a fault (a record never causes one): exponential delay from 1 s doubling
-    # to ``restart_max_delay_s``; after ``restart_attempts`` restarts with no 10 stable
-    # minutes between them the job FAILS, for an operator to look at (docs/robustness.md).
-    restart_attempts: int = 30
-    restart_max_delay_s: int = 60
+from onair.settings import FlinkJobSettings
 
 
 def restart_strategy(cfg: FlinkJobSettings) -> dict[str, str]:

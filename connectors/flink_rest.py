@@ -6,7 +6,7 @@ import json
 import time
 import urllib.request
 
-from connectors.settings import FlinkSettings
+from onair.settings import FlinkSettings
 
 TERMINAL = {"FINISHED", "CANCELED", "FAILED"}
 

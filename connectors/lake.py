@@ -20,7 +20,8 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from connectors.topics import (
+from models.lake_rows import PARTITION_COLUMNS, lake_columns
+from onair.topics import (
     BEHAVIOR_EVENT,
     CREATOR_PROFILE,
     IMPRESSION,
@@ -28,7 +29,6 @@ from connectors.topics import (
     USER_PROFILE,
     MessageSchema,
 )
-from operators.lake_rows import PARTITION_COLUMNS, lake_columns
 
 RAW_TABLES = {"behavior-events": "behavior_events", "show-events": "show_events"}
 DAY_MS = 86_400_000

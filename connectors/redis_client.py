@@ -6,7 +6,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from connectors.settings import RedisSettings
+from onair.settings import RedisSettings
 
 
 def redis_client(settings: RedisSettings | None = None, **overrides) -> redis.Redis:

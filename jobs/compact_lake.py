@@ -10,76 +10,58 @@ so memory is bounded by the largest partition, never by the lake. Prints a JSON 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import dataclass
 
 from pyflink.common import Types
-from pyflink.datastream import MapFunction
+from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
-from connectors.flink_env import FlinkJobSettings, stream_env
-from connectors.job_config import env_default
-from connectors.settings import lake_root
+from connectors.flink_env import stream_env
+from connectors.lake import LAKE_TABLES
+from onair.config import group, option, parse
+from onair.settings import BatchJobSettings, lake_root
+from operators.lake import CompactPartition
 
 JOB = "compact_lake"
 
 
 @dataclass(frozen=True)
 class CompactLakeConfig:
-    lake_root: str
-    tables: tuple[str, ...]
-    date_from: str | None
-    date_to: str | None
-    flink: FlinkJobSettings
-    verbose: bool = False
+    lake: str | None = option(None, "lake root URI (default $ONAIR_LAKE, else the state "
+                              "directory's lake/)")
+    tables: tuple[str, ...] = option(tuple(LAKE_TABLES),
+                                     "comma-separated tables to compact")
+    date_from: str | None = option(None, "first date to compact (YYYY-MM-DD)", flag="--from")
+    date_to: str | None = option(None, "last date to compact, inclusive (YYYY-MM-DD)",
+                                 flag="--to")
+    verbose: bool = option(False, "print one JSON line per partition before the summary")
+    # Process mode: each subtask is a separate Python process, so pyarrow's work on two
+    # partitions runs truly in parallel (thread mode shares one interpreter).
+    flink: BatchJobSettings = group(BatchJobSettings)
 
-    @classmethod
-    def from_args(cls, argv: list[str] | None = None) -> CompactLakeConfig:
-        from connectors.lake import LAKE_TABLES
-
-        parser = argparse.ArgumentParser(prog=JOB, description=__doc__.splitlines()[0])
-        parser.add_argument("--lake", default=lake_root(),
-                            help="lake root URI (env ONAIR_LAKE, default .onair/lake)")
-        parser.add_argument("--tables", default=",".join(LAKE_TABLES),
-                            help=f"comma-separated tables (default all: {','.join(LAKE_TABLES)})")
-        parser.add_argument("--from", dest="date_from", help="first date to compact (YYYY-MM-DD)")
-        parser.add_argument("--to", dest="date_to", help="last date to compact (inclusive)")
-        parser.add_argument("--verbose", action="store_true",
-                            help="print one JSON line per partition before the summary")
-        parser.add_argument("--parallelism", type=int,
-                            default=int(env_default("COMPACT_LAKE_PARALLELISM", "2")),
-                            help="subtasks (env COMPACT_LAKE_PARALLELISM, default 2)")
-        a = parser.parse_args(argv)
-        tables = tuple(t for t in a.tables.split(",") if t)
-        unknown = [t for t in tables if t not in LAKE_TABLES]
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lake", self.lake or lake_root())
+        unknown = [t for t in self.tables if t not in LAKE_TABLES]
         if unknown:
-            parser.error(f"unknown table(s) {', '.join(unknown)}; known: {', '.join(LAKE_TABLES)}")
-        # Process mode: each subtask is a separate Python process, so pyarrow's work on two
-        # partitions runs truly in parallel (thread mode shares one interpreter).
-        return cls(a.lake, tables, a.date_from, a.date_to,
-                   FlinkJobSettings(parallelism=a.parallelism, python_mode="process",
-                                    batch=True, bundle_size=1), a.verbose)
-
-
-class CompactPartition(MapFunction):
-    def __init__(self, lake: str):
-        self.lake = lake
-
-    def map(self, value):
-        from connectors.lake import lake_table
-        from connectors.lake_compaction import compact_partition
-
-        table, dt = value
-        return json.dumps(compact_partition(self.lake, lake_table(table), dt).as_dict())
+            raise ValueError(f"unknown table(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(LAKE_TABLES)}")
 
 
 def partitions(cfg: CompactLakeConfig) -> list[tuple[str, str]]:
     from connectors.lake_compaction import raw_partitions
 
-    return [(t, dt) for t in cfg.tables for dt in raw_partitions(cfg.lake_root, t)
+    return [(t, dt) for t in cfg.tables for dt in raw_partitions(cfg.lake, t)
             if (cfg.date_from is None or dt >= cfg.date_from)
             and (cfg.date_to is None or dt <= cfg.date_to)]
+
+
+def build_pipeline(env: StreamExecutionEnvironment, cfg: CompactLakeConfig,
+                   work: list[tuple[str, str]]) -> DataStream:
+    """One JSON summary line per compacted partition."""
+    return (env.from_collection(work, type_info=Types.TUPLE([Types.STRING(), Types.STRING()]))
+            .rebalance()
+            .map(CompactPartition(cfg.lake), output_type=Types.STRING()))
 
 
 def run(cfg: CompactLakeConfig) -> dict:
@@ -87,12 +69,9 @@ def run(cfg: CompactLakeConfig) -> dict:
     summary = {"partitions": len(work), "rows_in": 0, "rejected": 0, "duplicates": 0,
                "rows_out": 0}
     if not work:
-        print(json.dumps(summary | {"note": f"no raw partitions under {cfg.lake_root}"}))
+        print(json.dumps(summary | {"note": f"no raw partitions under {cfg.lake}"}))
         return summary
-    env = stream_env(cfg.flink)
-    results = (env.from_collection(work, type_info=Types.TUPLE([Types.STRING(), Types.STRING()]))
-               .rebalance()
-               .map(CompactPartition(cfg.lake_root), output_type=Types.STRING()))
+    results = build_pipeline(stream_env(cfg.flink.runtime()), cfg, work)
     with results.execute_and_collect(JOB) as lines:
         for line in lines:
             if cfg.verbose:
@@ -105,7 +84,7 @@ def run(cfg: CompactLakeConfig) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run(CompactLakeConfig.from_args(argv))
+    run(parse(CompactLakeConfig, JOB, argv, __doc__.splitlines()[0]))
 
 
 if __name__ == "__main__":

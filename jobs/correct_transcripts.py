@@ -11,7 +11,6 @@ changes; it must be readable at the same path on every TaskManager.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,62 +19,44 @@ from pyflink.common import Types
 from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
-from connectors.flink_env import FlinkJobSettings, run_job
-from connectors.flink_io import Input, add_dead_letter_sink, add_kafka_sink, validated_inputs
-from connectors.job_config import add_flink_flags, env_default, flink_settings
-from connectors.settings import KafkaSettings
-from connectors.topics import (
+from connectors.flink_env import run_job
+from models.transcripts.vocabulary import VocabularyError, load_vocabulary
+from onair.config import connection, group, option, parse
+from onair.settings import FlinkJobSettings, KafkaSettings
+from onair.topics import (
     TRANSCRIPT_REFERENCES,
     TRANSCRIPT_WER_TOPIC,
     TRANSCRIPTS,
     TRANSCRIPTS_CORRECTED,
 )
-from operators.transcript_functions import (
+from operators.kafka_io import Input, add_dead_letter_sink, add_kafka_sink, validated_inputs
+from operators.transcripts import (
     CORRECTED_TAG,
     CorrectTranscriptFunction,
     PairSegmentsFunction,
     RollingWerFunction,
 )
-from operators.validate_function import DEAD_LETTER_TAG, KAFKA_ROW_TYPE
-from operators.vocabulary import VocabularyError, load_vocabulary
+from operators.validate import DEAD_LETTER_TAG, KAFKA_ROW_TYPE
 
 JOB = "correct_transcripts"
 
 
 @dataclass(frozen=True)
 class CorrectTranscriptsConfig:
-    kafka: KafkaSettings
-    flink: FlinkJobSettings
-    vocab: str
-    group_id: str = "onair-correct-transcripts"
-    wer_window: int = 100
-    reload_check_s: float = 5.0
+    kafka: KafkaSettings = connection(KafkaSettings)
+    flink: FlinkJobSettings = group(FlinkJobSettings, python_mode="process")
+    vocab: str | None = option(None, "vocabulary TSV (Phrase IPA SoundsLike DisplayAs)",
+                               required=True, legacy_env=("TRANSCRIPTS_VOCAB",))
+    group_id: str = option("onair-correct-transcripts", "Kafka consumer group",
+                           legacy_env=("TRANSCRIPTS_GROUP_ID",))
+    wer_window: int = option(100, "segments in the rolling WER", minimum=1, maximum=100_000,
+                             legacy_env=("TRANSCRIPTS_WER_WINDOW",))
+    reload_check_s: float = option(5.0, "how often to look for a changed vocabulary file, s",
+                                   minimum=0.1)
 
-    @classmethod
-    def from_args(cls, argv: list[str] | None = None) -> CorrectTranscriptsConfig:
-        parser = argparse.ArgumentParser(prog=JOB, description=__doc__.splitlines()[0])
-        add_flink_flags(parser, JOB, python_mode="process")
-        parser.add_argument("--vocab", default=env_default("TRANSCRIPTS_VOCAB", ""),
-                            help="vocabulary TSV (Phrase IPA SoundsLike DisplayAs); "
-                                 "env TRANSCRIPTS_VOCAB")
-        parser.add_argument("--group-id", default=env_default("TRANSCRIPTS_GROUP_ID",
-                                                              cls.group_id),
-                            help="Kafka consumer group (env TRANSCRIPTS_GROUP_ID)")
-        parser.add_argument("--wer-window", type=int,
-                            default=int(env_default("TRANSCRIPTS_WER_WINDOW", "100")),
-                            help="segments in the rolling WER (env TRANSCRIPTS_WER_WINDOW)")
-        parser.add_argument("--reload-check-s", type=float, default=5.0,
-                            help="how often to look for a changed vocabulary file, seconds")
-        args = parser.parse_args(argv)
-        if not args.vocab:
-            parser.error("--vocab FILE is required (or set TRANSCRIPTS_VOCAB)")
-        vocab = str(Path(args.vocab).resolve())
-        try:
-            load_vocabulary(vocab)  # fail at submission, not on the TaskManager
-        except (OSError, VocabularyError) as e:
-            parser.error(f"vocabulary {vocab}: {e}")
-        return cls(KafkaSettings.from_env(), flink_settings(args), vocab, args.group_id,
-                   args.wer_window, args.reload_check_s)
+    def __post_init__(self) -> None:
+        if self.vocab:
+            object.__setattr__(self, "vocab", str(Path(self.vocab).resolve()))
 
 
 def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,
@@ -109,7 +90,11 @@ def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironmen
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = CorrectTranscriptsConfig.from_args(argv)
+    cfg = parse(CorrectTranscriptsConfig, JOB, argv, __doc__.splitlines()[0])
+    try:
+        load_vocabulary(cfg.vocab)  # fail at submission, not on the TaskManager
+    except (OSError, VocabularyError) as e:
+        sys.exit(f"{JOB}: vocabulary {cfg.vocab}: {e}")
     run_job(JOB, cfg.flink, lambda env, t_env: build_pipeline(env, t_env, cfg))
 
 

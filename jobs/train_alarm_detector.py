@@ -12,7 +12,6 @@ alphabetical), ``holdout/<class>/*.wav``, ``events/streams`` and ``events/backgr
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -21,16 +20,16 @@ from pathlib import Path
 
 import numpy as np
 from pyflink.common import Types
-from pyflink.datastream import MapFunction
+from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
-from connectors.flink_env import FlinkJobSettings, stream_env
-from connectors.job_config import add_alarm_policy_flags, alarm_policy, env_default
-from models.alarm_dataset import class_files
-from models.alarm_training import (
+from connectors.flink_env import stream_env
+from models.alarms.dataset import class_files
+from models.alarms.mel import FeatureSpec, feature_names
+from models.alarms.stream import PolicyOptions, StreamPolicy
+from models.alarms.training import (
     TrainParams,
     debounce,
     event_metrics,
-    file_windows,
     model_extra,
     oob_threshold,
     report_markdown,
@@ -40,90 +39,77 @@ from models.alarm_training import (
 )
 from models.onnx_export import OnnxScorer, curves_png, parity, to_onnx
 from models.registry import Registry, fingerprint_files
-from operators.audio_features import FeatureSpec, feature_names
-from operators.audio_stream import StreamPolicy
+from onair.config import group, option, parse
+from onair.settings import BatchJobSettings
+from operators.alarms import ExtractFeatures
 
 JOB = "train_alarm_detector"
 
 
 @dataclass(frozen=True)
 class TrainAlarmConfig:
-    dataset: Path
-    name: str
-    alarm_label: str
-    spec: FeatureSpec
-    policy: StreamPolicy
-    params: TrainParams
-    flink: FlinkJobSettings
-    promote: bool
-    target_fpr: float
-    fixed_threshold: bool
+    dataset: str | None = option(None, "dataset folder (onair alarms dataset --out DIR)",
+                                 required=True)
+    name: str = option("alarm_detector", "registry model name", legacy_env=("ALARM_MODEL",))
+    alarm_label: str = option("alarm", "the class that raises alerts")
+    window_s: float = option(FeatureSpec.window_s, "window length, s", minimum=0.1)
+    hop_s: float = option(FeatureSpec.hop_s, "hop between windows, s", minimum=0.01)
+    fmin_hz: float = option(FeatureSpec.fmin_hz, "band crop, low edge, Hz", minimum=0)
+    fmax_hz: float = option(FeatureSpec.fmax_hz, "band crop, high edge, Hz", minimum=1)
+    n_estimators: int = option(TrainParams.n_estimators, "trees in the forest", minimum=1)
+    max_depth: int = option(TrainParams.max_depth, "deepest a tree grows", minimum=1)
+    seed: int = option(TrainParams.seed, "random seed")
+    target_fpr: float = option(0.001, "window false-positive rate the default threshold is set "
+                               "for (out-of-bag, training data only; --threshold overrides)",
+                               minimum=0.0, maximum=1.0)
+    promote: bool = option(False, "point the production alias at the new version")
+    policy: PolicyOptions = group(PolicyOptions)
+    # Many files per bundle: one file is light work, a bundle per file would cost more.
+    flink: BatchJobSettings = group(BatchJobSettings, bundle_size=1000)
 
-    @classmethod
-    def from_args(cls, argv: list[str] | None = None) -> TrainAlarmConfig:
-        p = argparse.ArgumentParser(prog=JOB, description=__doc__.splitlines()[0])
-        p.add_argument("--dataset", required=True, help="dataset folder (onair alarms dataset)")
-        p.add_argument("--name", default=env_default("ALARM_MODEL", "alarm_detector"),
-                       help="registry model name (env ALARM_MODEL)")
-        p.add_argument("--alarm-label", default="alarm", help="the class that raises alerts")
-        p.add_argument("--parallelism", type=int, default=2, help="feature-extraction subtasks")
-        p.add_argument("--window-s", type=float, default=FeatureSpec.window_s)
-        p.add_argument("--hop-s", type=float, default=FeatureSpec.hop_s)
-        p.add_argument("--fmin-hz", type=float, default=FeatureSpec.fmin_hz,
-                       help="band crop, low edge")
-        p.add_argument("--fmax-hz", type=float, default=FeatureSpec.fmax_hz,
-                       help="band crop, high edge")
-        p.add_argument("--n-estimators", type=int, default=TrainParams.n_estimators)
-        p.add_argument("--max-depth", type=int, default=TrainParams.max_depth)
-        p.add_argument("--seed", type=int, default=TrainParams.seed)
-        p.add_argument("--target-fpr", type=float, default=0.001,
-                       help="window false-positive rate the default threshold is set for "
-                            "(out-of-bag, training data only; --threshold overrides)")
-        p.add_argument("--promote", action="store_true",
-                       help="point the production alias at the new version")
-        add_alarm_policy_flags(p)
-        a = p.parse_args(argv)
-        dataset = Path(a.dataset).resolve()
-        if not (dataset / "train").is_dir():
-            p.error(f"{dataset}/train not found: build a dataset with "
-                    f"`onair alarms dataset --out {a.dataset}`")
-        try:
-            spec = FeatureSpec(window_s=a.window_s, hop_s=a.hop_s, fmin_hz=a.fmin_hz,
-                               fmax_hz=a.fmax_hz)
-            policy = alarm_policy(a)
-        except ValueError as e:
-            p.error(str(e))
-        return cls(dataset, a.name, a.alarm_label, spec, policy,
-                   TrainParams(a.n_estimators, a.max_depth, seed=a.seed),
-                   FlinkJobSettings(parallelism=a.parallelism, python_mode="process",
-                                    batch=True), a.promote, a.target_fpr, a.threshold is not None)
+    @property
+    def root(self) -> Path:
+        return Path(self.dataset).resolve()
+
+    @property
+    def spec(self) -> FeatureSpec:
+        return FeatureSpec(window_s=self.window_s, hop_s=self.hop_s, fmin_hz=self.fmin_hz,
+                           fmax_hz=self.fmax_hz)
+
+    @property
+    def params(self) -> TrainParams:
+        return TrainParams(self.n_estimators, self.max_depth, seed=self.seed)
+
+    @property
+    def stream_policy(self) -> StreamPolicy:
+        return self.policy.policy()
+
+    @property
+    def fixed_threshold(self) -> bool:
+        return self.policy.threshold is not None
 
 
-class ExtractFeatures(MapFunction):
-    """(kind, key, path) -> pickled (kind, key, path, windows x features)."""
-
-    def __init__(self, spec: dict):
-        self.spec = spec
-
-    def open(self, runtime_context) -> None:
-        self.features = FeatureSpec(**self.spec)
-
-    def map(self, value):
-        kind, key, path = value
-        return kind, key, path, file_windows(path, self.features)
+def build_pipeline(env: StreamExecutionEnvironment, cfg: TrainAlarmConfig,
+                   records: list[tuple[str, str, str]]) -> DataStream:
+    """(kind, key, path) of every audio file -> its window features, in parallel subtasks."""
+    return (env.from_collection(records, type_info=Types.TUPLE(
+                [Types.STRING(), Types.STRING(), Types.STRING()]))
+            .rebalance()
+            .map(ExtractFeatures(cfg.spec.as_dict()), output_type=Types.PICKLED_BYTE_ARRAY())
+            .name("log-mel-features"))
 
 
 def _records(cfg: TrainAlarmConfig) -> tuple[list[tuple[str, str, str]], list[str], list[dict]]:
-    train = class_files(cfg.dataset / "train")
+    train = class_files(cfg.root / "train")
     labels = sorted(train)
     if cfg.alarm_label not in labels:
-        raise SystemExit(f"no {cfg.alarm_label!r} class folder in {cfg.dataset / 'train'}")
+        raise SystemExit(f"no {cfg.alarm_label!r} class folder in {cfg.root / 'train'}")
     records = [("train", label, str(p)) for label, paths in train.items() for p in paths]
-    if (cfg.dataset / "holdout").is_dir():
+    if (cfg.root / "holdout").is_dir():
         records += [("holdout", label, str(p)) for label, paths in
-                    class_files(cfg.dataset / "holdout").items() for p in paths]
+                    class_files(cfg.root / "holdout").items() for p in paths]
     streams = []
-    events = cfg.dataset / "events"
+    events = cfg.root / "events"
     if (events / "streams.json").exists():
         streams = json.loads((events / "streams.json").read_text())
         records += [("stream", s["file"], str(events / "streams" / s["file"])) for s in streams]
@@ -133,12 +119,7 @@ def _records(cfg: TrainAlarmConfig) -> tuple[list[tuple[str, str, str]], list[st
 
 
 def extract(cfg: TrainAlarmConfig, records: list[tuple[str, str, str]]) -> list[tuple]:
-    env = stream_env(cfg.flink)
-    ds = env.from_collection(records, type_info=Types.TUPLE(
-        [Types.STRING(), Types.STRING(), Types.STRING()]))
-    features = (ds.rebalance()
-                .map(ExtractFeatures(cfg.spec.as_dict()), output_type=Types.PICKLED_BYTE_ARRAY())
-                .name("log-mel-features"))
+    features = build_pipeline(stream_env(cfg.flink.runtime()), cfg, records)
     with features.execute_and_collect(f"{JOB}-features") as results:
         return list(results)
 
@@ -163,7 +144,7 @@ def train_and_register(cfg: TrainAlarmConfig, rows: list[tuple], labels: list[st
     alarm = labels.index(cfg.alarm_label)
     if not cfg.fixed_threshold:
         cfg = replace(cfg, policy=replace(
-            cfg.policy, threshold=oob_threshold(model, y_train, alarm, cfg.target_fpr)))
+            cfg.stream_policy, threshold=oob_threshold(model, y_train, alarm, cfg.target_fpr)))
     onnx_bytes = to_onnx(model, cfg.spec.n_features)
     scorer = OnnxScorer(onnx_bytes)
     x_hold, y_hold = matrix("holdout")
@@ -171,35 +152,36 @@ def train_and_register(cfg: TrainAlarmConfig, rows: list[tuple], labels: list[st
     if diff > 1e-5:
         raise SystemExit(f"ONNX parity failed: max |sklearn - onnx| = {diff:.2e} > 1e-5")
     metrics: dict = {"train_windows": len(y_train), "fit_s": round(fit_s, 2),
-                     "onnx_max_abs_diff": diff, "threshold": round(cfg.policy.threshold, 4),
+                     "onnx_max_abs_diff": diff, "threshold": round(cfg.stream_policy.threshold, 4),
                      "oob_accuracy": round(model.oob_score_, 4)}
     artifacts = {}
     if len(x_hold):
         p_hold = scorer(x_hold)[:, alarm]
-        metrics["window"] = window_metrics(y_hold == alarm, p_hold, cfg.policy.threshold)
+        metrics["window"] = window_metrics(y_hold == alarm, p_hold, cfg.stream_policy.threshold)
         artifacts["curves.png"] = curves_png(y_hold == alarm, p_hold, f"{cfg.name} holdout")
-    dets = {key: debounce(scorer(x), cfg.spec, cfg.policy, labels, cfg.alarm_label)
+    dets = {key: debounce(scorer(x), cfg.spec, cfg.stream_policy, labels, cfg.alarm_label)
             for key, _, x in by_kind.get("stream", [])}
     metrics["events"] = event_metrics(streams, dets, cfg.spec.window_s)
     metrics["event_f1_snr_ge_0"] = summarise_events(metrics["events"], 0.0)["f1"]
     bg = [x for _, _, x in by_kind.get("background", [])]
     hours = sum((len(x) - 1) * cfg.spec.hop_s + cfg.spec.window_s for x in bg if len(x)) / 3600
-    false_alerts = sum(len(debounce(scorer(x), cfg.spec, cfg.policy, labels, cfg.alarm_label))
+    policy = cfg.stream_policy
+    false_alerts = sum(len(debounce(scorer(x), cfg.spec, policy, labels, cfg.alarm_label))
                        for x in bg if len(x))
     metrics["background"] = {"hours": round(hours, 3), "false_alerts": false_alerts,
                              "false_alerts_per_hour": round(false_alerts / hours, 3)
                              if hours else None}
     registry = Registry()
     meta_preview = {"name": cfg.name, "labels": labels, "params": asdict(cfg.params),
-                    "metrics": metrics, "policy": asdict(cfg.policy)}
+                    "metrics": metrics, "policy": asdict(cfg.stream_policy)}
     artifacts["report.md"] = report_markdown(meta_preview).encode()
     files = [Path(p) for _, _, p, _ in rows]
     mv = registry.register(
         cfg.name, onnx_bytes, feature_names=feature_names(cfg.spec), labels=labels,
         params=asdict(cfg.params), metrics=metrics,
-        data_fingerprint={**fingerprint_files(files, cfg.dataset),
+        data_fingerprint={**fingerprint_files(files, cfg.root),
                           "rows": {k: len(v) for k, v in by_kind.items()}},
-        extra=model_extra(cfg.spec, cfg.policy, cfg.alarm_label),
+        extra=model_extra(cfg.spec, cfg.stream_policy, cfg.alarm_label),
         artifacts=artifacts)
     if cfg.promote:
         registry.promote(cfg.name, mv.version)
@@ -208,7 +190,10 @@ def train_and_register(cfg: TrainAlarmConfig, rows: list[tuple], labels: list[st
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = TrainAlarmConfig.from_args(argv)
+    cfg = parse(TrainAlarmConfig, JOB, argv, __doc__.splitlines()[0])
+    if not (cfg.root / "train").is_dir():
+        sys.exit(f"{JOB}: {cfg.root}/train not found: build a dataset with "
+                 f"`onair alarms dataset --out {cfg.dataset}`")
     records, labels, streams = _records(cfg)
     t = time.perf_counter()
     rows = extract(cfg, records)

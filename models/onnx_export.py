@@ -10,7 +10,7 @@ import io
 
 import numpy as np
 
-from operators.native_import import import_on_python_thread
+from models.native_import import import_on_python_thread
 
 ONNX_INPUT = "features"
 
@@ -27,7 +27,7 @@ def to_onnx(model, n_features: int) -> bytes:
 
 
 def onnx_runtime():
-    """The ``onnxruntime`` module (a pybind11 extension: see ``operators.native_import``)."""
+    """The ``onnxruntime`` module (a pybind11 extension: see ``models.native_import``)."""
     return import_on_python_thread("onnxruntime")
 
 

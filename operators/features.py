@@ -1,520 +1,273 @@
-"""Point-in-time features of shows, creators and users: pure state machines, no PyFlink.
+"""Flink glue for point-in-time features: batches of raw events in, entity buckets, Redis out.
 
-Each entity has a small state object driven by ``apply(event)`` and ``advance(watermark)``;
-``features()`` is what goes to the online store. The same classes run inside the Flink job
-(``operators.feature_functions``) and in the plain-Python reference the tests compare against.
+``SplitBatchFunction`` takes the JVM's batches of raw Kafka records
+(``operators.kafka_io.raw_batches``), validates each record (bad ones to the dead-letter side
+output), routes it to the entities it updates and emits one record per entity bucket
+(``models.features.buckets``) carrying that bucket's events. ``EntityBucketsFunction``, keyed
+by bucket in the JVM, applies a batch to the bucket's entity states, advances them on one
+event-time timer per bucket and saves the changed states; the changed entities of all its
+buckets go to Redis together, in one pipelined round trip at most every
+``write_interval_ms`` (``models.features.buckets.PendingWrites``). Shows emit derived creator
+updates (plays, live changes) for a second, creator-bucketed instance.
 
-Semantics, chosen so that the result does not depend on arrival order (a replay after a
-restart, or events reordered across partitions, lands on the same values):
+State: each bucket's entities in a ``MapState`` (entity key -> state object, and a show's
+listeners as entries of their own, so a batch saves only what it touched), and a copy in
+this worker's memory that all reads use. The copy is loaded from the ``MapState`` the first
+time this worker sees the bucket, which is also when the bucket's timer is registered again:
+PyFlink (process mode, 2.0) can leave a checkpoint without the timer registrations of the
+bundle whose state it holds (the registration travels as a mailbox mail that is drained only
+before the watermark advances), so a timer remembered in state could be one Flink lost. Flink
+keeps one timer per (key, time): a re-registration of a timer that survived is not doubled.
 
-- Every event is applied at most once per entity (de-duplicated by ``event_id`` for
-  ``DEDUPE_MS`` of event time).
-- Likes, notification opt-ins and follows keep the *latest action by event time* per user
-  (ties broken by event id): ``like_count`` is the number of users whose latest like/unlike is a
-  like, and so on.
-- A listening session pairs ``listen_start`` and ``listen_stop`` of one (user, show), in event
-  time order whatever the arrival order (a stop that arrives before its start still closes it:
-  see ``user_sessions``). A session left open is closed when the show ends (at the end time) or
-  after ``MAX_SESSION_MS`` of event time (the inactivity cut-off: the app sends no heartbeats),
-  so live counts never drift upward. ``sessions_5min`` counts sessions of 5 minutes or more,
-  an open one as soon as the watermark is 5 minutes past its start.
-- ``plays_7d`` of a creator counts listen starts on the creator's shows whose event time is in
-  the 7 days before the watermark (hourly buckets; older buckets fall out as time passes).
-- Late events (behind the watermark) are applied like any other; the Flink job counts them.
-  A play older than the 7-day window when it arrives is not counted.
+Why Redis stays consistent across restarts: every write carries the entity's ``seq`` (events
+applied) and Redis keeps only a higher or equal one; a replay from a checkpoint recomputes the
+same versions. A checkpoint can hold states whose write was still pending, so a bucket loaded
+from its ``MapState`` writes all its entities again; until a restored bucket gets a batch or
+its timer, what it had pending stays out of Redis (with a live stream, a batch or two).
+
+Metrics (group ``onair``): ``records_in``, ``records_valid``, ``dead_letters`` (splitter);
+``events_applied``, ``late_events`` (behind the watermark when applied), ``redis_writes``,
+``redis_batches``, distribution ``reflection_ms`` (per Redis write carrying changes made by
+events: its wall clock minus the newest event time, as it was when first marked, of the entity
+that waited longest) (buckets).
 """
 
 from __future__ import annotations
 
-import bisect
-from dataclasses import dataclass, field, fields
-from typing import Any
+import time
 
-MINUTE_MS = 60_000
-HOUR_MS = 60 * MINUTE_MS
-DAY_MS = 24 * HOUR_MS
-SESSION_LONG_MS = 5 * MINUTE_MS
-MAX_SESSION_MS = 4 * HOUR_MS
-PLAYS_WINDOW_MS = 7 * DAY_MS
-DEDUPE_MS = DAY_MS
+from pyflink.common import Row, Types
+from pyflink.datastream import (
+    KeyedProcessFunction,
+    OutputTag,
+    ProcessFunction,
+    RuntimeContext,
+    TimeDomain,
+)
+from pyflink.datastream.state import MapStateDescriptor
 
+from connectors.feature_store import FeatureWrite, RedisFeatureStore
+from models.features.buckets import (
+    PART_SEP,
+    Bucket,
+    PendingWrites,
+    route_derived,
+    route_event,
+    split_by_bucket,
+)
+from models.features.entities import DAY_MS, Eviction
+from onair.settings import RedisSettings
+from onair.topics import (
+    BEHAVIOR_EVENT,
+    BEHAVIOR_EVENTS,
+    SHOW_EVENT,
+    SHOW_EVENTS,
+    MessageSchema,
+)
+from operators.state_ttl import state_ttl
+from operators.validate import (
+    DEAD_LETTER_TAG,
+    RecordBarrier,
+    RowValidator,
+    as_message,
+    validate_value,
+)
 
-@dataclass
-class _Dedupe:
-    """Event ids applied in the last ``DEDUPE_MS`` of event time."""
-
-    seen: dict[str, int] = field(default_factory=dict)
-    newest: int = 0
-
-    def first_time(self, event_id: str, ts: int) -> bool:
-        if event_id in self.seen:
-            return False
-        self.seen[event_id] = ts
-        if ts > self.newest:
-            self.newest = ts
-            if len(self.seen) > 1024:  # prune rarely: amortised O(1)
-                cutoff = ts - DEDUPE_MS
-                self.seen = {k: v for k, v in self.seen.items() if v >= cutoff}
-        return True
-
-
-def _later(new: tuple[int, str], old: tuple[int, str] | None) -> bool:
-    return old is None or new > old
-
-
-def _flip(old: tuple[int, str, bool] | None, ts: int, event_id: str, on: bool
-          ) -> tuple[tuple[int, str, bool] | None, int]:
-    """The latest action by event time (ties by event id): (new latest, change of the count
-    of users whose latest action is 'on')."""
-    if not _later((ts, event_id), old[:2] if old else None):
-        return old, 0
-    return (ts, event_id, on), int(on) - int(old[2] if old else False)
-
-
-@dataclass
-class _LatestFlags:
-    """Per user: the latest (ts, event_id) and whether the flag is on."""
-
-    latest: dict[str, tuple[int, str, bool]] = field(default_factory=dict)
-    on: int = 0
-
-    def set(self, user: str, ts: int, event_id: str, value: bool) -> None:
-        self.latest[user], delta = _flip(self.latest.get(user), ts, event_id, value)
-        self.on += delta
-
-    def members(self) -> list[str]:
-        return sorted(u for u, (_, _, v) in self.latest.items() if v)
+# Rows (bucket key, [(entity key, event), ...]) for ``operators.kafka_io.key_by_first_field``.
+BATCH_TYPE = Types.ROW([Types.STRING(), Types.PICKLED_BYTE_ARRAY()])
+EVENTS_TYPE = Types.PICKLED_BYTE_ARRAY()
+SOURCE_TOPIC_OF = {**dict.fromkeys(BEHAVIOR_EVENT.kinds, BEHAVIOR_EVENTS.name),
+                   **dict.fromkeys(SHOW_EVENT.kinds, SHOW_EVENTS.name)}
+# Events that update a creator first-hand (follows), from the splitter to the creator stage.
+CREATOR_TAG = OutputTag("creator-events", BATCH_TYPE)
 
 
-@dataclass(frozen=True)
-class Eviction:
-    """When entities leave state, by event time (flags of compute_features)."""
+class SplitBatchFunction(ProcessFunction):
+    """A row ``(topic, partitions, offsets, values)`` -> validated events, one output row per
+    bucket: show and user buckets on the main output, creator buckets on ``CREATOR_TAG``."""
 
-    idle_ms: int = 30 * DAY_MS      # users and creators with nothing live, this long idle
-    # Shows this long after they ended. Days, not the hours a show's events can trail it:
-    # an idle source can move the watermark past a backlog still to be read, and an event
-    # that arrives after its entity was evicted starts the entity anew.
-    ended_ms: int = 7 * DAY_MS
+    def __init__(self, job: str, schemas: dict[str, MessageSchema], buckets: int):
+        self.job = job
+        self.routes = {topic: (schema, as_message) for topic, schema in schemas.items()}
+        self.buckets = buckets
 
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.validate = RowValidator(self.job, runtime_context)
+        self.barrier = RecordBarrier(self.job, "split", runtime_context)
 
-@dataclass
-class EntityState:
-    """What every entity keeps for the online store: how many events it applied (``seq``,
-    the version Redis writes compare) and the newest contributing event time."""
-
-    seq: int = 0
-    event_ts: int = 0
-    dedupe: _Dedupe = field(default_factory=_Dedupe)
-
-    def next_timer(self) -> int | None:
-        """Event time of the next ``advance`` that can change something (None: never)."""
-        return None
-
-    def take_parts(self) -> list[tuple[str, Any]]:
-        """Parts of the state kept apart from the object's own pickle (saved as separate
-        state entries), changed since the last call: none unless a kind has them."""
-        return []
-
-    def part_names(self) -> list[str]:
-        """Every part's name (what an eviction removes beside the entity)."""
-        return []
-
-    def evict_at(self, bounds: Eviction) -> int | None:
-        """Event time from which the entity may leave state (None: not while it holds what
-        it holds). Only state that says nothing the online store needs is evicted, so an
-        entity that comes back starts anew and agrees with a store from which it was
-        deleted; what it forgets (de-duplication of events older than the bound, the
-        latest action of an unfollow) matters only for events later than the bound."""
-        return None
-
-    def load_part(self, name: str, part: Any) -> None:
-        raise TypeError(f"{type(self).__name__} has no parts (got {name!r})")
-
-    def accept(self, event: dict, dedupe: _Dedupe | None = None) -> bool:
-        """Count ``event`` in unless ``dedupe`` (default: the entity's own) has seen it."""
-        if not (dedupe or self.dedupe).first_time(event["event_id"], event["ts"]):
-            return False
-        self.seq += 1
-        self.event_ts = max(self.event_ts, event["ts"])
-        return True
+    def process_element(self, value: Row, ctx: ProcessFunction.Context):
+        topic, partitions, offsets, values = value[0], value[1], value[2], value[3]
+        route = self.routes.get(topic)
+        first, creators = [], []
+        bad = 0
+        for partition, offset, raw in zip(partitions, offsets, values, strict=True):
+            ok, out = validate_value(raw or None, topic, partition, offset, route, self.job)
+            if not ok:
+                bad += 1
+                yield DEAD_LETTER_TAG, out
+                continue
+            try:
+                to_first, to_creators = route_event(out)
+            except Exception as e:
+                bad += 1
+                yield self.barrier.letter(e, out, source_topic=topic,
+                                          message_id=str(out.get("event_id")))
+                continue
+            first += to_first
+            creators += to_creators
+        # Counted per batch: a metric update is a call into the JVM in thread mode (7 % of
+        # the job's Python time when counted per record).
+        self.validate.count_batch(len(values), bad)
+        for bucket, batch in split_by_bucket(first, self.buckets, "b").items():
+            yield Row(bucket, batch)
+        for bucket, batch in split_by_bucket(creators, self.buckets, "c").items():
+            yield CREATOR_TAG, Row(bucket, batch)
 
 
-def user_sessions(marks: list[tuple[int, int]], ended_ts: int, watermark: int
-                  ) -> tuple[int, int | None]:
-    """One listener's sessions on one show from their start/stop marks, in any arrival order.
+class EntityBucketsFunction(KeyedProcessFunction):
+    """Keyed by bucket; the value is a list of (entity key, event). Shows' derived creator
+    updates go out as creator-bucket rows (``buckets`` of them, prefix ``c``). Redis writes
+    of all this worker's buckets go out together, at most once per ``write_interval_ms``
+    (``PendingWrites``); 0 writes at the end of every call."""
 
-    ``marks`` are (ts, 1 for start / 0 for stop), sorted. A session opens at a start (a start
-    while open continues it) and closes at the next stop, at the show's end, or
-    ``MAX_SESSION_MS`` after it opened once event time (``watermark``) gets there; stops with
-    no open session are ignored, as are starts at or after the end. Returns (sessions of 5+
-    minutes, start of the session still open or None); an open session counts as 5+ minutes
-    once the watermark is 5 minutes past its start.
-    """
-    long_sessions, open_at = 0, None
-    for ts, is_start in marks:
-        if ended_ts and ts >= ended_ts:
-            break
-        if is_start and open_at is None:
-            open_at = ts
-        elif not is_start and open_at is not None:
-            long_sessions += ts - open_at >= SESSION_LONG_MS
-            open_at = None
-    if open_at is not None:
-        cut = ended_ts or (open_at + MAX_SESSION_MS if watermark - open_at >= MAX_SESSION_MS
-                           else None)
-        if cut is not None:
-            long_sessions += cut - open_at >= SESSION_LONG_MS
-            open_at = None
-        else:
-            long_sessions += watermark - open_at >= SESSION_LONG_MS
-    return long_sessions, open_at
+    def __init__(self, redis: RedisSettings, *, buckets: int, write_interval_ms: int = 100,
+                 ended_ttl_ms: int = 24 * 3_600_000, state_ttl_days: int = 14,
+                 evict_idle_days: int = 30, evict_ended_days: int = 7,
+                 job: str = "compute_features",
+                 operator: str = "entities"):
+        self.job, self.operator = job, operator
+        # Entities leave state by event time (idle users and creators, ended shows), in
+        # thread mode too, where PyFlink cannot set a state TTL; 0 days keeps them.
+        self.eviction = Eviction(idle_ms=evict_idle_days * DAY_MS,
+                                 ended_ms=evict_ended_days * DAY_MS) if evict_idle_days else None
+        self.redis = redis
+        self.buckets = buckets
+        self.write_interval_ms = write_interval_ms
+        self.ended_ttl_ms = ended_ttl_ms
+        self.state_ttl_days = state_ttl_days
 
+    def open(self, runtime_context: RuntimeContext) -> None:
+        descriptor = MapStateDescriptor("entities", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+        if self.state_ttl_days:
+            descriptor.enable_time_to_live(state_ttl(self.state_ttl_days * 86_400))
+        self.state = runtime_context.get_map_state(descriptor)
+        self.store = RedisFeatureStore(self.redis)
+        self.loaded: dict[str, Bucket] = {}   # the worker-memory copy, by bucket key
+        self.timers: dict[str, int] = {}      # the event-time timer registered, by bucket
+        self.pending = PendingWrites(self.write_interval_ms)
+        self.write_timer: int | None = None   # the processing-time timer that writes them
+        group = runtime_context.get_metrics_group().add_group("onair")
+        self.applied = group.counter("events_applied")
+        self.late = group.counter("late_events")
+        self.writes = group.counter("redis_writes")
+        self.batches = group.counter("redis_batches")
+        self.reflection = group.distribution("reflection_ms")
+        self.barrier = RecordBarrier(self.job, self.operator, runtime_context)
+        self.evictions = group.counter("entities_evicted")
 
-@dataclass
-class Listener:
-    """One user's part of a show's state: kept (and saved) apart from the show's core, so a
-    show with thousands of listeners saves only the listeners an event touched. A pickled
-    ``ShowState`` with 2,000 listeners took ~2 ms: saved ten times a second for each show,
-    that alone was more than a core."""
+    def process_element(self, value: list, ctx: KeyedProcessFunction.Context):
+        key = ctx.get_current_key()
+        bucket = self._bucket(key)
+        watermark = ctx.timer_service().current_watermark()
+        late = sum(1 for _, event in value if event["ts"] < watermark)
+        if late:
+            self.late.inc(late)
+        failed: list = []
+        derived = bucket.apply(value, failed)
+        self.applied.inc(len(value) - len(failed))
+        self._save(key, bucket, ctx, events=True)
+        yield from self._letters(failed)
+        if derived:
+            for creator_bucket, batch in split_by_bucket(route_derived(derived), self.buckets,
+                                                         "c").items():
+                yield Row(creator_bucket, batch)
 
-    dedupe: _Dedupe = field(default_factory=_Dedupe)   # this user's events on the show
-    like: tuple[int, str, bool] | None = None           # latest (ts, event_id, on)
-    notify: tuple[int, str, bool] | None = None
-    listened: bool = False
-    marks: list[tuple[int, int]] = field(default_factory=list)   # see user_sessions
-    sessions: tuple[int, int | None] = (0, None)                  # user_sessions result
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
+            if self.write_timer == timestamp:
+                self.write_timer = None
+            self._write_pending(ctx.timer_service().current_processing_time())
+            return iter(())
+        key = ctx.get_current_key()
+        if self.timers.get(key) == timestamp:
+            del self.timers[key]
+        bucket = self._bucket(key)
+        failed: list = []
+        bucket.advance(timestamp, failed)
+        self._evict(bucket.take_evicted())
+        self._save(key, bucket, ctx, events=False)
+        return self._letters(failed)
 
-
-@dataclass
-class ShowState(EntityState):
-    """A show's core (status, counts, open sessions) plus its listeners; ``to_saved`` keeps
-    only the core: the listeners are ``parts`` saved on their own (see
-    ``operators.entity_buckets``)."""
-
-    status: str = "unknown"
-    status_ts: int = 0
-    scheduled_start: int = 0
-    ended_ts: int = 0
-    creator_id: str = ""
-    topic: str = ""
-    like_count: int = 0
-    notify_count: int = 0
-    listen_count: int = 0
-    unique_listeners: int = 0
-    open_at: dict[str, int] = field(default_factory=dict)  # listeners with an open session
-    # Earliest event time at which an open session passes 5 minutes or times out; kept as
-    # sessions open (it may be early once they close: a timer then finds nothing to do).
-    next_at: int | None = None
-    sessions_5min: int = 0
-    live_listeners: int = 0
-    watermark: int = 0
-    unattributed_plays: list[int] = field(default_factory=list)  # play ts, creator unknown
-    listeners: dict[str, Listener] = field(default_factory=dict)
-    changed: set[str] = field(default_factory=set)   # listeners changed since take_parts
-
-    def take_parts(self) -> list[tuple[str, Listener]]:
-        """Listeners changed since the last call, by user id."""
-        out = [(user, self.listeners[user]) for user in self.changed]
-        self.changed = set()
-        return out
-
-    def load_part(self, user: str, listener: Listener) -> None:
-        self.listeners[user] = listener
-
-    def part_names(self) -> list[str]:
-        return list(self.listeners)
-
-    def evict_at(self, bounds: Eviction) -> int | None:
-        if self.status == "ended":
-            return self.ended_ts + bounds.ended_ms
-        if self.open_at or self.status == "live":
-            return None
-        return max(self.event_ts, self.scheduled_start) + bounds.idle_ms
-
-    def apply(self, event: dict) -> list[dict]:
-        """Apply one show-related event; return derived creator updates (plays, live)."""
-        user = event.get("user_id")
-        # A listener's events are de-duplicated by the listener's part, so that part, not
-        # the show's core, grows with them.
-        lst = None if user is None else self._listener(user)
-        if not self.accept(event, None if lst is None else lst.dedupe):
-            return []
-        kind, ts, out = event["event_type"], event["ts"], []
-        if event.get("creator_id") and not self.creator_id:
-            self.creator_id = event["creator_id"]
-            out += [_play(self.creator_id, t) for t in self.unattributed_plays]
-            self.unattributed_plays = []
-            if self.status == "live":
-                out.append(_live(self.creator_id, event["show_id"], True, self.status_ts))
-        if kind in ("scheduled", "live", "ended", "updated"):
-            out += self._show_event(event)
-        elif kind in ("like", "unlike"):
-            lst.like, delta = _flip(lst.like, ts, event["event_id"], kind == "like")
-            self.like_count += delta
-        elif kind in ("notify_on", "notify_off"):
-            lst.notify, delta = _flip(lst.notify, ts, event["event_id"], kind == "notify_on")
-            self.notify_count += delta
-        elif kind in ("listen_start", "listen_stop"):
-            if kind == "listen_start":
-                self.listen_count += 1
-                self.unique_listeners += not lst.listened
-                lst.listened = True
-                if self.creator_id:
-                    out.append(_play(self.creator_id, ts))
-                else:
-                    self.unattributed_plays.append(ts)
-            bisect.insort(lst.marks, (ts, int(kind == "listen_start")))
-            self._resession(user)
-        return out
-
-    def _listener(self, user: str) -> Listener:
-        self.changed.add(user)
-        lst = self.listeners.get(user)
-        if lst is None:
-            lst = self.listeners[user] = Listener()
-        return lst
-
-    def _show_event(self, event: dict) -> list[dict]:
-        self.topic = event.get("topic") or self.topic
-        if event.get("scheduled_start"):
-            self.scheduled_start = event["scheduled_start"]
-        kind, ts = event["event_type"], event["ts"]
-        if kind == "updated" or (ts, kind) < (self.status_ts, self.status):
-            return []
-        was_live = self.status == "live"
-        self.status, self.status_ts = kind, ts
-        if kind == "ended":
-            self.ended_ts = ts
-            for user, lst in self.listeners.items():
-                if lst.marks:
-                    self._resession(user)
-        if self.creator_id and was_live != (kind == "live"):
-            return [_live(self.creator_id, event["show_id"], kind == "live", ts)]
-        return []
-
-    def _resession(self, user: str) -> None:
-        lst = self._listener(user)
-        old_long, old_open = lst.sessions
-        new_long, new_open = user_sessions(lst.marks, self.ended_ts, self.watermark)
-        self.sessions_5min += new_long - old_long
-        self.live_listeners += (new_open is not None) - (old_open is not None)
-        lst.sessions = (new_long, new_open)
-        if new_open is None:
-            self.open_at.pop(user, None)
-        else:
-            self.open_at[user] = new_open
-            due = self._due(new_open)
-            self.next_at = due if self.next_at is None else min(self.next_at, due)
-
-    def _due(self, open_at: int) -> int:
-        return open_at + (SESSION_LONG_MS if self.watermark - open_at < SESSION_LONG_MS
-                          else MAX_SESSION_MS)
-
-    def advance(self, watermark: int) -> None:
-        """Event time reached ``watermark``: open sessions may pass 5 minutes or time out."""
-        if watermark <= self.watermark:
+    def _evict(self, evicted: list[tuple[str, list[str]]]) -> None:
+        """Evicted entities leave Flink state, the pending writes and the online store (a
+        store entry left behind would hold a higher version than the entity's next life)."""
+        if not evicted:
             return
-        self.watermark = watermark
-        for user in list(self.open_at):
-            self._resession(user)
-        self.next_at = min((self._due(t) for t in self.open_at.values()), default=None)
+        for entity, parts in evicted:
+            self.state.remove(entity)
+            for part in parts:
+                self.state.remove(f"{entity}{PART_SEP}{part}")
+            self.pending.entities.pop(entity, None)
+        self.store.delete_many([entity.split(":", 1) for entity, _ in evicted])
+        self.evictions.inc(len(evicted))
 
-    def next_timer(self) -> int | None:
-        return self.next_at
+    def _letters(self, failed: list):
+        """Dead letters of the events (or entities, when event time advanced them) that
+        raised in a bucket."""
+        for entity, event, error in failed:
+            if event is None:
+                event = {"entity": entity}
+            topic = SOURCE_TOPIC_OF.get(event.get("event_type"), "derived")
+            yield self.barrier.letter(error, event, source_topic=topic,
+                                      message_id=f"{entity}:{event.get('event_id')}")
 
-    def features(self) -> dict[str, Any]:
-        return {
-            "status": self.status, "scheduled_start": self.scheduled_start,
-            "creator_id": self.creator_id, "topic": self.topic,
-            "like_count": self.like_count, "listen_count": self.listen_count,
-            "live_listeners": self.live_listeners, "sessions_5min": self.sessions_5min,
-            "unique_listeners": self.unique_listeners, "notify_count": self.notify_count,
-        }
+    def _bucket(self, key: str) -> Bucket:
+        bucket = self.loaded.get(key)
+        if bucket is None:
+            bucket = self.loaded[key] = Bucket(eviction=self.eviction)
+            bucket.restore(self.state.items())
+            # A checkpoint can hold states whose Redis write was still pending when it was
+            # taken: a restored bucket writes all its entities again (versioned, so the
+            # ones Redis already has at a higher version are left alone).
+            self.pending.mark(bucket.entities.items(), events=False)
+        return bucket
 
-
-def _play(creator_id: str, ts: int) -> dict:
-    return {"kind": "play", "creator_id": creator_id, "ts": ts}
-
-
-def _live(creator_id: str, show_id: str, live: bool, ts: int) -> dict:
-    return {"kind": "live", "creator_id": creator_id, "show_id": show_id, "live": live, "ts": ts}
-
-
-@dataclass
-class CreatorState(EntityState):
-    followers: _LatestFlags = field(default_factory=_LatestFlags)
-    plays_by_hour: dict[int, int] = field(default_factory=dict)
-    live_shows: dict[str, tuple[int, bool]] = field(default_factory=dict)  # show -> (ts, live)
-    watermark: int = 0
-
-    def apply(self, event: dict) -> None:
-        """A follow/unfollow event, or a derived update from a show (``kind`` play/live)."""
-        kind = event.get("kind") or event["event_type"]
-        if kind == "play":
-            if event["ts"] >= self.watermark - PLAYS_WINDOW_MS:
-                hour = event["ts"] // HOUR_MS
-                self.plays_by_hour[hour] = self.plays_by_hour.get(hour, 0) + 1
-            self._touch(event["ts"])
-        elif kind == "live":
-            old = self.live_shows.get(event["show_id"])
-            if old is None or event["ts"] >= old[0]:
-                self.live_shows[event["show_id"]] = (event["ts"], event["live"])
-            self._touch(event["ts"])
-        elif self.accept(event):
-            self.followers.set(event["user_id"], event["ts"], event["event_id"],
-                               kind == "follow")
-
-    def _touch(self, ts: int) -> None:
-        # Derived updates are already de-duplicated by the show that made them.
-        self.seq += 1
-        self.event_ts = max(self.event_ts, ts)
-
-    def advance(self, watermark: int) -> None:
-        self.watermark = max(self.watermark, watermark)
-        oldest = (self.watermark - PLAYS_WINDOW_MS) // HOUR_MS
-        for hour in [h for h in self.plays_by_hour if h < oldest]:
-            del self.plays_by_hour[hour]
-
-    def evict_at(self, bounds: Eviction) -> int | None:
-        if self.followers.on or any(live for _, live in self.live_shows.values()):
-            return None
-        return max(self.event_ts + bounds.idle_ms, self.next_timer() or 0)
-
-    def next_timer(self) -> int | None:
-        """When the oldest hour of plays leaves the window."""
-        if not self.plays_by_hour:
-            return None
-        return (min(self.plays_by_hour) + 1) * HOUR_MS + PLAYS_WINDOW_MS
-
-    def features(self) -> dict[str, Any]:
-        return {
-            "follower_count": self.followers.on,
-            "plays_7d": sum(self.plays_by_hour.values()),
-            "live_shows": sum(1 for _, live in self.live_shows.values() if live),
-        }
-
-
-@dataclass
-class UserState(EntityState):
-    """What ranking needs of a listener in real time: the creators they follow now and their
-    listen starts by topic over the last 7 days."""
-
-    follows: _LatestFlags = field(default_factory=_LatestFlags)
-    listens_by_topic_day: dict[tuple[str, int], int] = field(default_factory=dict)
-    watermark: int = 0
-
-    def apply(self, event: dict) -> None:
-        if not self.accept(event):
+    def _save(self, key: str, bucket: Bucket, ctx, *, events: bool) -> None:
+        nxt = bucket.next_timer()
+        # An earlier timer than the one registered is added; a later one waits for the
+        # registered timer, which finds nothing due and registers the next.
+        if nxt is not None and (key not in self.timers or nxt < self.timers[key]):
+            ctx.timer_service().register_event_time_timer(nxt)
+            self.timers[key] = nxt
+        changed, saves = bucket.take_changed()
+        for state_key, obj in saves:
+            self.state.put(state_key, obj)
+        self.pending.mark(changed, events=events)
+        if not self.pending.entities:
             return
-        kind = event["event_type"]
-        if kind in ("follow", "unfollow"):
-            self.follows.set(event["creator_id"], event["ts"], event["event_id"],
-                             kind == "follow")
-        elif (kind == "listen_start" and event.get("topic")
-              and event["ts"] >= self.watermark - PLAYS_WINDOW_MS):
-            key = (event["topic"], event["ts"] // DAY_MS)
-            self.listens_by_topic_day[key] = self.listens_by_topic_day.get(key, 0) + 1
+        now = ctx.timer_service().current_processing_time()
+        if self.pending.due(now):
+            self._write_pending(now)
+        elif self.write_timer is None:
+            # A quiet stream still gets its last changes written within the interval.
+            self.write_timer = now + self.write_interval_ms
+            ctx.timer_service().register_processing_time_timer(self.write_timer)
 
-    def advance(self, watermark: int) -> None:
-        self.watermark = max(self.watermark, watermark)
-        oldest = (self.watermark - PLAYS_WINDOW_MS) // DAY_MS
-        for key in [k for k in self.listens_by_topic_day if k[1] < oldest]:
-            del self.listens_by_topic_day[key]
+    def _write_pending(self, now: int) -> None:
+        changed, oldest_event_ts = self.pending.take(now)
+        if not changed:
+            return
+        writes = [self._write(entity, st) for entity, st in changed]
+        self.store.write_many(writes)
+        if oldest_event_ts is not None:   # event time passing is not an event reflected
+            # One sample per write, its least recent entity: a metric update is a call into
+            # the JVM in thread mode, too dear per entity.
+            self.reflection.update(max(0, int(time.time() * 1000) - oldest_event_ts))
+        self.writes.inc(len(writes))
+        self.batches.inc()
 
-    def evict_at(self, bounds: Eviction) -> int | None:
-        if self.follows.on:
-            return None
-        return max(self.event_ts + bounds.idle_ms, self.next_timer() or 0)
-
-    def next_timer(self) -> int | None:
-        """When the oldest day of listens leaves the window."""
-        if not self.listens_by_topic_day:
-            return None
-        return (min(d for _, d in self.listens_by_topic_day) + 1) * DAY_MS + PLAYS_WINDOW_MS
-
-    def features(self) -> dict[str, Any]:
-        by_topic: dict[str, int] = {}
-        for (topic, _), n in self.listens_by_topic_day.items():
-            by_topic[topic] = by_topic.get(topic, 0) + n
-        return {"follow_count": self.follows.on, "follows": ",".join(self.follows.members()),
-                "listens_7d_by_topic": dict(sorted(by_topic.items()))}
-
-
-def routes(event: dict) -> list[tuple[str, str]]:
-    """(entity kind, entity id) that an incoming event updates first-hand."""
-    kind = event["event_type"]
-    if kind in ("follow", "unfollow"):
-        return [("creator", event["creator_id"]), ("user", event["user_id"])]
-    if "user_id" not in event:  # a show event
-        return [("show", event["show_id"])]
-    out = [("show", event["show_id"])]
-    if kind == "listen_start":
-        out.append(("user", event["user_id"]))
-    return out
-
-
-STATE_TYPES = {"show": ShowState, "creator": CreatorState, "user": UserState}
-
-# Saved state: plain tuples (a type code, then the fields in declaration order, nested
-# objects as tuples of theirs), not pickled objects. Pickle reduces every dataclass instance
-# through Python calls: a 228-byte Listener took 11 us, its tuple 3 us, and a show's saves
-# are one listener per event.
-_SAVED_TYPES: list[type] = [ShowState, CreatorState, UserState, Listener]
-_NESTED = (_Dedupe, _LatestFlags)
-_TRANSIENT = {"listeners", "changed"}   # ShowState's listeners are saved as parts
-_LAYOUT = {cls: [(f.name, next((n for n in _NESTED if n.__name__ in str(f.type)), None))
-                 for f in fields(cls) if f.name not in _TRANSIENT]
-           for cls in _SAVED_TYPES}
-
-
-def to_saved(obj: Any) -> tuple:
-    """``obj`` (an entity state or part) as a tuple of builtins, for Flink state."""
-    cls = type(obj)
-    out: list[Any] = [_SAVED_TYPES.index(cls)]
-    for name, nested in _LAYOUT[cls]:
-        value = getattr(obj, name)
-        out.append(tuple(value.__dict__.values()) if nested else value)
-    return tuple(out)
-
-
-def from_saved(saved: tuple) -> Any:
-    cls = _SAVED_TYPES[saved[0]]
-    obj = cls()
-    for (name, nested), value in zip(_LAYOUT[cls], saved[1:], strict=True):
-        setattr(obj, name, nested(*value) if nested else value)
-    return obj
-
-
-class FeatureReference:
-    """The plain-Python reference: every entity's state from a log of events, in one process.
-
-    ``apply`` routes an event to its entities (and a show's derived updates to its creator);
-    ``finish(watermark)`` advances every entity to the final watermark.
-    """
-
-    def __init__(self) -> None:
-        self.entities: dict[tuple[str, str], EntityState] = {}
-
-    def state(self, kind: str, entity_id: str) -> EntityState:
-        key = (kind, entity_id)
-        if key not in self.entities:
-            self.entities[key] = STATE_TYPES[kind]()
-        return self.entities[key]
-
-    def apply(self, event: dict) -> None:
-        for kind, entity_id in routes(event):
-            derived = self.state(kind, entity_id).apply(event)
-            for update in derived or ():
-                self.state("creator", update["creator_id"]).apply(update)
-
-    def finish(self, watermark: int, eviction: Eviction | None = None
-               ) -> dict[tuple[str, str], EntityState]:
-        """Every entity advanced to ``watermark``; with ``eviction``, those the job would
-        have evicted by then are left out (``evicted`` names them)."""
-        self.evicted: set[tuple[str, str]] = set()
-        for key, st in self.entities.items():
-            st.advance(watermark)
-            at = None if eviction is None else st.evict_at(eviction)
-            if at is not None and at <= watermark:
-                self.evicted.add(key)
-        return {k: st for k, st in self.entities.items() if k not in self.evicted}
+    def _write(self, entity: str, st) -> FeatureWrite:
+        kind, entity_id = entity.split(":", 1)
+        features = st.features()
+        ttl = self.ended_ttl_ms if kind == "show" and features.get("status") == "ended" else 0
+        return FeatureWrite(kind, entity_id, st.seq, st.event_ts, features, ttl)

@@ -1,5 +1,5 @@
 """A plain single-process pandas computation of the 21 batch features, written independently
-of ``operators.batch_features`` (whole window at once, no partials): the integration test's
+of ``models.features.batch`` (whole window at once, no partials): the integration test's
 oracle and the benchmark's baseline."""
 
 from __future__ import annotations

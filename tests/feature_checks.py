@@ -7,9 +7,9 @@ import time
 
 from connectors.feature_store import RedisFeatureStore, _encode
 from connectors.kafka_admin import partitions_of, producer
-from connectors.settings import KafkaSettings
-from onair.sample_features import end_of_log
-from operators.features import Eviction, FeatureReference
+from models.features.entities import Eviction, FeatureReference
+from onair.settings import KafkaSettings
+from onair.sim.sample_features import end_of_log
 
 OUT_OF_ORDER_MS = 600_000
 # Flags every test runs the job with (a test adds its own).

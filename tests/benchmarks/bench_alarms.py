@@ -50,23 +50,23 @@ from connectors.kafka_admin import (
     create_topics,
     producer,
 )
-from connectors.settings import KafkaSettings
 from jobs.detect_alarms import DetectAlarmsConfig
-from models import alarm_sounds as sounds
-from models.alarm_training import feature_spec_of
-from models.onnx_export import OnnxScorer
-from models.registry import Registry, RegistryError
-from onair.cli import submit
-from onair.stack import Stack
-from operators.audio_features import FeatureSpec, window_features
-from operators.audio_pcm import chunk_messages, decode_chunk
-from operators.audio_stream import (
+from models.alarms import sounds
+from models.alarms.mel import FeatureSpec, window_features
+from models.alarms.pcm import chunk_messages, decode_chunk
+from models.alarms.stream import (
     Chunk,
     StreamDetector,
     StreamPolicy,
     decide_many,
     push_many,
 )
+from models.alarms.training import feature_spec_of
+from models.onnx_export import OnnxScorer
+from models.registry import Registry, RegistryError
+from onair.settings import KafkaSettings
+from onair.stack import Stack
+from onair.submit import submit
 
 RATE = 16_000
 MODEL = "alarm_detector"
@@ -77,10 +77,10 @@ def ensure_model(tmp: Path):
     try:
         return registry.resolve(MODEL, "production")
     except RegistryError:
-        from models.alarm_dataset import DatasetConfig, build_dataset
-        from onair.alarm_cli import default_audio_dir
+        from models.alarms.dataset import DatasetConfig, build_dataset
+        from onair.settings import audio_dir
 
-        build_dataset(DatasetConfig(out=str(tmp), real_audio=default_audio_dir(),
+        build_dataset(DatasetConfig(out=str(tmp), real_audio=str(audio_dir()),
                                     train_per_class=600, holdout_per_class=60,
                                     holdout_streams=5, background_minutes=5))
         submit("train_alarm_detector", ["--dataset", str(tmp), "--promote"], detached=False)
@@ -289,7 +289,7 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--chunk-ms", type=int, default=200)
-    parser.add_argument("--batch-chunks", type=int, default=DetectAlarmsConfig.batch_chunks,
+    parser.add_argument("--batch-chunks", type=int, default=DetectAlarmsConfig().batch_chunks,
                         help="batch of the operator-alone figure (the job's own default)")
     parser.add_argument("--latency-streams", type=int, default=20)
     parser.add_argument("--latency-seconds", type=float, default=24.0)

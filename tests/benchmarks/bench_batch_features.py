@@ -89,7 +89,7 @@ def timed(argv: list[str], env: dict | None = None,
 
 
 def build_lake(cache: Path, users: int, days: int, start: date) -> str:
-    from onair.world import WORLD_VERSION
+    from onair.sim.world import WORLD_VERSION
 
     lake_dir = cache / f"lake-w{WORLD_VERSION}-{users}u-{days}d-{start}"
     lake = lake_dir.as_uri()
@@ -140,8 +140,8 @@ def main() -> None:
     lake = build_lake(cache, args.users, args.days, start)
     lookback = args.lookback_days or args.days
 
-    from onair.cli import flink_run_argv
     from onair.stack import Stack
+    from onair.submit import flink_run_argv
 
     stack = Stack.default()
     stack.up(lambda _m: None)
@@ -169,7 +169,7 @@ def main() -> None:
     import pandas as pd
 
     from connectors.batch_store import offline_root, read_offline
-    from operators.batch_features import TABLE_FEATURES, TABLE_KEYS
+    from models.features.batch import TABLE_FEATURES, TABLE_KEYS
 
     equal = True
     for table in TABLE_KEYS:

@@ -20,12 +20,12 @@ import json
 import pickle
 import time
 
-from connectors.settings import RedisSettings
-from connectors.topics import BEHAVIOR_EVENTS, SHOW_EVENTS
-from onair.sample_features import feature_log
-from operators.entity_buckets import Bucket, route_derived, route_event, split_by_bucket
-from operators.feature_functions import EntityBucketsFunction
-from operators.validate_function import as_message, validate_value
+from models.features.buckets import Bucket, route_derived, route_event, split_by_bucket
+from onair.settings import RedisSettings
+from onair.sim.sample_features import feature_log
+from onair.topics import BEHAVIOR_EVENTS, SHOW_EVENTS
+from operators.features import EntityBucketsFunction
+from operators.validate import as_message, validate_value
 
 
 def run(raw: list[tuple[str, bytes]], *, buckets: int, batch: int) -> dict[str, float]:

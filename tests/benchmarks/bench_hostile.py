@@ -1,6 +1,6 @@
 """Benchmark: the worst per-record cost of each operator's Python work over the hostile cases.
 
-Every case of ``onair.sample_hostile`` (records chosen to break a job, at the maximum sizes
+Every case of ``onair.sim.sample_hostile`` (records chosen to break a job, at the maximum sizes
 the schemas accept) goes through the logic each job runs on it, in one process, without
 Flink or Kafka: validation; compute_features' split, bucket apply, saves and the pickled
 hand-over; lake_ingest's row; rank_shows' ranking (a real Redis: the embedded server binary
@@ -29,21 +29,21 @@ from pathlib import Path
 
 import numpy as np
 
-from connectors.settings import RedisSettings
-from connectors.topics import MAX_CANDIDATES, TOPICS
-from onair.sample_hostile import T0_MS, HostileCase, hostile_cases
-from operators.audio_features import FeatureSpec
-from operators.audio_pcm import decode_chunk, resample
-from operators.audio_stream import Chunk, StreamDetector, StreamPolicy, decide_many, push_many
-from operators.entity_buckets import Bucket, route_event, split_by_bucket
-from operators.feature_functions import EntityBucketsFunction
-from operators.lake_rows import flatten
-from operators.ranking_catalog import Catalog
-from operators.ranking_function import Ranker
-from operators.rolling_wer import score_segment
-from operators.validation import InvalidRecord, parse
-from operators.vocabulary import load_vocabulary
-from operators.vocabulary_match import VocabularyMatcher
+from models.alarms.mel import FeatureSpec
+from models.alarms.pcm import decode_chunk, resample
+from models.alarms.stream import Chunk, StreamDetector, StreamPolicy, decide_many, push_many
+from models.features.buckets import Bucket, route_event, split_by_bucket
+from models.lake_rows import flatten
+from models.ranking.catalog import Catalog
+from models.transcripts.rolling_wer import score_segment
+from models.transcripts.vocabulary import load_vocabulary
+from models.transcripts.vocabulary_match import VocabularyMatcher
+from models.validation import InvalidRecord, parse
+from onair.settings import RedisSettings
+from onair.sim.sample_hostile import T0_MS, HostileCase, hostile_cases
+from onair.topics import MAX_CANDIDATES, TOPICS
+from operators.features import EntityBucketsFunction
+from operators.ranking import Ranker
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from connectors import flink_rest
 from connectors.kafka_admin import create_topics, producer
 from connectors.lake import count_raw_rows
-from connectors.settings import KafkaSettings
-from onair.cli import submit
-from onair.sample_events import behavior_events, show_events
+from onair.settings import KafkaSettings
+from onair.sim.sample_events import behavior_events, show_events
 from onair.stack import Stack
+from onair.submit import submit
 
 
 def main() -> None:

@@ -46,10 +46,10 @@ def run(argv: list[str]) -> None:
 
 
 def setup(cache: Path, users: int, days: int) -> str:
-    from models.ranker_training import RankerParams
+    from models.ranking.training import RankerParams
     from models.registry import Registry, RegistryError
-    from onair.world import WORLD_VERSION, WorldConfig
-    from onair.world_history import write_world
+    from onair.sim.world import WORLD_VERSION, WorldConfig
+    from onair.sim.world_history import write_world
 
     start = date(2026, 9, 1)
     folder = cache / f"ranking-w{WORLD_VERSION}-{users}u-{days}d"
@@ -86,7 +86,7 @@ def percentiles(values: list[float]) -> tuple[float, float]:
 
 def sklearn_twin(mv):
     """The registered forest rebuilt in scikit-learn: same rows, params, seeds and parts."""
-    from models.ranker_training import (
+    from models.ranking.training import (
         RankerParams,
         load_rows,
         merge_forests,
@@ -107,9 +107,9 @@ def sklearn_twin(mv):
 def operator_latency(shows, users, n: int):
     from connectors.ranking_reads import RankingReader
     from models.onnx_export import OnnxScorer
+    from models.ranking.catalog import Catalog
     from models.registry import Registry
-    from operators.ranking_catalog import Catalog
-    from operators.ranking_function import Ranker
+    from operators.ranking import Ranker
 
     catalog = Catalog()
     now = int(time.time() * 1000)
@@ -134,7 +134,7 @@ def operator_latency(shows, users, n: int):
 
 
 def scoring_times(feats, scorer, mv) -> tuple[float, float, float]:
-    from operators.ranking_features import assemble
+    from models.ranking.scoring import assemble
 
     x = assemble(feats.columns, len(feats.declared))
     forest = sklearn_twin(mv)
@@ -168,7 +168,7 @@ def listen(ready, stop, out) -> None:
     from confluent_kafka import Consumer, TopicPartition
 
     from connectors.kafka_admin import partitions_of
-    from connectors.settings import KafkaSettings
+    from onair.settings import KafkaSettings
 
     kafka = KafkaSettings.from_env()
     topic = kafka.topic("rec-rankings")
@@ -232,8 +232,8 @@ def end_to_end(shows, users, rates: list[int], seconds: float,
 
     from connectors import flink_rest
     from connectors.kafka_admin import create_topics
-    from connectors.settings import KafkaSettings
-    from onair.cli import submit
+    from onair.settings import KafkaSettings
+    from onair.submit import submit
 
     os.environ["ONAIR_TOPIC_PREFIX"] = f"benchrank{uuid.uuid4().hex[:6]}."
     kafka = KafkaSettings.from_env()
@@ -300,7 +300,7 @@ def broker_only(rates: list[int], seconds: float) -> dict:
     from confluent_kafka import Producer
 
     from connectors.kafka_admin import create_topics
-    from connectors.settings import KafkaSettings
+    from onair.settings import KafkaSettings
 
     os.environ["ONAIR_TOPIC_PREFIX"] = f"benchbroker{uuid.uuid4().hex[:6]}."
     kafka = KafkaSettings.from_env()
@@ -359,8 +359,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from connectors.feature_store import FeatureWrite, RedisFeatureStore
+    from models.ranking.scoring import variant
     from onair.stack import Stack
-    from operators.ranking_features import variant
 
     Stack.default().up(lambda _m: None)
     lake = setup(Path(args.cache), args.users, args.days)

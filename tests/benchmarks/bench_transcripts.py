@@ -13,8 +13,8 @@ import json
 import random
 import time
 
-from operators.vocabulary import VocabularyEntry
-from operators.vocabulary_match import NaiveMatcher, VocabularyMatcher
+from models.transcripts.vocabulary import VocabularyEntry
+from models.transcripts.vocabulary_match import NaiveMatcher, VocabularyMatcher
 
 LATIN = "abcdefghijklmnopqrstuvwxyz"
 DEVANAGARI = "कखगघचछजझटठडढणतथदधनपफबभमयरलवशसह"

@@ -160,10 +160,10 @@ def alarm_model(services, tmp_path_factory):
     temporal-three alarm in them, two without."""
     import numpy as np
 
-    from models import alarm_sounds as sounds
-    from models.alarm_dataset import DatasetConfig, build_dataset
+    from models.alarms import sounds
+    from models.alarms.dataset import DatasetConfig, build_dataset
     from models.registry import Registry
-    from onair.cli import submit
+    from onair.submit import submit
 
     name = f"alarm_fault_{uuid.uuid4().hex[:6]}"
     dataset = tmp_path_factory.mktemp("alarm-dataset")

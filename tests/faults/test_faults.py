@@ -35,13 +35,13 @@ from connectors import flink_rest
 from connectors.feature_store import RedisFeatureStore
 from connectors.kafka_admin import create_topics, producer, read_all
 from connectors.lake import read_raw
-from connectors.settings import KafkaSettings
-from connectors.topics import TOPICS
-from onair.cli import submit
-from onair.sample_events import behavior_events
-from onair.sample_features import feature_log
-from onair.sample_hostile import behavior_cases, show_cases
-from operators.validation import parse
+from models.validation import parse
+from onair.settings import KafkaSettings
+from onair.sim.sample_events import behavior_events
+from onair.sim.sample_features import feature_log
+from onair.sim.sample_hostile import behavior_cases, show_cases
+from onair.submit import submit
+from onair.topics import TOPICS
 
 pytestmark = pytest.mark.faults
 
@@ -255,8 +255,8 @@ def test_lake_ingest_through_a_killed_taskmanager_writes_every_event_once(
 
 def test_correct_transcripts_through_a_killed_taskmanager_corrects_every_segment_once(
         services, topic_prefix, tmp_path):
-    from onair.sample_transcripts import EXAMPLE
-    from onair.sample_transcripts import segments as sample_segments
+    from onair.sim.sample_transcripts import EXAMPLE
+    from onair.sim.sample_transcripts import segments as sample_segments
 
     stack()
     kafka = KafkaSettings.from_env()
@@ -356,11 +356,11 @@ def test_rank_shows_answers_through_every_fault(services, topic_prefix, monkeypa
 
 def test_detect_alarms_through_a_killed_taskmanager_hears_every_alarm(
         services, topic_prefix, alarm_model):  # noqa: F811 (the fixture imported)
-    from models.alarm_training import detect_in_samples, feature_spec_of, policy_of
+    from models.alarms.pcm import chunk_messages, pcm16_round_trip
+    from models.alarms.stream import StreamPolicy
+    from models.alarms.training import detect_in_samples, feature_spec_of, policy_of
     from models.onnx_export import OnnxScorer
     from models.registry import Registry
-    from operators.audio_pcm import chunk_messages, pcm16_round_trip
-    from operators.audio_stream import StreamPolicy
 
     stack()
     mv, name, streams = alarm_model

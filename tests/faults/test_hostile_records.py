@@ -1,4 +1,4 @@
-"""Each streaming job fed ``onair.sample_hostile``'s records mixed into a normal log: the job
+"""Each streaming job fed ``onair.sim.sample_hostile``'s records mixed into a normal log: the job
 stays RUNNING with zero restarts, every rejected record is in ``dead-letters`` with its
 reason, and every other record's effect equals the plain-Python reference (the accepted
 hostile records included, as validation hands them on: stripped to their schema)."""
@@ -22,12 +22,11 @@ from connectors import flink_rest
 from connectors.feature_store import RedisFeatureStore
 from connectors.kafka_admin import create_topics, producer, read_all
 from connectors.lake import read_raw
-from connectors.settings import KafkaSettings
-from connectors.topics import TOPICS
-from onair.cli import submit
-from onair.sample_events import behavior_events
-from onair.sample_features import feature_log
-from onair.sample_hostile import (
+from models.validation import parse
+from onair.settings import KafkaSettings
+from onair.sim.sample_events import behavior_events
+from onair.sim.sample_features import feature_log
+from onair.sim.sample_hostile import (
     HostileCase,
     audio_cases,
     behavior_cases,
@@ -35,7 +34,8 @@ from onair.sample_hostile import (
     show_cases,
     transcript_cases,
 )
-from operators.validation import parse
+from onair.submit import submit
+from onair.topics import TOPICS
 
 pytestmark = pytest.mark.faults
 
@@ -199,9 +199,9 @@ def _wait_for_catalog(kafka: KafkaSettings, p, t0: int) -> None:
 
 
 def test_correct_transcripts_hostile_records(services, topic_prefix):
-    from onair.sample_transcripts import EXAMPLE, segments
-    from operators.vocabulary import load_vocabulary
-    from operators.vocabulary_match import VocabularyMatcher
+    from models.transcripts.vocabulary import load_vocabulary
+    from models.transcripts.vocabulary_match import VocabularyMatcher
+    from onair.sim.sample_transcripts import EXAMPLE, segments
 
     kafka = KafkaSettings.from_env()
     create_topics(kafka)
@@ -242,7 +242,7 @@ def test_correct_transcripts_hostile_records(services, topic_prefix):
 
 
 def test_detect_alarms_hostile_records(services, topic_prefix, alarm_model):  # noqa: F811
-    from operators.audio_pcm import chunk_messages
+    from models.alarms.pcm import chunk_messages
 
     _, name, streams = alarm_model
     kafka = KafkaSettings.from_env()

@@ -13,17 +13,16 @@ from conftest import cancel_at_checkpoint, wait_for_count
 
 from connectors import flink_rest
 from connectors.kafka_admin import create_topics, producer, read_all
-from connectors.settings import KafkaSettings
-from models import alarm_sounds as sounds
-from models.alarm_dataset import DatasetConfig, build_dataset
-from models.alarm_training import detect_in_samples, feature_spec_of, policy_of
+from models.alarms import sounds
+from models.alarms.dataset import DatasetConfig, build_dataset
+from models.alarms.mel import FeatureSpec
+from models.alarms.pcm import chunk_messages, encode_pcm, pcm16_round_trip
+from models.alarms.stream import StreamPolicy
+from models.alarms.training import detect_in_samples, feature_spec_of, policy_of
 from models.onnx_export import OnnxScorer
 from models.registry import Registry, sha256_file
-from onair.alarm_cli import default_audio_dir
-from onair.cli import submit
-from operators.audio_features import FeatureSpec
-from operators.audio_pcm import chunk_messages, encode_pcm, pcm16_round_trip
-from operators.audio_stream import StreamPolicy
+from onair.settings import KafkaSettings, audio_dir
+from onair.submit import submit
 
 MODEL = "alarm_it"
 RATE = 16_000
@@ -32,7 +31,7 @@ RATE = 16_000
 @pytest.fixture(scope="module")
 def alarm_model(services, tmp_path_factory):
     dataset = tmp_path_factory.mktemp("alarm-dataset")
-    build_dataset(DatasetConfig(out=str(dataset), real_audio=default_audio_dir(),
+    build_dataset(DatasetConfig(out=str(dataset), real_audio=str(audio_dir()),
                                 train_per_class=250, holdout_per_class=40, holdout_streams=3,
                                 background_minutes=2))
     # A small training set: a looser out-of-bag threshold (1 % of alarm-free windows above it)

@@ -14,9 +14,9 @@ from feature_checks import JOB_ARGS, end_log, produce_log, wait_until_redis_matc
 from connectors import flink_rest
 from connectors.feature_store import RedisFeatureStore
 from connectors.kafka_admin import create_topics, producer, read_all
-from connectors.settings import KafkaSettings
-from onair.cli import submit
-from onair.sample_features import feature_log
+from onair.settings import KafkaSettings
+from onair.sim.sample_features import feature_log
+from onair.submit import submit
 
 # Mixed into the log: each must land in dead-letters with this reason, and change nothing.
 BAD_RECORDS = {
@@ -73,7 +73,7 @@ def test_stopped_mid_stream_and_resumed_from_checkpoint_equals_reference(kafka_a
     kafka, store = kafka_and_store
     # Long enough that the checkpoint falls while the first half is still being processed:
     # then it may hold state written in the same bundle as timer registrations it lacks
-    # (operators/feature_functions.py), the case that once left creators short after a restore.
+    # (operators/features.py), the case that once left creators short after a restore.
     log = feature_log(40_000, seed=11)
     half = len(log) // 2
     args = [*JOB_ARGS, "--checkpoint-interval-ms", "1000"]

@@ -12,12 +12,12 @@ from conftest import wait_for_count
 
 from connectors import flink_rest
 from connectors.kafka_admin import create_topics, producer, read_all
-from connectors.settings import KafkaSettings
-from onair.cli import submit
-from onair.sample_transcripts import EXAMPLE, segments
-from operators.vocabulary import load_vocabulary
-from operators.vocabulary_match import VocabularyMatcher
-from operators.wer import score_lines
+from models.transcripts.vocabulary import load_vocabulary
+from models.transcripts.vocabulary_match import VocabularyMatcher
+from models.transcripts.wer import score_lines
+from onair.settings import KafkaSettings
+from onair.sim.sample_transcripts import EXAMPLE, segments
+from onair.submit import submit
 
 N = 45
 

@@ -11,9 +11,9 @@ from conftest import wait_for_count
 from connectors import flink_rest
 from connectors.kafka_admin import create_topics, producer, read_all
 from connectors.lake import read_raw
-from connectors.settings import KafkaSettings
-from onair.cli import submit
-from onair.sample_events import behavior_events, malformed_values, show_events
+from onair.settings import KafkaSettings
+from onair.sim.sample_events import behavior_events, malformed_values, show_events
+from onair.submit import submit
 
 N_BEHAVIOR, N_SHOW, M_BAD = 3000, 300, 40
 

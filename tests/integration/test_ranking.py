@@ -18,14 +18,14 @@ from connectors import flink_rest
 from connectors.feature_store import FeatureWrite, RedisFeatureStore
 from connectors.kafka_admin import create_topics, producer, read_all
 from connectors.ranking_reads import RankingReader
-from connectors.settings import KafkaSettings
 from models.onnx_export import OnnxScorer, to_onnx
-from models.ranker_training import RankerParams, train_part
+from models.ranking.scoring import FEATURE_ORDER, assemble, heuristic_scores, top_k, variant
+from models.ranking.training import RankerParams, train_part
 from models.registry import Registry
-from onair.cli import submit
-from onair.world import WorldConfig
-from onair.world_history import write_world
-from operators.ranking_features import FEATURE_ORDER, assemble, heuristic_scores, top_k, variant
+from onair.settings import KafkaSettings
+from onair.sim.world import WorldConfig
+from onair.sim.world_history import write_world
+from onair.submit import submit
 
 USERS, DAYS, START = 500, 16, date(2026, 9, 1)
 EXPERIMENT = "it-ranker"

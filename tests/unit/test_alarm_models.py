@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models import alarm_sounds as sounds
-from models.alarm_dataset import DatasetConfig, build_dataset, class_files
-from models.alarm_training import TrainParams, train_forest
+from models.alarms import sounds
+from models.alarms.dataset import DatasetConfig, build_dataset, class_files
+from models.alarms.training import TrainParams, train_forest
 from models.onnx_export import OnnxScorer, parity, to_onnx
 from models.registry import Registry, RegistryError, fingerprint_files
 

@@ -8,7 +8,7 @@ import librosa
 import numpy as np
 import pytest
 
-from operators.audio_features import (
+from models.alarms.mel import (
     FeatureSpec,
     clip_windows,
     feature_names,
@@ -16,8 +16,8 @@ from operators.audio_features import (
     mel_filters,
     window_starts,
 )
-from operators.audio_pcm import chunk_messages, decode_chunk, encode_pcm, resample
-from operators.audio_stream import (
+from models.alarms.pcm import chunk_messages, decode_chunk, encode_pcm, resample
+from models.alarms.stream import (
     Chunk,
     Debouncer,
     Sequencer,
@@ -28,7 +28,7 @@ from operators.audio_stream import (
     decide_many,
     push_many,
 )
-from operators.validation import InvalidRecord
+from models.validation import InvalidRecord
 
 SPEC = FeatureSpec()
 
@@ -259,15 +259,21 @@ def test_chunk_round_trip_and_resampling():
 def test_debounce_comes_from_the_flags_then_the_model_then_the_defaults():
     import argparse
 
-    from connectors.job_config import add_alarm_policy_flags, alarm_policy
+    from models.alarms.stream import PolicyOptions
+    from onair.config import add_arguments, resolve
 
     parser = argparse.ArgumentParser()
-    add_alarm_policy_flags(parser)
+    add_arguments(parser, PolicyOptions, "detect")
+
+    def policy(argv, trained=None):
+        return resolve(PolicyOptions, "detect", parser.parse_args(argv), {}).config \
+            .policy(trained)
+
     trained = {"threshold": 0.74, "k": 3, "n": 4}       # a model tuned with a 0.5 s hop
-    assert alarm_policy(parser.parse_args([])) == StreamPolicy()
-    got = alarm_policy(parser.parse_args([]), trained)
+    assert policy([]) == StreamPolicy()
+    got = policy([], trained)
     assert (got.threshold, got.k, got.n) == (0.74, 3, 4)
-    got = alarm_policy(parser.parse_args(["--k", "5", "--n", "7", "--threshold", "0.6"]), trained)
+    got = policy(["--k", "5", "--n", "7", "--threshold", "0.6"], trained)
     assert (got.threshold, got.k, got.n) == (0.6, 5, 7)
 
 

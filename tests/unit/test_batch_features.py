@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from operators.batch_features import (
+from models.features.batch import (
     FEATURES,
     TABLE_FEATURES,
     day_partials,

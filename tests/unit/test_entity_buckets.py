@@ -3,8 +3,7 @@ import pickle
 
 import pytest
 
-from onair.sample_features import feature_log
-from operators.entity_buckets import (
+from models.features.buckets import (
     Bucket,
     PendingWrites,
     bucket_of,
@@ -12,7 +11,8 @@ from operators.entity_buckets import (
     route_event,
     split_by_bucket,
 )
-from operators.features import MINUTE_MS, STATE_TYPES, FeatureReference, from_saved
+from models.features.entities import MINUTE_MS, STATE_TYPES, FeatureReference, from_saved
+from onair.sim.sample_features import feature_log
 
 T = 1_764_000_000_000
 
@@ -152,7 +152,7 @@ def test_changes_not_made_by_events_are_written_but_not_timed_as_reflection():
 
 
 def test_an_event_that_raises_is_set_aside_and_the_batch_goes_on():
-    from operators.entity_buckets import Bucket
+    from models.features.buckets import Bucket
 
     good = {"event_id": "e1", "event_type": "like", "ts": 1_764_000_000_000, "user_id": "u1",
             "show_id": "s1"}
@@ -168,9 +168,9 @@ def test_an_event_that_raises_is_set_aside_and_the_batch_goes_on():
 
 
 def test_ids_of_every_accepted_character_class_survive_a_save_and_restore():
-    from onair.sample_hostile import ODD_ID
-    from operators.entity_buckets import Bucket
-    from operators.features import to_saved
+    from models.features.buckets import Bucket
+    from models.features.entities import to_saved
+    from onair.sim.sample_hostile import ODD_ID
 
     events = [{"event_id": f"e{i}", "event_type": kind, "ts": 1_764_000_000_000 + i,
                "user_id": ODD_ID + str(i), "show_id": ODD_ID, "creator_id": ODD_ID}
@@ -186,15 +186,15 @@ def test_ids_of_every_accepted_character_class_survive_a_save_and_restore():
 
 
 def _keys(event):
-    from operators.entity_buckets import route_event
+    from models.features.buckets import route_event
 
     first, creators = route_event(event)
     return [key for key, _ in first + creators]
 
 
 def test_entities_leave_state_by_event_time_only_when_the_store_needs_nothing_of_them():
-    from operators.entity_buckets import Bucket
-    from operators.features import DAY_MS, STATE_TYPES, Eviction
+    from models.features.buckets import Bucket
+    from models.features.entities import DAY_MS, STATE_TYPES, Eviction
 
     t0 = 1_764_000_000_000
 
@@ -232,8 +232,8 @@ def test_entities_leave_state_by_event_time_only_when_the_store_needs_nothing_of
 
 
 def test_without_eviction_bounds_entities_stay():
-    from operators.entity_buckets import Bucket
-    from operators.features import DAY_MS
+    from models.features.buckets import Bucket
+    from models.features.entities import DAY_MS
 
     bucket = Bucket()
     e = {"event_id": "e1", "event_type": "listen_start", "ts": 1_764_000_000_000,

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from operators.features import (
+from models.features.entities import (
     MAX_SESSION_MS,
     MINUTE_MS,
     CreatorState,

@@ -6,17 +6,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from connectors.ranker_dataset import pit_show_features
 from models.onnx_export import OnnxScorer, parity, to_onnx
-from models.ranker_dataset import pit_show_features
-from models.ranker_training import (
+from models.ranking.catalog import FORGET_ENDED_MS, LATE_START_MS, Catalog
+from models.ranking.scoring import FEATURE_ORDER
+from models.ranking.training import (
     RankerParams,
     evaluate,
     merge_forests,
     train_part,
     tree_tasks,
 )
-from operators.ranking_catalog import FORGET_ENDED_MS, LATE_START_MS, Catalog
-from operators.ranking_features import FEATURE_ORDER
 
 H = 3_600_000
 
@@ -126,7 +126,7 @@ def test_evaluation_compares_model_and_heuristic_on_the_same_requests():
 
 
 def test_catalog_forgets_shows_that_can_never_be_candidates_again():
-    from operators.ranking_catalog import FORGET_STALE_MS
+    from models.ranking.catalog import FORGET_STALE_MS
 
     c = Catalog()
     c.apply(show("live", 1 * H, "lost-end"))                  # its `ended` never came

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from operators.ranking_features import (
+from models.ranking.scoring import (
     FEATURE_ORDER,
     assemble,
     heuristic_scores,

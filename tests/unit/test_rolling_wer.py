@@ -1,6 +1,6 @@
 import pytest
 
-from operators.rolling_wer import PendingPair, RollingWer, SegmentScore
+from models.transcripts.rolling_wer import PendingPair, RollingWer, SegmentScore
 
 REF = {"segment_id": "s1", "stream_id": "a", "text": "go to delhi now", "ts": 10}
 HYP = {"segment_id": "s1", "stream_id": "a", "text": "go to delhi", "ts": 12,

@@ -1,9 +1,9 @@
 import jsonschema
 import pytest
 
-from connectors.settings import FlinkSettings, KafkaSettings, RedisSettings, lake_root
-from connectors.topics import TOPICS, topic
-from onair.sample_events import behavior_events, show_events
+from onair.settings import FlinkSettings, KafkaSettings, RedisSettings, lake_root
+from onair.sim.sample_events import behavior_events, show_events
+from onair.topics import TOPICS, topic
 
 
 def test_topic_names_unique_and_every_schema_has_id_and_time():

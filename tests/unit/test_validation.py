@@ -3,11 +3,11 @@ import json
 
 import pytest
 
-from connectors.topics import AUDIO_CHUNK, BEHAVIOR_EVENT, PROPS_DEPTH, RANKING, SHOW_EVENT, TOPICS
-from onair.sample_events import behavior_events, malformed_values, show_events
-from onair.sample_hostile import ODD_ID, hostile_cases
-from operators.audio_pcm import decode_chunk
-from operators.validation import RAW_PREVIEW_BYTES, InvalidRecord, dead_letter, parse
+from models.alarms.pcm import decode_chunk
+from models.validation import RAW_PREVIEW_BYTES, InvalidRecord, dead_letter, parse
+from onair.sim.sample_events import behavior_events, malformed_values, show_events
+from onair.sim.sample_hostile import ODD_ID, hostile_cases
+from onair.topics import AUDIO_CHUNK, BEHAVIOR_EVENT, PROPS_DEPTH, RANKING, SHOW_EVENT, TOPICS
 
 GOOD = {"event_id": "e1", "event_type": "like", "ts": 1_764_000_000_000, "user_id": "u1",
         "show_id": "s1"}
@@ -97,7 +97,7 @@ def test_dead_letter_of_binary_is_base64():
 def test_validate_row_types_a_good_row_and_dead_letters_a_bad_one():
     from pyflink.common import Row
 
-    from operators.validate_function import as_message, validate_row
+    from operators.validate import as_message, validate_row
 
     route = (BEHAVIOR_EVENT, as_message)
     ok, message = validate_row(Row(value=raw(GOOD), topic="t", partition=1, offset=7), route, "j")
@@ -116,7 +116,7 @@ def test_validate_row_types_a_good_row_and_dead_letters_a_bad_one():
 def test_validate_row_refuses_a_record_keyed_by_another_entity():
     from pyflink.common import Row
 
-    from operators.validate_function import as_message, validate_row
+    from operators.validate import as_message, validate_row
 
     route = (BEHAVIOR_EVENT, as_message)
     good = Row(value=raw(GOOD), topic="t", partition=0, offset=3)
@@ -130,7 +130,7 @@ def test_validate_function_sends_untagged_topics_to_the_main_output():
     from pyflink.common import Row, Types
     from pyflink.datastream import OutputTag
 
-    from operators.validate_function import (
+    from operators.validate import (
         DEAD_LETTER_TAG,
         ValidateFunction,
         as_message,
@@ -208,7 +208,7 @@ def test_the_odd_id_is_a_valid_id_and_the_json_schema_agrees():
 
 
 def test_a_record_whose_logic_raised_is_a_dead_letter_naming_the_operator():
-    from operators.validation import logic_failure
+    from models.validation import logic_failure
 
     letter = logic_failure(GOOD, KeyError("show_id"), source_topic="behavior-events",
                            message_id="e1", job="compute_features", operator="entities",
@@ -222,7 +222,7 @@ def test_a_record_whose_logic_raised_is_a_dead_letter_naming_the_operator():
 def jsonschema_validate(letter):
     import jsonschema
 
-    from connectors.topics import DEAD_LETTER
+    from onair.topics import DEAD_LETTER
 
     jsonschema.validate(letter, DEAD_LETTER.json_schema())
 
@@ -230,7 +230,7 @@ def jsonschema_validate(letter):
 def test_the_barrier_reraises_faults_and_letters_logic_errors():
     import redis
 
-    from operators.validate_function import DEAD_LETTER_TAG, RecordBarrier
+    from operators.validate import DEAD_LETTER_TAG, RecordBarrier
 
     class Group:
         def add_group(self, _):

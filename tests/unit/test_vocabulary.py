@@ -3,8 +3,13 @@ from pathlib import Path
 
 import pytest
 
-from operators.vocabulary import VocabularyEntry, VocabularyError, load_vocabulary, parse_vocabulary
-from operators.vocabulary_match import NaiveMatcher, VocabularyMatcher
+from models.transcripts.vocabulary import (
+    VocabularyEntry,
+    VocabularyError,
+    load_vocabulary,
+    parse_vocabulary,
+)
+from models.transcripts.vocabulary_match import NaiveMatcher, VocabularyMatcher
 
 HEADER = "Phrase\tIPA\tSoundsLike\tDisplayAs\n"
 DATA = Path(__file__).resolve().parents[1] / "data" / "hinglish"
@@ -126,7 +131,7 @@ def test_hinglish_example_file_loads():
 def test_a_word_longer_than_any_form_costs_no_candidate_search():
     import json
 
-    from onair.sample_hostile import transcript_cases
+    from onair.sim.sample_hostile import transcript_cases
 
     matcher = VocabularyMatcher([VocabularyEntry("New-Delhi", sounds_like=("nu", "deli"))])
     for case in transcript_cases():

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from operators.wer import format_report, report_json, score_lines, score_sentence
+from models.transcripts.wer import format_report, report_json, score_lines, score_sentence
 
 REFS = ["the cat sat on the mat", "hello world", "", "a b c"]
 HYPS = ["the bat sat on mat", "hello big world", "uh", ""]

@@ -13,8 +13,8 @@ from sklearn.metrics import roc_auc_score
 
 from connectors.lake import LAKE_TABLES, write_raw
 from connectors.lake_compaction import compact_partition, partition_file, raw_partitions
-from onair.world import TOPICS, WorldConfig
-from onair.world_history import World, as_messages
+from onair.sim.world import TOPICS, WorldConfig
+from onair.sim.world_history import World, as_messages
 
 
 def test_the_world_is_deterministic_by_seed():
@@ -134,7 +134,7 @@ def test_config_dates():
 
 
 def test_simulated_listeners_ignore_shows_from_outside_their_world():
-    from onair.world_live import engage, world_show_index
+    from onair.sim.world_live import engage, world_show_index
 
     world = World.create(WorldConfig(users=300, days=2, seed=3))
     n = len(world.shows.topic)

@@ -1,0 +1,206 @@
+"""Entities grouped in buckets: what one keyed Flink call applies at once. Pure logic, no PyFlink.
+
+compute_features keys its state by bucket (a stable hash of the entity key), not by entity:
+PyFlink's per-record hand-over to Python is the job's bottleneck (README, Known limits), so the
+JVM hands each keyed function a whole batch of one bucket's events in one record, and the
+bucket keeps one event-time timer (at its entities' earliest ``next_timer``) instead of one
+per entity. ``Bucket`` is that unit: entity states by key, which of them changed since they
+were last saved, and the derived creator updates shows emit.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from models.features.entities import (
+    STATE_TYPES,
+    EntityState,
+    Eviction,
+    from_saved,
+    routes,
+    to_saved,
+)
+
+Routed = tuple[str, dict]   # (entity key "kind:id", event or derived update)
+Failure = tuple[str, dict | None, Exception]   # (entity key, event or None, what it raised)
+# Between an entity key and the name of one of its parts, in state keys (not in any id).
+PART_SEP = "\x1f"
+
+
+def bucket_of(key: str, buckets: int) -> int:
+    """Stable across processes and restarts (``hash()`` of a str is salted per process):
+    an entity must land in the bucket whose state holds it."""
+    return zlib.crc32(key.encode()) % buckets
+
+
+def split_by_bucket(routed: Iterable[Routed], buckets: int, prefix: str
+                    ) -> dict[str, list[Routed]]:
+    """Routed events grouped by bucket key (``prefix`` + number), arrival order kept."""
+    out: dict[str, list[Routed]] = {}
+    for key, event in routed:
+        out.setdefault(f"{prefix}{bucket_of(key, buckets)}", []).append((key, event))
+    return out
+
+
+def route_event(event: dict) -> tuple[list[Routed], list[Routed]]:
+    """The entities an event updates first-hand (``models.features.entities.routes``): (shows and
+    users, for the first stage; creators, for the creator stage)."""
+    first: list[Routed] = []
+    creators: list[Routed] = []
+    for kind, eid in routes(event):
+        (creators if kind == "creator" else first).append((f"{kind}:{eid}", event))
+    return first, creators
+
+
+def route_derived(updates: Iterable[dict]) -> list[Routed]:
+    """A show's derived updates (plays, live changes) to their creators."""
+    return [(f"creator:{u['creator_id']}", u) for u in updates]
+
+
+@dataclass
+class Bucket:
+    """One bucket's entities. ``changed`` holds the keys applied or advanced since the
+    caller last took them (``take_changed``): what to save to state and write to Redis."""
+
+    entities: dict[str, EntityState] = field(default_factory=dict)
+    changed: set[str] = field(default_factory=set)
+    # Each entity's next_timer or eviction time, for the bucket's earliest without scanning
+    # every state.
+    timers: dict[str, int] = field(default_factory=dict)
+    # None: entities stay (the reference's way); else they leave by event time.
+    eviction: Eviction | None = None
+    # Entities evicted since the caller last took them: (entity key, its part names).
+    evicted: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    def restore(self, saved: Iterable[tuple[str, tuple]]) -> None:
+        """Entities from what ``take_changed`` handed out to be saved (in any order)."""
+        parts = []
+        for key, value in saved:
+            if PART_SEP in key:
+                parts.append((key, value))
+            else:
+                self.entities[key] = from_saved(value)
+        for key, value in parts:
+            entity, name = key.split(PART_SEP, 1)
+            self.entities[entity].load_part(name, from_saved(value))
+        for key, st in self.entities.items():
+            self._note_timer(key, st)
+
+    def apply(self, batch: Iterable[Routed], failed: list[Failure] | None = None
+              ) -> list[dict]:
+        """Apply a batch of (entity key, event); return the derived creator updates.
+
+        ``failed`` given: an event whose apply raises is appended to it with its error and
+        the batch goes on (the entity keeps what the event changed before it raised);
+        otherwise the error propagates (the reference's way)."""
+        derived: list[dict] = []
+        for key, event in batch:
+            try:
+                st = self.entities.get(key)
+                if st is None:
+                    st = self.entities[key] = STATE_TYPES[key.split(":", 1)[0]]()
+                derived.extend(st.apply(event) or ())
+            except Exception as e:
+                if failed is None:
+                    raise
+                failed.append((key, event, e))
+                if key not in self.entities:
+                    continue
+            self.changed.add(key)
+            self._note_timer(key, st)
+        return derived
+
+    def advance(self, watermark: int, failed: list[Failure] | None = None) -> None:
+        """Event time reached ``watermark``: advance the entities with a timer due by then.
+        ``failed`` given: an entity whose advance raises is appended (with no event) and
+        loses its timer, so it cannot fail the same way at every later watermark."""
+        for key in [k for k, t in self.timers.items() if t <= watermark]:
+            st = self.entities[key]
+            try:
+                st.advance(watermark)
+                gone = self.eviction is not None and (
+                    (at := st.evict_at(self.eviction)) is not None and at <= watermark)
+            except Exception as e:
+                if failed is None:
+                    raise
+                failed.append((key, None, e))
+                self.timers.pop(key, None)
+                continue
+            if gone:
+                self.evicted.append((key, st.part_names()))
+                del self.entities[key]
+                self.timers.pop(key, None)
+                self.changed.discard(key)
+                continue
+            self.changed.add(key)
+            self._note_timer(key, st)
+
+    def take_evicted(self) -> list[tuple[str, list[str]]]:
+        out, self.evicted = self.evicted, []
+        return out
+
+    def next_timer(self) -> int | None:
+        return min(self.timers.values(), default=None)
+
+    def take_changed(self) -> tuple[list[tuple[str, EntityState]], list[tuple[str, tuple]]]:
+        """(changed entities, what to save for them): each entity under its key, and each
+        of its changed parts under ``key + PART_SEP + part name``, as ``to_saved`` tuples."""
+        changed = [(k, self.entities[k]) for k in self.changed]
+        self.changed = set()
+        saves: list[tuple[str, tuple]] = []
+        for key, st in changed:
+            saves.append((key, to_saved(st)))
+            saves.extend((f"{key}{PART_SEP}{name}", to_saved(part))
+                         for name, part in st.take_parts())
+        return changed, saves
+
+    def _note_timer(self, key: str, st: EntityState) -> None:
+        nxt = st.next_timer()
+        if self.eviction is not None:
+            at = st.evict_at(self.eviction)
+            if at is not None and (nxt is None or at < nxt):
+                nxt = at
+        if nxt is None:
+            self.timers.pop(key, None)
+        else:
+            self.timers[key] = nxt
+
+
+@dataclass
+class PendingWrites:
+    """The entities changed since the last Redis write, over all buckets of one worker.
+
+    A Redis round trip measured 5-7 ms of wall time inside the job on this machine (the
+    server shares the 2 cores), and one per bucket batch held the show stage busy ~80 % of
+    each second on 0.25 of a core. So writes are gathered across batches and buckets and go
+    out at most once per ``interval_ms``: an entity changed by many batches in between is
+    written once, at its latest state. ``interval_ms`` 0 writes after every call.
+    """
+
+    interval_ms: int
+    entities: dict[str, EntityState] = field(default_factory=dict)
+    # The newest event time of the least recent entity marked by events since the last
+    # write: what its reflection time is measured from.
+    oldest_event_ts: int | None = None
+    last_write_ms: int = 0
+
+    def mark(self, changed: Iterable[tuple[str, EntityState]], *, events: bool) -> None:
+        """``changed`` entities are to be written. ``events``: changed by events (counted in
+        reflection time), not by event time passing or a restore."""
+        for key, st in changed:
+            self.entities[key] = st
+            if events and (self.oldest_event_ts is None or st.event_ts < self.oldest_event_ts):
+                self.oldest_event_ts = st.event_ts
+
+    def due(self, now_ms: int) -> bool:
+        """Something to write and the interval since the last write has passed. After a quiet
+        spell the first change is due at once: the interval bounds the rate, not the delay."""
+        return bool(self.entities) and now_ms - self.last_write_ms >= self.interval_ms
+
+    def take(self, now_ms: int) -> tuple[list[tuple[str, EntityState]], int | None]:
+        """(entities to write, the oldest event time marked), and start a new interval."""
+        out, oldest = list(self.entities.items()), self.oldest_event_ts
+        self.entities, self.oldest_event_ts, self.last_write_ms = {}, None, now_ms
+        return out, oldest

@@ -1,0 +1,520 @@
+"""Point-in-time features of shows, creators and users: pure state machines, no PyFlink.
+
+Each entity has a small state object driven by ``apply(event)`` and ``advance(watermark)``;
+``features()`` is what goes to the online store. The same classes run inside the Flink job
+(``operators.features``) and in the plain-Python reference the tests compare against.
+
+Semantics, chosen so that the result does not depend on arrival order (a replay after a
+restart, or events reordered across partitions, lands on the same values):
+
+- Every event is applied at most once per entity (de-duplicated by ``event_id`` for
+  ``DEDUPE_MS`` of event time).
+- Likes, notification opt-ins and follows keep the *latest action by event time* per user
+  (ties broken by event id): ``like_count`` is the number of users whose latest like/unlike is a
+  like, and so on.
+- A listening session pairs ``listen_start`` and ``listen_stop`` of one (user, show), in event
+  time order whatever the arrival order (a stop that arrives before its start still closes it:
+  see ``user_sessions``). A session left open is closed when the show ends (at the end time) or
+  after ``MAX_SESSION_MS`` of event time (the inactivity cut-off: the app sends no heartbeats),
+  so live counts never drift upward. ``sessions_5min`` counts sessions of 5 minutes or more,
+  an open one as soon as the watermark is 5 minutes past its start.
+- ``plays_7d`` of a creator counts listen starts on the creator's shows whose event time is in
+  the 7 days before the watermark (hourly buckets; older buckets fall out as time passes).
+- Late events (behind the watermark) are applied like any other; the Flink job counts them.
+  A play older than the 7-day window when it arrives is not counted.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+SESSION_LONG_MS = 5 * MINUTE_MS
+MAX_SESSION_MS = 4 * HOUR_MS
+PLAYS_WINDOW_MS = 7 * DAY_MS
+DEDUPE_MS = DAY_MS
+
+
+@dataclass
+class _Dedupe:
+    """Event ids applied in the last ``DEDUPE_MS`` of event time."""
+
+    seen: dict[str, int] = field(default_factory=dict)
+    newest: int = 0
+
+    def first_time(self, event_id: str, ts: int) -> bool:
+        if event_id in self.seen:
+            return False
+        self.seen[event_id] = ts
+        if ts > self.newest:
+            self.newest = ts
+            if len(self.seen) > 1024:  # prune rarely: amortised O(1)
+                cutoff = ts - DEDUPE_MS
+                self.seen = {k: v for k, v in self.seen.items() if v >= cutoff}
+        return True
+
+
+def _later(new: tuple[int, str], old: tuple[int, str] | None) -> bool:
+    return old is None or new > old
+
+
+def _flip(old: tuple[int, str, bool] | None, ts: int, event_id: str, on: bool
+          ) -> tuple[tuple[int, str, bool] | None, int]:
+    """The latest action by event time (ties by event id): (new latest, change of the count
+    of users whose latest action is 'on')."""
+    if not _later((ts, event_id), old[:2] if old else None):
+        return old, 0
+    return (ts, event_id, on), int(on) - int(old[2] if old else False)
+
+
+@dataclass
+class _LatestFlags:
+    """Per user: the latest (ts, event_id) and whether the flag is on."""
+
+    latest: dict[str, tuple[int, str, bool]] = field(default_factory=dict)
+    on: int = 0
+
+    def set(self, user: str, ts: int, event_id: str, value: bool) -> None:
+        self.latest[user], delta = _flip(self.latest.get(user), ts, event_id, value)
+        self.on += delta
+
+    def members(self) -> list[str]:
+        return sorted(u for u, (_, _, v) in self.latest.items() if v)
+
+
+@dataclass(frozen=True)
+class Eviction:
+    """When entities leave state, by event time (flags of compute_features)."""
+
+    idle_ms: int = 30 * DAY_MS      # users and creators with nothing live, this long idle
+    # Shows this long after they ended. Days, not the hours a show's events can trail it:
+    # an idle source can move the watermark past a backlog still to be read, and an event
+    # that arrives after its entity was evicted starts the entity anew.
+    ended_ms: int = 7 * DAY_MS
+
+
+@dataclass
+class EntityState:
+    """What every entity keeps for the online store: how many events it applied (``seq``,
+    the version Redis writes compare) and the newest contributing event time."""
+
+    seq: int = 0
+    event_ts: int = 0
+    dedupe: _Dedupe = field(default_factory=_Dedupe)
+
+    def next_timer(self) -> int | None:
+        """Event time of the next ``advance`` that can change something (None: never)."""
+        return None
+
+    def take_parts(self) -> list[tuple[str, Any]]:
+        """Parts of the state kept apart from the object's own pickle (saved as separate
+        state entries), changed since the last call: none unless a kind has them."""
+        return []
+
+    def part_names(self) -> list[str]:
+        """Every part's name (what an eviction removes beside the entity)."""
+        return []
+
+    def evict_at(self, bounds: Eviction) -> int | None:
+        """Event time from which the entity may leave state (None: not while it holds what
+        it holds). Only state that says nothing the online store needs is evicted, so an
+        entity that comes back starts anew and agrees with a store from which it was
+        deleted; what it forgets (de-duplication of events older than the bound, the
+        latest action of an unfollow) matters only for events later than the bound."""
+        return None
+
+    def load_part(self, name: str, part: Any) -> None:
+        raise TypeError(f"{type(self).__name__} has no parts (got {name!r})")
+
+    def accept(self, event: dict, dedupe: _Dedupe | None = None) -> bool:
+        """Count ``event`` in unless ``dedupe`` (default: the entity's own) has seen it."""
+        if not (dedupe or self.dedupe).first_time(event["event_id"], event["ts"]):
+            return False
+        self.seq += 1
+        self.event_ts = max(self.event_ts, event["ts"])
+        return True
+
+
+def user_sessions(marks: list[tuple[int, int]], ended_ts: int, watermark: int
+                  ) -> tuple[int, int | None]:
+    """One listener's sessions on one show from their start/stop marks, in any arrival order.
+
+    ``marks`` are (ts, 1 for start / 0 for stop), sorted. A session opens at a start (a start
+    while open continues it) and closes at the next stop, at the show's end, or
+    ``MAX_SESSION_MS`` after it opened once event time (``watermark``) gets there; stops with
+    no open session are ignored, as are starts at or after the end. Returns (sessions of 5+
+    minutes, start of the session still open or None); an open session counts as 5+ minutes
+    once the watermark is 5 minutes past its start.
+    """
+    long_sessions, open_at = 0, None
+    for ts, is_start in marks:
+        if ended_ts and ts >= ended_ts:
+            break
+        if is_start and open_at is None:
+            open_at = ts
+        elif not is_start and open_at is not None:
+            long_sessions += ts - open_at >= SESSION_LONG_MS
+            open_at = None
+    if open_at is not None:
+        cut = ended_ts or (open_at + MAX_SESSION_MS if watermark - open_at >= MAX_SESSION_MS
+                           else None)
+        if cut is not None:
+            long_sessions += cut - open_at >= SESSION_LONG_MS
+            open_at = None
+        else:
+            long_sessions += watermark - open_at >= SESSION_LONG_MS
+    return long_sessions, open_at
+
+
+@dataclass
+class Listener:
+    """One user's part of a show's state: kept (and saved) apart from the show's core, so a
+    show with thousands of listeners saves only the listeners an event touched. A pickled
+    ``ShowState`` with 2,000 listeners took ~2 ms: saved ten times a second for each show,
+    that alone was more than a core."""
+
+    dedupe: _Dedupe = field(default_factory=_Dedupe)   # this user's events on the show
+    like: tuple[int, str, bool] | None = None           # latest (ts, event_id, on)
+    notify: tuple[int, str, bool] | None = None
+    listened: bool = False
+    marks: list[tuple[int, int]] = field(default_factory=list)   # see user_sessions
+    sessions: tuple[int, int | None] = (0, None)                  # user_sessions result
+
+
+@dataclass
+class ShowState(EntityState):
+    """A show's core (status, counts, open sessions) plus its listeners; ``to_saved`` keeps
+    only the core: the listeners are ``parts`` saved on their own (see
+    ``models.features.buckets``)."""
+
+    status: str = "unknown"
+    status_ts: int = 0
+    scheduled_start: int = 0
+    ended_ts: int = 0
+    creator_id: str = ""
+    topic: str = ""
+    like_count: int = 0
+    notify_count: int = 0
+    listen_count: int = 0
+    unique_listeners: int = 0
+    open_at: dict[str, int] = field(default_factory=dict)  # listeners with an open session
+    # Earliest event time at which an open session passes 5 minutes or times out; kept as
+    # sessions open (it may be early once they close: a timer then finds nothing to do).
+    next_at: int | None = None
+    sessions_5min: int = 0
+    live_listeners: int = 0
+    watermark: int = 0
+    unattributed_plays: list[int] = field(default_factory=list)  # play ts, creator unknown
+    listeners: dict[str, Listener] = field(default_factory=dict)
+    changed: set[str] = field(default_factory=set)   # listeners changed since take_parts
+
+    def take_parts(self) -> list[tuple[str, Listener]]:
+        """Listeners changed since the last call, by user id."""
+        out = [(user, self.listeners[user]) for user in self.changed]
+        self.changed = set()
+        return out
+
+    def load_part(self, user: str, listener: Listener) -> None:
+        self.listeners[user] = listener
+
+    def part_names(self) -> list[str]:
+        return list(self.listeners)
+
+    def evict_at(self, bounds: Eviction) -> int | None:
+        if self.status == "ended":
+            return self.ended_ts + bounds.ended_ms
+        if self.open_at or self.status == "live":
+            return None
+        return max(self.event_ts, self.scheduled_start) + bounds.idle_ms
+
+    def apply(self, event: dict) -> list[dict]:
+        """Apply one show-related event; return derived creator updates (plays, live)."""
+        user = event.get("user_id")
+        # A listener's events are de-duplicated by the listener's part, so that part, not
+        # the show's core, grows with them.
+        lst = None if user is None else self._listener(user)
+        if not self.accept(event, None if lst is None else lst.dedupe):
+            return []
+        kind, ts, out = event["event_type"], event["ts"], []
+        if event.get("creator_id") and not self.creator_id:
+            self.creator_id = event["creator_id"]
+            out += [_play(self.creator_id, t) for t in self.unattributed_plays]
+            self.unattributed_plays = []
+            if self.status == "live":
+                out.append(_live(self.creator_id, event["show_id"], True, self.status_ts))
+        if kind in ("scheduled", "live", "ended", "updated"):
+            out += self._show_event(event)
+        elif kind in ("like", "unlike"):
+            lst.like, delta = _flip(lst.like, ts, event["event_id"], kind == "like")
+            self.like_count += delta
+        elif kind in ("notify_on", "notify_off"):
+            lst.notify, delta = _flip(lst.notify, ts, event["event_id"], kind == "notify_on")
+            self.notify_count += delta
+        elif kind in ("listen_start", "listen_stop"):
+            if kind == "listen_start":
+                self.listen_count += 1
+                self.unique_listeners += not lst.listened
+                lst.listened = True
+                if self.creator_id:
+                    out.append(_play(self.creator_id, ts))
+                else:
+                    self.unattributed_plays.append(ts)
+            bisect.insort(lst.marks, (ts, int(kind == "listen_start")))
+            self._resession(user)
+        return out
+
+    def _listener(self, user: str) -> Listener:
+        self.changed.add(user)
+        lst = self.listeners.get(user)
+        if lst is None:
+            lst = self.listeners[user] = Listener()
+        return lst
+
+    def _show_event(self, event: dict) -> list[dict]:
+        self.topic = event.get("topic") or self.topic
+        if event.get("scheduled_start"):
+            self.scheduled_start = event["scheduled_start"]
+        kind, ts = event["event_type"], event["ts"]
+        if kind == "updated" or (ts, kind) < (self.status_ts, self.status):
+            return []
+        was_live = self.status == "live"
+        self.status, self.status_ts = kind, ts
+        if kind == "ended":
+            self.ended_ts = ts
+            for user, lst in self.listeners.items():
+                if lst.marks:
+                    self._resession(user)
+        if self.creator_id and was_live != (kind == "live"):
+            return [_live(self.creator_id, event["show_id"], kind == "live", ts)]
+        return []
+
+    def _resession(self, user: str) -> None:
+        lst = self._listener(user)
+        old_long, old_open = lst.sessions
+        new_long, new_open = user_sessions(lst.marks, self.ended_ts, self.watermark)
+        self.sessions_5min += new_long - old_long
+        self.live_listeners += (new_open is not None) - (old_open is not None)
+        lst.sessions = (new_long, new_open)
+        if new_open is None:
+            self.open_at.pop(user, None)
+        else:
+            self.open_at[user] = new_open
+            due = self._due(new_open)
+            self.next_at = due if self.next_at is None else min(self.next_at, due)
+
+    def _due(self, open_at: int) -> int:
+        return open_at + (SESSION_LONG_MS if self.watermark - open_at < SESSION_LONG_MS
+                          else MAX_SESSION_MS)
+
+    def advance(self, watermark: int) -> None:
+        """Event time reached ``watermark``: open sessions may pass 5 minutes or time out."""
+        if watermark <= self.watermark:
+            return
+        self.watermark = watermark
+        for user in list(self.open_at):
+            self._resession(user)
+        self.next_at = min((self._due(t) for t in self.open_at.values()), default=None)
+
+    def next_timer(self) -> int | None:
+        return self.next_at
+
+    def features(self) -> dict[str, Any]:
+        return {
+            "status": self.status, "scheduled_start": self.scheduled_start,
+            "creator_id": self.creator_id, "topic": self.topic,
+            "like_count": self.like_count, "listen_count": self.listen_count,
+            "live_listeners": self.live_listeners, "sessions_5min": self.sessions_5min,
+            "unique_listeners": self.unique_listeners, "notify_count": self.notify_count,
+        }
+
+
+def _play(creator_id: str, ts: int) -> dict:
+    return {"kind": "play", "creator_id": creator_id, "ts": ts}
+
+
+def _live(creator_id: str, show_id: str, live: bool, ts: int) -> dict:
+    return {"kind": "live", "creator_id": creator_id, "show_id": show_id, "live": live, "ts": ts}
+
+
+@dataclass
+class CreatorState(EntityState):
+    followers: _LatestFlags = field(default_factory=_LatestFlags)
+    plays_by_hour: dict[int, int] = field(default_factory=dict)
+    live_shows: dict[str, tuple[int, bool]] = field(default_factory=dict)  # show -> (ts, live)
+    watermark: int = 0
+
+    def apply(self, event: dict) -> None:
+        """A follow/unfollow event, or a derived update from a show (``kind`` play/live)."""
+        kind = event.get("kind") or event["event_type"]
+        if kind == "play":
+            if event["ts"] >= self.watermark - PLAYS_WINDOW_MS:
+                hour = event["ts"] // HOUR_MS
+                self.plays_by_hour[hour] = self.plays_by_hour.get(hour, 0) + 1
+            self._touch(event["ts"])
+        elif kind == "live":
+            old = self.live_shows.get(event["show_id"])
+            if old is None or event["ts"] >= old[0]:
+                self.live_shows[event["show_id"]] = (event["ts"], event["live"])
+            self._touch(event["ts"])
+        elif self.accept(event):
+            self.followers.set(event["user_id"], event["ts"], event["event_id"],
+                               kind == "follow")
+
+    def _touch(self, ts: int) -> None:
+        # Derived updates are already de-duplicated by the show that made them.
+        self.seq += 1
+        self.event_ts = max(self.event_ts, ts)
+
+    def advance(self, watermark: int) -> None:
+        self.watermark = max(self.watermark, watermark)
+        oldest = (self.watermark - PLAYS_WINDOW_MS) // HOUR_MS
+        for hour in [h for h in self.plays_by_hour if h < oldest]:
+            del self.plays_by_hour[hour]
+
+    def evict_at(self, bounds: Eviction) -> int | None:
+        if self.followers.on or any(live for _, live in self.live_shows.values()):
+            return None
+        return max(self.event_ts + bounds.idle_ms, self.next_timer() or 0)
+
+    def next_timer(self) -> int | None:
+        """When the oldest hour of plays leaves the window."""
+        if not self.plays_by_hour:
+            return None
+        return (min(self.plays_by_hour) + 1) * HOUR_MS + PLAYS_WINDOW_MS
+
+    def features(self) -> dict[str, Any]:
+        return {
+            "follower_count": self.followers.on,
+            "plays_7d": sum(self.plays_by_hour.values()),
+            "live_shows": sum(1 for _, live in self.live_shows.values() if live),
+        }
+
+
+@dataclass
+class UserState(EntityState):
+    """What ranking needs of a listener in real time: the creators they follow now and their
+    listen starts by topic over the last 7 days."""
+
+    follows: _LatestFlags = field(default_factory=_LatestFlags)
+    listens_by_topic_day: dict[tuple[str, int], int] = field(default_factory=dict)
+    watermark: int = 0
+
+    def apply(self, event: dict) -> None:
+        if not self.accept(event):
+            return
+        kind = event["event_type"]
+        if kind in ("follow", "unfollow"):
+            self.follows.set(event["creator_id"], event["ts"], event["event_id"],
+                             kind == "follow")
+        elif (kind == "listen_start" and event.get("topic")
+              and event["ts"] >= self.watermark - PLAYS_WINDOW_MS):
+            key = (event["topic"], event["ts"] // DAY_MS)
+            self.listens_by_topic_day[key] = self.listens_by_topic_day.get(key, 0) + 1
+
+    def advance(self, watermark: int) -> None:
+        self.watermark = max(self.watermark, watermark)
+        oldest = (self.watermark - PLAYS_WINDOW_MS) // DAY_MS
+        for key in [k for k in self.listens_by_topic_day if k[1] < oldest]:
+            del self.listens_by_topic_day[key]
+
+    def evict_at(self, bounds: Eviction) -> int | None:
+        if self.follows.on:
+            return None
+        return max(self.event_ts + bounds.idle_ms, self.next_timer() or 0)
+
+    def next_timer(self) -> int | None:
+        """When the oldest day of listens leaves the window."""
+        if not self.listens_by_topic_day:
+            return None
+        return (min(d for _, d in self.listens_by_topic_day) + 1) * DAY_MS + PLAYS_WINDOW_MS
+
+    def features(self) -> dict[str, Any]:
+        by_topic: dict[str, int] = {}
+        for (topic, _), n in self.listens_by_topic_day.items():
+            by_topic[topic] = by_topic.get(topic, 0) + n
+        return {"follow_count": self.follows.on, "follows": ",".join(self.follows.members()),
+                "listens_7d_by_topic": dict(sorted(by_topic.items()))}
+
+
+def routes(event: dict) -> list[tuple[str, str]]:
+    """(entity kind, entity id) that an incoming event updates first-hand."""
+    kind = event["event_type"]
+    if kind in ("follow", "unfollow"):
+        return [("creator", event["creator_id"]), ("user", event["user_id"])]
+    if "user_id" not in event:  # a show event
+        return [("show", event["show_id"])]
+    out = [("show", event["show_id"])]
+    if kind == "listen_start":
+        out.append(("user", event["user_id"]))
+    return out
+
+
+STATE_TYPES = {"show": ShowState, "creator": CreatorState, "user": UserState}
+
+# Saved state: plain tuples (a type code, then the fields in declaration order, nested
+# objects as tuples of theirs), not pickled objects. Pickle reduces every dataclass instance
+# through Python calls: a 228-byte Listener took 11 us, its tuple 3 us, and a show's saves
+# are one listener per event.
+_SAVED_TYPES: list[type] = [ShowState, CreatorState, UserState, Listener]
+_NESTED = (_Dedupe, _LatestFlags)
+_TRANSIENT = {"listeners", "changed"}   # ShowState's listeners are saved as parts
+_LAYOUT = {cls: [(f.name, next((n for n in _NESTED if n.__name__ in str(f.type)), None))
+                 for f in fields(cls) if f.name not in _TRANSIENT]
+           for cls in _SAVED_TYPES}
+
+
+def to_saved(obj: Any) -> tuple:
+    """``obj`` (an entity state or part) as a tuple of builtins, for Flink state."""
+    cls = type(obj)
+    out: list[Any] = [_SAVED_TYPES.index(cls)]
+    for name, nested in _LAYOUT[cls]:
+        value = getattr(obj, name)
+        out.append(tuple(value.__dict__.values()) if nested else value)
+    return tuple(out)
+
+
+def from_saved(saved: tuple) -> Any:
+    cls = _SAVED_TYPES[saved[0]]
+    obj = cls()
+    for (name, nested), value in zip(_LAYOUT[cls], saved[1:], strict=True):
+        setattr(obj, name, nested(*value) if nested else value)
+    return obj
+
+
+class FeatureReference:
+    """The plain-Python reference: every entity's state from a log of events, in one process.
+
+    ``apply`` routes an event to its entities (and a show's derived updates to its creator);
+    ``finish(watermark)`` advances every entity to the final watermark.
+    """
+
+    def __init__(self) -> None:
+        self.entities: dict[tuple[str, str], EntityState] = {}
+
+    def state(self, kind: str, entity_id: str) -> EntityState:
+        key = (kind, entity_id)
+        if key not in self.entities:
+            self.entities[key] = STATE_TYPES[kind]()
+        return self.entities[key]
+
+    def apply(self, event: dict) -> None:
+        for kind, entity_id in routes(event):
+            derived = self.state(kind, entity_id).apply(event)
+            for update in derived or ():
+                self.state("creator", update["creator_id"]).apply(update)
+
+    def finish(self, watermark: int, eviction: Eviction | None = None
+               ) -> dict[tuple[str, str], EntityState]:
+        """Every entity advanced to ``watermark``; with ``eviction``, those the job would
+        have evicted by then are left out (``evicted`` names them)."""
+        self.evicted: set[tuple[str, str]] = set()
+        for key, st in self.entities.items():
+            st.advance(watermark)
+            at = None if eviction is None else st.evict_at(eviction)
+            if at is not None and at <= watermark:
+                self.evicted.add(key)
+        return {k: st for k, st in self.entities.items() if k not in self.evicted}

@@ -1,0 +1,239 @@
+"""Flink glue of ``rank_shows``: requests joined with the broadcast catalog of shows, features
+from Redis in one round trip, one ONNX call per request, top-k, A/B arm.
+
+Requests arrive as raw Kafka rows and are validated here, not in a validate operator before:
+each Python operator on the way is one more hand-over between the JVM and Python and one more
+bundle to close, and latency is what this job is for (README, Performance)."""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import json
+import logging
+import time
+
+import redis
+from pyflink.common import Types
+from pyflink.datastream import BroadcastProcessFunction
+from pyflink.datastream.state import MapStateDescriptor
+
+from models.ranking.catalog import Catalog, ShowEntry
+from models.ranking.scoring import (
+    assemble,
+    catalog_scores,
+    heuristic_scores,
+    top_k_indices,
+    variant,
+)
+from operators.validate import (
+    DEAD_LETTER_TAG,
+    RecordBarrier,
+    as_message,
+    kafka_row,
+    validate_row,
+)
+
+CATALOG_STATE = MapStateDescriptor("show-catalog", Types.STRING(), Types.STRING())
+log = logging.getLogger(__name__)
+
+
+class Ranker:
+    """One request -> one ranking message (no Flink here: the benchmark times it alone)."""
+
+    # After the online store failed, requests skip it for this long (doubling per failure up
+    # to the cap) and rank from the catalog alone: a request never waits on a dead Redis
+    # for more than one socket timeout.
+    RETRY_AFTER_S = (0.5, 5.0)
+
+    def __init__(self, catalog: Catalog, reader, experiment: str, horizon_ms: int,
+                 default_k: int):
+        self.catalog, self.reader, self.experiment = catalog, reader, experiment
+        self.horizon_ms, self.default_k = horizon_ms, default_k
+        self.store_down_until = 0.0
+        self.store_backoff_s = 0.0
+
+    def _features(self, request: dict, ids, creators, topics, now: int):
+        """The candidates' features, or None while the online store is unreachable."""
+        clock = time.monotonic()
+        if clock < self.store_down_until:
+            return None
+        try:
+            feats = self.reader.read(request["user_id"], ids, creators, topics, now)
+        except (redis.RedisError, OSError) as e:
+            lo, hi = self.RETRY_AFTER_S
+            self.store_backoff_s = min(hi, max(lo, 2 * self.store_backoff_s))
+            self.store_down_until = time.monotonic() + self.store_backoff_s
+            log.warning("online store unreachable (%r): catalog-only rankings for %.1f s",
+                        e, self.store_backoff_s)
+            return None
+        self.store_backoff_s = 0.0
+        return feats
+
+    def rank(self, request: dict, scorer, model_version: str | None,
+             started: float | None = None) -> dict:
+        """``scorer`` (an OnnxScorer or None) ranks the ml arm; ``model_version`` names it."""
+        started = time.perf_counter() if started is None else started
+        now = int(request["ts"])
+        if request.get("candidates"):
+            known = self.catalog.shows
+            shows = [known.get(s) or ShowEntry(s, "", "", "unknown", 0, 0)
+                     for s in request["candidates"]]
+            ids, creators, topics = ([s.show_id for s in shows], [s.creator_id for s in shows],
+                                     [s.topic for s in shows])
+        else:
+            c = self.catalog.candidate_set(now, self.horizon_ms)
+            ids, creators, topics = c.ids, c.creators, c.topics
+        k = int(request.get("k") or self.default_k)
+        arm = variant(request["user_id"], self.experiment)
+        used = None
+        degraded = False
+        best: list[int] = []
+        if ids:
+            feats = self._features(request, ids, creators, topics, now)
+            if feats is None:
+                degraded = True
+                entries = [self.catalog.shows.get(s) for s in ids]
+                scores = catalog_scores([e is not None and e.status == "live" for e in entries],
+                                        [e.scheduled_start if e else 0 for e in entries], now)
+            elif arm == "ml" and scorer is not None and feats.batch_run is not None:
+                scores = scorer(assemble(feats.columns, len(ids)))[:, 1]
+                used = model_version
+            else:
+                scores = heuristic_scores(feats.declared, feats.popularity)
+            best = top_k_indices(ids, scores, k)
+        message = {
+            "request_id": request["request_id"], "user_id": request["user_id"], "ts": now,
+            "variant": arm, "model_version": used,
+            "items": [{"show_id": ids[i], "score": round(float(scores[i]), 6),
+                       "creator_id": creators[i]} for i in best],
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
+        if degraded:
+            message["degraded"] = True
+        return message
+
+
+class RankShowsFunction(BroadcastProcessFunction):
+    def __init__(self, job: str, request_schema, redis, registry_root: str, model_name: str,
+                 alias: str, experiment: str, horizon_ms: int, default_k: int, reload_s: float,
+                 user_cache_size: int = 100_000):
+        # Settings travel from the driver: the TaskManagers' environment is not the user's.
+        self.job, self.request_schema = job, request_schema
+        self.redis = redis
+        self.registry_root, self.model_name, self.alias = registry_root, model_name, alias
+        self.experiment, self.horizon_ms = experiment, horizon_ms
+        self.default_k, self.reload_s = default_k, reload_s
+        self.user_cache_size = user_cache_size
+
+    def open(self, runtime_context):
+        from connectors.ranking_reads import RankingReader
+        from models.registry import Registry
+
+        self.catalog = Catalog()
+        self.restored = False
+        # Short waits and no retries: a request ranks from the catalog alone rather than
+        # wait for the store (``Ranker._features``).
+        store = dataclasses.replace(self.redis, timeout_s=min(self.redis.timeout_s, 0.25),
+                                    retries=0)
+        reader = RankingReader(store, max_users=self.user_cache_size)
+        self.ranker = Ranker(self.catalog, reader, self.experiment, self.horizon_ms,
+                             self.default_k)
+        self.registry = Registry(self.registry_root)
+        self.scorer = None
+        self.model_version: str | None = None
+        self.next_check = 0.0
+        group = runtime_context.get_metrics_group().add_group("onair")
+        self.requests = group.counter("ranking_requests")
+        self.dead_letters = group.counter("dead_letters")
+        self.fallbacks = group.counter("ranking_fallbacks")
+        self.reloads = group.counter("model_reloads")
+        self.reload_failures = group.counter("model_reload_failures")
+        # Users' batch hashes read from Redis (the rest came from the reader's per-run cache).
+        self.user_reads = group.counter("ranking_user_reads")
+        self.latency = group.distribution("ranking_latency_us")
+        self.degraded = group.counter("ranking_degraded")
+        self.barrier = RecordBarrier(self.job, "rank", runtime_context)
+        # The worker holds a few hundred thousand long-lived objects (Beam, PyFlink, ONNX
+        # Runtime's bindings); a full collection walking them stalls requests behind it.
+        # Frozen, they are never scanned again; what requests allocate is still collected.
+        gc.collect()
+        gc.freeze()
+
+    # ------------------------------------------------------------------ the catalog
+    def process_broadcast_element(self, value, ctx):
+        try:
+            entry = self.catalog.apply(value)
+        except Exception as e:
+            yield self.barrier.letter(e, value, source_topic="show-events",
+                                      message_id=str(value.get("event_id")))
+            return
+        state = ctx.get_broadcast_state(CATALOG_STATE)
+        if entry is not None:
+            state.put(entry.show_id, json.dumps(entry.as_tuple()))
+        for show_id in self.catalog.forget_ended():
+            state.remove(show_id)
+
+    def _restore(self, ctx) -> None:
+        """After a restart the broadcast state holds the catalog; the local copy is rebuilt
+        from it once (reads from the local copy are plain dict lookups)."""
+        for show_id, packed in ctx.get_broadcast_state(CATALOG_STATE).items():
+            if show_id not in self.catalog.shows:
+                self.catalog.put(ShowEntry.from_tuple(show_id, tuple(json.loads(packed))))
+        self.restored = True
+
+    # ------------------------------------------------------------------ the model
+    def _refresh_model(self) -> None:
+        """Follow the alias: a promoted version is picked up within ``reload_s`` seconds."""
+        now = time.monotonic()
+        if now < self.next_check:
+            return
+        self.next_check = now + self.reload_s
+        from models.onnx_export import OnnxScorer
+
+        try:
+            mv = self.registry.resolve(self.model_name, self.alias)
+            if mv.ref == self.model_version:
+                return
+            session, mv = self.registry.load_session(self.model_name, mv.version)
+            scorer = OnnxScorer(session)
+        except Exception as e:
+            # Whatever is wrong with the registry (a missing or broken version, a bad alias,
+            # bytes that are not ONNX), the model in service stays in service.
+            self.reload_failures.inc()
+            if self.scorer is None:
+                log.warning("no model to rank with yet (%s): heuristic for every request", e)
+            else:
+                log.warning("keeping %s: reload failed: %s", self.model_version, e)
+            return
+        self.scorer, self.model_version = scorer, mv.ref
+        self.reloads.inc()
+        log.info("ranking with %s", mv.ref)
+
+    # ------------------------------------------------------------------ requests
+    def process_element(self, value, ctx):
+        started = time.perf_counter()
+        ok, request = validate_row(value, (self.request_schema, as_message), self.job)
+        if not ok:
+            self.dead_letters.inc()
+            yield DEAD_LETTER_TAG, request
+            return
+        if not self.restored:
+            self._restore(ctx)
+        self._refresh_model()
+        self.requests.inc()
+        reads = self.ranker.reader.user_reads
+        try:
+            message = self.ranker.rank(request, self.scorer, self.model_version, started)
+        except Exception as e:
+            yield self.barrier.letter(e, request, source_topic=value.topic or "rec-requests",
+                                      message_id=request["request_id"])
+            return
+        if self.ranker.reader.user_reads != reads:
+            self.user_reads.inc(self.ranker.reader.user_reads - reads)
+        if message.get("degraded"):
+            self.degraded.inc()
+        elif message["variant"] == "ml" and message["model_version"] is None:
+            self.fallbacks.inc()
+        self.latency.update(int((time.perf_counter() - started) * 1e6))
+        yield kafka_row(request["user_id"], message)
