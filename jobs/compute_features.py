@@ -9,7 +9,7 @@ to dead-letters), route to entities, group by entity bucket -> show and user buc
 ``models/features/buckets.py``; the Flink functions: ``operators/features.py``; the
 store: ``connectors/feature_store.py``.
 
-    flink run -py jobs/compute_features.py -pyfs operators,models,connectors [-- --help]
+    flink run -py jobs/compute_features.py -pyfs onair,models,connectors,operators [-- --help]
 """
 
 from __future__ import annotations

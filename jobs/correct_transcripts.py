@@ -6,7 +6,7 @@ transcripts -> validate -> vocabulary -> transcripts-corrected
 Malformed segments and references go to dead-letters. The vocabulary file is re-read when it
 changes; it must be readable at the same path on every TaskManager.
 
-    flink run -py jobs/correct_transcripts.py -pyfs operators,models,connectors -- --vocab F
+    flink run -py jobs/correct_transcripts.py -pyfs onair,models,connectors,operators -- --vocab F
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Alerts are written at least once, not in checkpoint transactions: an alert must 
 within seconds, not at the next checkpoint. ``alert_id`` is stable across replays (stream id and
 onset), so a consumer that keeps the ids it has seen gets each alert once.
 
-    flink run -py jobs/detect_alarms.py -pyfs operators,models,connectors \\
+    flink run -py jobs/detect_alarms.py -pyfs onair,models,connectors,operators \\
         -- [--model alarm_detector] [--model-version production]
 """
 

@@ -4,7 +4,7 @@ Kafka (raw bytes + metadata) -> validate (bad records to ``dead-letters``) -> fl
 Flink filesystem sink, JSON lines partitioned by event date and hour, exactly once (files are
 committed on checkpoints; the dead-letter producer is transactional).
 
-    flink run -py jobs/lake_ingest.py -pyfs operators,models,connectors [-- --help]
+    flink run -py jobs/lake_ingest.py -pyfs onair,models,connectors,operators [-- --help]
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ file per record; a Random Forest trained on them, exported to ONNX with parity c
 evaluated (window level, event level per SNR, false alerts per hour of background) and
 registered with its report. ``--promote`` moves the ``production`` alias to it.
 
-    flink run -py jobs/train_alarm_detector.py -pyfs operators,models,connectors \\
+    flink run -py jobs/train_alarm_detector.py -pyfs onair,models,connectors,operators \\
         -- --dataset DIR [--promote]
 
 DIR is what ``onair alarms dataset`` writes: ``train/<class>/*.wav`` (labels = folder names,
@@ -144,7 +144,7 @@ def train_and_register(cfg: TrainAlarmConfig, rows: list[tuple], labels: list[st
     alarm = labels.index(cfg.alarm_label)
     if not cfg.fixed_threshold:
         cfg = replace(cfg, policy=replace(
-            cfg.stream_policy, threshold=oob_threshold(model, y_train, alarm, cfg.target_fpr)))
+            cfg.policy, threshold=oob_threshold(model, y_train, alarm, cfg.target_fpr)))
     onnx_bytes = to_onnx(model, cfg.spec.n_features)
     scorer = OnnxScorer(onnx_bytes)
     x_hold, y_hold = matrix("holdout")

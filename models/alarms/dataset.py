@@ -9,9 +9,8 @@ Layout written by ``build_dataset`` (``onair alarms dataset --out DIR``)::
     DIR/events/background/*.wav                            background-only audio (false alerts/h)
     DIR/dataset.json                                       sources, split, seed, sizes
 
-The split is by source: real recordings listed in ``HOLDOUT_REAL`` (one real smoke alarm among
-them) and generated sounds drawn from a different seed never reach ``train/``. Everything is
-deterministic by ``seed``.
+The split is by source: real recordings listed in ``HOLDOUT_REAL`` and generated sounds drawn
+from a different seed never reach ``train/``. Everything is deterministic by ``seed``.
 """
 
 from __future__ import annotations
@@ -25,9 +24,8 @@ import numpy as np
 from models.alarms import sounds
 from models.alarms.pcm import read_wav, write_wav
 
-# Recordings kept out of training, by file name stem (see README, "Audio sources").
+# Recordings kept out of training, by file name stem (docs/alarms.md, "Audio sources").
 HOLDOUT_REAL = frozenset({
-    "ALRMElec_Smoke detector alarm (ID 0800)_BSB",    # the real household smoke alarm
     "exercise_bike", "pink_noise", "arcade_music", "cinematic", "typing",
     "testing_routine", "right_left_up", "p257_031",
 })
@@ -37,7 +35,7 @@ ALARM, NO_ALARM = "alarm", "no_alarm"
 @dataclass(frozen=True)
 class DatasetConfig:
     out: str
-    real_audio: str | None = None      # ../shared/data/audio (folders */alarm, */background)
+    real_audio: str | None = None      # e.g. data/audio (folders */alarm, */background)
     rate: int = 16_000
     clip_s: float = 2.0                # the model's window length
     train_per_class: int = 1500

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from models.alarms.stream import PolicyOptions
 from onair.cli.common import CliError, kafka_settings
+from onair.config import group, option
 from onair.settings import audio_dir
 
 
@@ -73,16 +75,24 @@ def cmd_produce_audio(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class DetectOptions:
+    """``onair detect``'s options: the model and the policy, as detect_alarms takes them."""
+
+    model: str = option("alarm_detector", "registry model name", legacy_env=("ALARM_MODEL",))
+    model_version: str = option("production", "version or alias")
+    policy: PolicyOptions = group(PolicyOptions)
+
+
 def cmd_detect(args: argparse.Namespace) -> int:
-    from models.alarms.stream import PolicyOptions
     from onair.config import resolve
 
     try:
-        options = resolve(PolicyOptions, "detect", args).config
+        options = resolve(DetectOptions, "detect", args).config
     except ValueError as e:
         raise CliError(str(e)) from None
-    return detect_file(args.file, args.model, args.model_version, plot=args.plot,
-                       as_json=args.json, options=options)
+    return detect_file(args.file, options.model, options.model_version, plot=args.plot,
+                       as_json=args.json, options=options.policy)
 
 
 def detect_file(file: str, model: str, version: str = "production", *, plot: str | None = None,
@@ -180,7 +190,6 @@ def _headline(metrics: dict) -> str:
 
 
 def add_parsers(sub) -> None:
-    from models.alarms.stream import PolicyOptions
     from onair.config import add_arguments
 
     p = sub.add_parser("alarms", help="alarm detector data: `alarms dataset --out DIR`")
@@ -209,12 +218,9 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("detect", help="find alarms in an audio file with the registered model")
     p.add_argument("file")
-    p.add_argument("--model", default=os.environ.get("ONAIR_DETECT_MODEL", "alarm_detector"),
-                   help="registry model name (env ONAIR_DETECT_MODEL)")
-    p.add_argument("--model-version", default="production", help="version or alias")
     p.add_argument("--plot", metavar="PNG", help="draw the spectrogram, windows and detections")
     p.add_argument("--json", action="store_true")
-    add_arguments(p, PolicyOptions, "detect")
+    add_arguments(p, DetectOptions, "detect")
     p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("models", help="the model registry: list | show NAME [V] | promote NAME V")

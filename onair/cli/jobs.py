@@ -9,8 +9,13 @@ from onair.settings import FlinkSettings
 from onair.submit import submit
 
 
+def job_arguments(args: argparse.Namespace) -> list[str]:
+    """The job's own flags: everything after JOB, a leading ``--`` dropped."""
+    return args.job_args[1:] if args.job_args[:1] == ["--"] else args.job_args
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
-    job_id = submit(args.job, args.job_args, detached=not args.attached,
+    job_id = submit(args.job, job_arguments(args), detached=not args.attached,
                     from_savepoint=args.from_savepoint)
     print(job_id)
     print(f"watch it at {FlinkSettings.from_env().rest_url}/#/job/running/{job_id}/overview",
@@ -55,9 +60,8 @@ def cmd_config(args: argparse.Namespace) -> int:
     cls = job_config_class(args.job)
     parser = argparse.ArgumentParser(prog=f"onair config {args.job} --")
     add_arguments(parser, cls, args.job)
-    job_args = args.job_args[1:] if args.job_args[:1] == ["--"] else args.job_args
     try:
-        resolved = resolve(cls, args.job, parser.parse_args(job_args), strict=False)
+        resolved = resolve(cls, args.job, parser.parse_args(job_arguments(args)), strict=False)
     except ValueError as e:
         raise CliError(str(e)) from None
     rows = describe(cls, args.job, resolved)
