@@ -39,8 +39,8 @@ import pyarrow.parquet as pq
 
 from connectors.lake import local_path
 from connectors.redis_client import redis_client
+from core.settings import RedisSettings
 from models.features.batch import TABLE_FEATURES, TABLE_KEYS
-from onair.settings import RedisSettings
 
 PIPELINE_BATCH = 1000
 

@@ -29,7 +29,7 @@ import orjson
 import redis
 
 from connectors.redis_client import redis_client
-from onair.settings import RedisSettings
+from core.settings import RedisSettings
 
 # Numeric show features in matrix order, with the value a missing show reads as.
 SHOW_NUMERIC: tuple[tuple[str, float], ...] = (
@@ -91,7 +91,8 @@ def show_vector(features: dict) -> np.ndarray:
                     dtype=np.float32)
 
 
-def _encode(value) -> str:
+def encode_field(value) -> str:
+    """A feature value as the Redis hash field holds it."""
     if isinstance(value, dict | list):
         # orjson: compact and sorted like json.dumps(separators=(",", ":"), sort_keys=True),
         # at a fraction of its cost (a user's topics are encoded on every write).
@@ -137,7 +138,7 @@ class RedisFeatureStore:
             for w in writes[start:start + WRITES_PER_CALL]:
                 items = ["_seq", str(w.seq), "_event_ts", str(w.event_ts), "_write_ts", now]
                 for name, value in w.features.items():
-                    items += (name, _encode(value))
+                    items += (name, encode_field(value))
                 keys.append(self.key(w.kind, w.entity_id))
                 vector = b""
                 if w.kind == "show":

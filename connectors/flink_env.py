@@ -14,7 +14,7 @@ from pyflink.datastream import (
 )
 from pyflink.table import StreamTableEnvironment
 
-from onair.settings import FlinkJobSettings
+from core.settings import FlinkJobSettings
 
 
 def restart_strategy(cfg: FlinkJobSettings) -> dict[str, str]:

@@ -6,7 +6,7 @@ import json
 import time
 import urllib.request
 
-from onair.settings import FlinkSettings
+from core.settings import FlinkSettings
 
 TERMINAL = {"FINISHED", "CANCELED", "FAILED"}
 

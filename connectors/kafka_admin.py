@@ -12,8 +12,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from onair.settings import KafkaSettings
-from onair.topics import TOPICS, Topic
+from core.settings import KafkaSettings
+from core.topics import TOPICS, Topic
 
 # Tansu answers a waiting fetch when its wait ends, not when data arrives (measured: one hop
 # p90 56 ms at a 100 ms wait, 8 ms at 2 ms), so the wait bounds a record's time in the broker.

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from onair.settings import KafkaSettings
-from onair.topics import MAX_TS_MS
+from core.settings import KafkaSettings
+from core.topics import MAX_TS_MS
 
 # Columns of every source table; ``value`` is the untouched record value.
 SOURCE_COLUMNS = ("value", "topic", "partition", "offset", "kafka_ts")

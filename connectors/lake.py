@@ -20,8 +20,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from models.lake_rows import PARTITION_COLUMNS, lake_columns
-from onair.topics import (
+from core.topics import (
     BEHAVIOR_EVENT,
     CREATOR_PROFILE,
     IMPRESSION,
@@ -29,6 +28,7 @@ from onair.topics import (
     USER_PROFILE,
     MessageSchema,
 )
+from models.lake_rows import PARTITION_COLUMNS, lake_columns
 
 RAW_TABLES = {"behavior-events": "behavior_events", "show-events": "show_events"}
 DAY_MS = 86_400_000

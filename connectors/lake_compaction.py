@@ -3,7 +3,7 @@
 A partition's raw JSON-lines files (every hour folder) become one Parquet file,
 ``transformed/<table>/dt=<date>/part-0.parquet``:
 
-* **schema enforced**: columns and types from the table's ``onair.topics`` schema; fields
+* **schema enforced**: columns and types from the table's ``core.topics`` schema; fields
   the schema does not know are dropped (producers may add fields before the schema does); a
   line that is not JSON, has a value of the wrong type or lacks a required field is rejected
   and counted, never fatal to the partition;
@@ -27,7 +27,7 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from connectors.lake import LakeTable, data_files, local_path, raw_path, transformed_path
-from onair.topics import JSON_TYPES, MessageSchema
+from core.topics import JSON_TYPES, MessageSchema
 
 ARROW_TYPES = {"string": pa.string(), "integer": pa.int64(), "number": pa.float64(),
                "boolean": pa.bool_(), "array": pa.string(), "object": pa.string()}

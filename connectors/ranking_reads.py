@@ -20,9 +20,9 @@ import numpy as np
 
 from connectors.batch_store import BatchOnlineStore
 from connectors.feature_store import SHOW_DEFAULTS, SHOW_NUMERIC, RedisFeatureStore
+from core.settings import RedisSettings
 from models.features.batch import TABLE_FEATURES
 from models.ranking.scoring import CREATOR_BATCH, factorise, pit_columns, user_columns
-from onair.settings import RedisSettings
 
 
 @dataclass

@@ -6,7 +6,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from onair.settings import RedisSettings
+from core.settings import RedisSettings
 
 
 def redis_client(settings: RedisSettings | None = None, **overrides) -> redis.Redis:

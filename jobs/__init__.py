@@ -1,1 +1,2 @@
-"""One Flink job per module; each has ``build_pipeline`` (wiring only) and ``main(argv)``."""
+"""One Flink job per module: a typed config declared once, ``build_pipeline`` (wiring that returns
+its result) and ``main(argv)``. The functions they run live in ``operators/``."""

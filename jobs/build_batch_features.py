@@ -30,8 +30,8 @@ from pyflink.common import Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
 from connectors.flink_env import stream_env
-from onair.config import group, option, parse
-from onair.settings import BatchJobSettings, RedisSettings, lake_root
+from core.config import group, option, parse
+from core.settings import BatchJobSettings, RedisSettings, lake_root
 from operators.batch_features import BlockPartials, MergeShard
 
 JOB = "build_batch_features"

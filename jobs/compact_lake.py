@@ -19,8 +19,8 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
 from connectors.flink_env import stream_env
 from connectors.lake import LAKE_TABLES
-from onair.config import group, option, parse
-from onair.settings import BatchJobSettings, lake_root
+from core.config import group, option, parse
+from core.settings import BatchJobSettings, lake_root
 from operators.lake import CompactPartition
 
 JOB = "compact_lake"

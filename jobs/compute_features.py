@@ -9,7 +9,7 @@ to dead-letters), route to entities, group by entity bucket -> show and user buc
 ``models/features/buckets.py``; the Flink functions: ``operators/features.py``; the
 store: ``connectors/feature_store.py``.
 
-    flink run -py jobs/compute_features.py -pyfs onair,models,connectors,operators [-- --help]
+    flink run -py jobs/compute_features.py -pyfs core,models,connectors,operators [-- --help]
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
 from connectors.flink_env import run_job
-from onair.config import connection, group, option, parse
-from onair.settings import FlinkJobSettings, KafkaSettings, RedisSettings
-from onair.topics import BEHAVIOR_EVENTS, SHOW_EVENTS
+from core.config import connection, group, option, parse
+from core.settings import FlinkJobSettings, KafkaSettings, RedisSettings
+from core.topics import BEHAVIOR_EVENTS, SHOW_EVENTS
 from operators.features import (
     BATCH_TYPE,
     CREATOR_TAG,

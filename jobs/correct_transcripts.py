@@ -6,7 +6,7 @@ transcripts -> validate -> vocabulary -> transcripts-corrected
 Malformed segments and references go to dead-letters. The vocabulary file is re-read when it
 changes; it must be readable at the same path on every TaskManager.
 
-    flink run -py jobs/correct_transcripts.py -pyfs onair,models,connectors,operators -- --vocab F
+    flink run -py jobs/correct_transcripts.py -pyfs core,models,connectors,operators -- --vocab F
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
 from connectors.flink_env import run_job
-from models.transcripts.vocabulary import VocabularyError, load_vocabulary
-from onair.config import connection, group, option, parse
-from onair.settings import FlinkJobSettings, KafkaSettings
-from onair.topics import (
+from core.config import connection, group, option, parse
+from core.settings import FlinkJobSettings, KafkaSettings
+from core.topics import (
     TRANSCRIPT_REFERENCES,
     TRANSCRIPT_WER_TOPIC,
     TRANSCRIPTS,
     TRANSCRIPTS_CORRECTED,
 )
+from models.transcripts.vocabulary import VocabularyError, load_vocabulary
 from operators.kafka_io import Input, add_dead_letter_sink, add_kafka_sink, validated_inputs
 from operators.transcripts import (
     CORRECTED_TAG,

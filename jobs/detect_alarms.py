@@ -9,7 +9,7 @@ Alerts are written at least once, not in checkpoint transactions: an alert must 
 within seconds, not at the next checkpoint. ``alert_id`` is stable across replays (stream id and
 onset), so a consumer that keeps the ids it has seen gets each alert once.
 
-    flink run -py jobs/detect_alarms.py -pyfs onair,models,connectors,operators \\
+    flink run -py jobs/detect_alarms.py -pyfs core,models,connectors,operators \\
         -- [--model alarm_detector] [--model-version production]
 """
 
@@ -23,12 +23,12 @@ from pyflink.table import StreamTableEnvironment
 
 from connectors.flink_env import run_job
 from connectors.kafka_admin import LOW_LATENCY_FETCH_WAIT_MS
+from core.config import connection, group, option, parse
+from core.settings import FlinkJobSettings, KafkaSettings, registry_root
+from core.topics import ALARM_ALERTS, AUDIO_CHUNKS
 from models.alarms.stream import PolicyOptions, StreamPolicy
 from models.alarms.training import policy_of
 from models.registry import ModelVersion, Registry, RegistryError
-from onair.config import connection, group, option, parse
-from onair.settings import FlinkJobSettings, KafkaSettings, registry_root
-from onair.topics import ALARM_ALERTS, AUDIO_CHUNKS
 from operators.alarms import DetectAlarmsFunction
 from operators.kafka_io import add_dead_letter_sink, add_kafka_sink, keyed_raw_input
 from operators.validate import DEAD_LETTER_TAG, KAFKA_ROW_TYPE

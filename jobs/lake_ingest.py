@@ -4,7 +4,7 @@ Kafka (raw bytes + metadata) -> validate (bad records to ``dead-letters``) -> fl
 Flink filesystem sink, JSON lines partitioned by event date and hour, exactly once (files are
 committed on checkpoints; the dead-letter producer is transactional).
 
-    flink run -py jobs/lake_ingest.py -pyfs onair,models,connectors,operators [-- --help]
+    flink run -py jobs/lake_ingest.py -pyfs core,models,connectors,operators [-- --help]
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pyflink.table import StreamTableEnvironment
 
 from connectors.flink_env import run_job
 from connectors.lake import RAW_TABLES, RawZoneSinkSpec
+from core.config import connection, group, option, parse
+from core.settings import FlinkJobSettings, KafkaSettings, lake_root
+from core.topics import BEHAVIOR_EVENTS, SHOW_EVENTS, Topic
 from models.lake_rows import flatten, lake_columns
-from onair.config import connection, group, option, parse
-from onair.settings import FlinkJobSettings, KafkaSettings, lake_root
-from onair.topics import BEHAVIOR_EVENTS, SHOW_EVENTS, Topic
 from operators.kafka_io import Input, add_dead_letter_sink, validated_inputs
 
 JOB = "lake_ingest"

@@ -24,9 +24,9 @@ from pyflink.datastream import StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
 from connectors.flink_env import run_job
-from onair.config import connection, group, option, parse
-from onair.settings import FlinkJobSettings, KafkaSettings, RedisSettings, registry_root
-from onair.topics import REC_RANKINGS, REC_REQUESTS, SHOW_EVENTS
+from core.config import connection, group, option, parse
+from core.settings import FlinkJobSettings, KafkaSettings, RedisSettings, registry_root
+from core.topics import REC_RANKINGS, REC_REQUESTS, SHOW_EVENTS
 from operators.kafka_io import (
     Input,
     add_dead_letter_sink,

@@ -21,10 +21,10 @@ from pyflink.datastream import DataStream
 from pyflink.table import StreamTableEnvironment
 
 from connectors.flink_env import stream_env, table_env
+from core.config import connection, group, option, parse
+from core.settings import BatchJobSettings, KafkaSettings
+from core.topics import BEHAVIOR_EVENTS, REC_RANKINGS
 from models.ranking.ab_report import Outcome, compare, format_report
-from onair.config import connection, group, option, parse
-from onair.settings import BatchJobSettings, KafkaSettings
-from onair.topics import BEHAVIOR_EVENTS, REC_RANKINGS
 from operators.ab_report import AttributeByUser
 from operators.kafka_io import Input, validated_inputs
 

@@ -3,7 +3,7 @@ file per record; a Random Forest trained on them, exported to ONNX with parity c
 evaluated (window level, event level per SNR, false alerts per hour of background) and
 registered with its report. ``--promote`` moves the ``production`` alias to it.
 
-    flink run -py jobs/train_alarm_detector.py -pyfs onair,models,connectors,operators \\
+    flink run -py jobs/train_alarm_detector.py -pyfs core,models,connectors,operators \\
         -- --dataset DIR [--promote]
 
 DIR is what ``onair alarms dataset`` writes: ``train/<class>/*.wav`` (labels = folder names,
@@ -23,6 +23,8 @@ from pyflink.common import Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
 from connectors.flink_env import stream_env
+from core.config import group, option, parse
+from core.settings import BatchJobSettings
 from models.alarms.dataset import class_files
 from models.alarms.mel import FeatureSpec, feature_names
 from models.alarms.stream import PolicyOptions, StreamPolicy
@@ -39,8 +41,6 @@ from models.alarms.training import (
 )
 from models.onnx_export import OnnxScorer, curves_png, parity, to_onnx
 from models.registry import Registry, fingerprint_files
-from onair.config import group, option, parse
-from onair.settings import BatchJobSettings
 from operators.alarms import ExtractFeatures
 
 JOB = "train_alarm_detector"

@@ -30,9 +30,9 @@ from pyflink.common import Types
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
 
 from connectors.flink_env import stream_env
+from core.config import group, option, parse
+from core.settings import BatchJobSettings, state_dir
 from models.ranking.training import RankerParams
-from onair.config import group, option, parse
-from onair.settings import BatchJobSettings, state_dir
 from operators.ranker_training import DayRows, TrainPart
 
 JOB = "train_ranker"

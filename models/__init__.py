@@ -1,1 +1,2 @@
-"""Training, ONNX export and the model registry."""
+"""Pure logic by domain (features, ranking, alarms, transcripts), record validation, the model
+registry and ONNX export: no PyFlink, no Kafka or Redis clients."""

@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from onair.topics import MessageSchema
+from core.topics import MessageSchema
 
 SQL_TYPES = {
     "string": "STRING",

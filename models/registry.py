@@ -1,6 +1,6 @@
 """The model registry: versions with lineage and metrics, aliases, and integrity-checked loading.
 
-Layout under ``onair.settings.registry_root()``::
+Layout under ``core.settings.registry_root()``::
 
     NAME/aliases.json            {"production": "3", ...}   (replaced atomically)
     NAME/VERSION/model.onnx      the only file ever loaded for serving
@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from onair.settings import registry_root
+from core.settings import registry_root
 
 MODEL_FILE = "model.onnx"
 META_FILE = "meta.json"

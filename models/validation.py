@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from onair.topics import (
+from core.topics import (
     ID_MAX_CHARS,
     ID_PATTERN,
     JSON_TYPES,

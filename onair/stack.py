@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from onair.settings import state_dir
+from core.settings import state_dir
 
 KAFKA_PORT = 9092
 REDIS_PORT = 6379
@@ -418,7 +418,7 @@ class Stack:
     # ----------------------------------------------------------------- status and down
     def status(self) -> dict[str, dict]:
         """Health of each service, whoever started it."""
-        from onair.settings import FlinkSettings, KafkaSettings, RedisSettings
+        from core.settings import FlinkSettings, KafkaSettings, RedisSettings
 
         kafka = KafkaSettings.from_env().bootstrap_servers
         redis_url = RedisSettings.from_env().url

@@ -7,10 +7,10 @@ import shlex
 import subprocess
 import sys
 
-from onair.settings import PROJECT_ROOT, FlinkSettings
+from core.settings import PROJECT_ROOT, FlinkSettings
 
 # What `flink run -pyfs` ships beside the job file: every package a job imports.
-JOB_PACKAGES = ("onair", "models", "connectors", "operators")
+JOB_PACKAGES = ("core", "models", "connectors", "operators")
 
 
 class SubmitError(Exception):

@@ -23,6 +23,7 @@ from pyflink.datastream import KeyedProcessFunction, MapFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 from threadpoolctl import ThreadpoolController
 
+from core.topics import MessageSchema
 from models.alarms.pcm import decode_chunk, resample
 from models.alarms.stream import (
     Chunk,
@@ -35,7 +36,6 @@ from models.alarms.stream import (
 from models.alarms.training import alarm_label_of, feature_spec_of
 from models.onnx_export import OnnxScorer
 from models.registry import Registry
-from onair.topics import MessageSchema
 from operators.validate import DEAD_LETTER_TAG, RecordBarrier, RowValidator, kafka_row
 
 

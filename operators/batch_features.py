@@ -8,7 +8,7 @@ import pickle
 
 from pyflink.datastream import FlatMapFunction, KeyedProcessFunction
 
-from onair.settings import RedisSettings
+from core.settings import RedisSettings
 
 END_OF_KEY = 9_223_372_036_854_775_807  # BATCH mode fires event-time timers at a key's end
 MERGE_EVERY = 8  # partials buffered per shard before they are merged (bounds memory)

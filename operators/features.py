@@ -47,6 +47,14 @@ from pyflink.datastream import (
 from pyflink.datastream.state import MapStateDescriptor
 
 from connectors.feature_store import FeatureWrite, RedisFeatureStore
+from core.settings import RedisSettings
+from core.topics import (
+    BEHAVIOR_EVENT,
+    BEHAVIOR_EVENTS,
+    SHOW_EVENT,
+    SHOW_EVENTS,
+    MessageSchema,
+)
 from models.features.buckets import (
     PART_SEP,
     Bucket,
@@ -56,14 +64,6 @@ from models.features.buckets import (
     split_by_bucket,
 )
 from models.features.entities import DAY_MS, Eviction
-from onair.settings import RedisSettings
-from onair.topics import (
-    BEHAVIOR_EVENT,
-    BEHAVIOR_EVENTS,
-    SHOW_EVENT,
-    SHOW_EVENTS,
-    MessageSchema,
-)
 from operators.state_ttl import state_ttl
 from operators.validate import (
     DEAD_LETTER_TAG,

@@ -20,9 +20,9 @@ from pyflink.table import StatementSet, StreamTableEnvironment
 
 from connectors.kafka_admin import LOW_LATENCY_FETCH_WAIT_MS, end_offsets
 from connectors.kafka_sql import KafkaSinkSpec, KafkaSourceSpec, interval_literal
+from core.settings import KafkaSettings
+from core.topics import DEAD_LETTERS, Topic
 from models.lake_rows import schema_columns, schema_values
-from onair.settings import KafkaSettings
-from onair.topics import DEAD_LETTERS, Topic
 from operators.validate import DEAD_LETTER_TAG, ValidateFunction, as_message, row_type
 
 LOW_LATENCY_PRODUCER = (("linger.ms", "0"),)

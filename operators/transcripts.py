@@ -21,10 +21,10 @@ from pyflink.datastream import (
 )
 from pyflink.datastream.state import ValueStateDescriptor
 
+from core.topics import TRANSCRIPT_REFERENCES, TRANSCRIPTS
 from models.transcripts.rolling_wer import PendingPair, RollingWer
 from models.transcripts.vocabulary import VocabularyError, load_vocabulary
 from models.transcripts.vocabulary_match import VocabularyMatcher
-from onair.topics import TRANSCRIPT_REFERENCES, TRANSCRIPTS
 from operators.state_ttl import state_ttl
 from operators.validate import RecordBarrier, kafka_row
 

@@ -20,8 +20,8 @@ from pyflink.common import Row, Types
 from pyflink.common.typeinfo import TypeInformation
 from pyflink.datastream import OutputTag, ProcessFunction, RuntimeContext
 
+from core.topics import MessageSchema
 from models.validation import InvalidRecord, dead_letter, logic_failure, parse
-from onair.topics import MessageSchema
 
 log = logging.getLogger(__name__)
 # Failures of the job's own I/O (Redis, files, sockets) and of the worker itself: faults,

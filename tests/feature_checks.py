@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import time
 
-from connectors.feature_store import RedisFeatureStore, _encode
+from connectors.feature_store import RedisFeatureStore, encode_field
 from connectors.kafka_admin import partitions_of, producer
+from core.settings import KafkaSettings
 from models.features.entities import Eviction, FeatureReference
-from onair.settings import KafkaSettings
 from onair.sim.sample_features import end_of_log
 
 OUT_OF_ORDER_MS = 600_000
@@ -53,7 +53,7 @@ def expected_features(events: list[dict]) -> dict[tuple[str, str], dict]:
     # The job's default eviction: ended shows leave state and Redis a day after their end.
     kept = ref.finish(final_watermark, Eviction())
     expected: dict[tuple[str, str], dict | None] = dict.fromkeys(ref.evicted)
-    expected.update({k: {f: _encode(v) for f, v in st.features().items()}
+    expected.update({k: {f: encode_field(v) for f, v in st.features().items()}
                      | {"_event_ts": str(st.event_ts)} for k, st in kept.items()})
     return expected
 

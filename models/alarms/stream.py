@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.config import option
 from models.alarms.mel import (
     FeatureSpec,
     frame_matrix,
@@ -30,7 +31,6 @@ from models.alarms.mel import (
     window_features_many,
     window_stack,
 )
-from onair.config import option
 
 
 @dataclass(frozen=True)

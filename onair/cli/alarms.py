@@ -9,10 +9,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.config import group, option
+from core.settings import audio_dir
 from models.alarms.stream import PolicyOptions
 from onair.cli.common import CliError, kafka_settings
-from onair.config import group, option
-from onair.settings import audio_dir
 
 
 def cmd_dataset(args: argparse.Namespace) -> int:
@@ -85,7 +85,7 @@ class DetectOptions:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from onair.config import resolve
+    from core.config import resolve
 
     try:
         options = resolve(DetectOptions, "detect", args).config
@@ -190,7 +190,7 @@ def _headline(metrics: dict) -> str:
 
 
 def add_parsers(sub) -> None:
-    from onair.config import add_arguments
+    from core.config import add_arguments
 
     p = sub.add_parser("alarms", help="alarm detector data: `alarms dataset --out DIR`")
     p.add_argument("action", choices=("dataset",))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from onair.settings import KafkaSettings
-from onair.topics import TOPICS
+from core.settings import KafkaSettings
+from core.topics import TOPICS
 
 
 class CliError(Exception):

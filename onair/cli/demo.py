@@ -18,9 +18,9 @@ import time
 from connectors import flink_rest
 from connectors.kafka_admin import create_topics, producer, read_all
 from connectors.lake import data_files, local_path, read_raw
+from core.settings import KafkaSettings, lake_root
+from core.settings import audio_dir as settings_audio_dir
 from onair.cli.demo_batch import demo_batch_features, demo_ranking
-from onair.settings import KafkaSettings, lake_root
-from onair.settings import audio_dir as settings_audio_dir
 from onair.sim.sample_events import behavior_events, malformed_values, show_events
 from onair.stack import Stack
 from onair.submit import submit
@@ -219,12 +219,12 @@ def demo_alarms(kafka: KafkaSettings, keep: bool) -> bool:
     import shutil
     import threading
 
+    from core.settings import state_dir
     from models.alarms.dataset import DatasetConfig, build_dataset
     from models.alarms.pcm import chunk_messages, write_wav
     from models.registry import Registry
     from onair.cli.alarms import detect_file
     from onair.cli.topics import subscribe
-    from onair.settings import state_dir
     from onair.sim.sample_audio import RATE, demo_recording
 
     _step("10. alarm detector: build a dataset, train it on the cluster, register the ONNX model")

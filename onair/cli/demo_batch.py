@@ -9,7 +9,7 @@ import shutil
 from datetime import date, timedelta
 
 from connectors.batch_store import BatchOnlineStore, offline_root, read_offline
-from onair.settings import state_dir
+from core.settings import state_dir
 from onair.sim.world import WorldConfig
 from onair.sim.world_history import write_world
 from onair.submit import submit
@@ -48,8 +48,8 @@ def demo_ranking(lake: str, cfg: WorldConfig) -> bool:
 
     from connectors import flink_rest
     from connectors.kafka_admin import read_all
+    from core.settings import KafkaSettings
     from models.registry import Registry
-    from onair.settings import KafkaSettings
     from onair.sim.world_live import run_live
 
     _step("16. train_ranker: PIT training rows, the forest grown in parallel parts, ONNX, "

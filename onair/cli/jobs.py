@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from onair.settings import FlinkSettings
+from core.settings import FlinkSettings
 from onair.submit import submit
 
 
@@ -54,8 +54,8 @@ def job_config_class(job: str) -> type:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    from core.config import add_arguments, connections, describe, resolve
     from onair.cli.common import CliError
-    from onair.config import add_arguments, connections, describe, resolve
 
     cls = job_config_class(args.job)
     parser = argparse.ArgumentParser(prog=f"onair config {args.job} --")

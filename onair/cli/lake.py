@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from onair.settings import lake_root
+from core.settings import lake_root
 
 
 def cmd_lake(args: argparse.Namespace) -> int:

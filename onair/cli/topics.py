@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from core.topics import TOPICS
 from onair.cli.common import kafka_settings, require_topic
-from onair.topics import TOPICS
 
 
 def cmd_topics(args: argparse.Namespace) -> int:

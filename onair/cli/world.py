@@ -45,8 +45,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     from connectors.kafka_admin import producer
     from connectors.lake import read_raw
+    from core.topics import BEHAVIOR_EVENTS, SHOW_EVENTS
     from onair.sim.world_history import as_messages
-    from onair.topics import BEHAVIOR_EVENTS, SHOW_EVENTS
 
     day = args.day.isoformat()
     frames = []
@@ -114,7 +114,7 @@ def _batches(events, size: int = 50):
 
 
 def add_parsers(sub) -> None:
-    from onair.settings import lake_root
+    from core.settings import lake_root
 
     p = sub.add_parser("simulate", help="write N days of a simulated world into the lake's "
                                         "raw zone (events, impressions, profiles)")

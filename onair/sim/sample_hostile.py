@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from onair.topics import ID_MAX_CHARS, MAX_CANDIDATES, MAX_TEXT_CHARS
+from core.topics import ID_MAX_CHARS, MAX_CANDIDATES, MAX_TEXT_CHARS
 
 T0_MS = 1_764_000_000_000
 # One id of every character class an id may hold: letters of several scripts, digits,

@@ -1,5 +1,5 @@
 """Day-by-day history of a simulated world: behaviour events, show events and impressions as
-DataFrames in the lake's raw-row shape (columns of ``onair.topics`` schemas, nested values
+DataFrames in the lake's raw-row shape (columns of ``core.topics`` schemas, nested values
 as JSON text). Deterministic: day ``d`` draws from its own generator seeded by (seed, d), and the
 only state carried between days is who follows whom.
 """
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from core.topics import BEHAVIOR_EVENT, IMPRESSION, SHOW_EVENT
 from onair.sim.world import (
     DAILY_RHYTHM,
     DAY_MS,
@@ -32,7 +33,6 @@ from onair.sim.world import (
     sigmoid,
     user_id,
 )
-from onair.topics import BEHAVIOR_EVENT, IMPRESSION, SHOW_EVENT
 
 BUCKET_MS = 10 * MINUTE_MS  # openings in one bucket see the same candidate shows
 MAX_SHOW_MS = 120 * MINUTE_MS

@@ -19,7 +19,7 @@ import numpy as np
 from kafka import TopicPartition
 
 from connectors.kafka_admin import consumer, partitions_of, producer
-from onair.settings import KafkaSettings
+from core.settings import KafkaSettings
 from onair.sim.world import (
     DAY_MS,
     FIVE_MINUTES_MS,

@@ -50,6 +50,7 @@ from connectors.kafka_admin import (
     create_topics,
     producer,
 )
+from core.settings import KafkaSettings
 from jobs.detect_alarms import DetectAlarmsConfig
 from models.alarms import sounds
 from models.alarms.mel import FeatureSpec, window_features
@@ -64,7 +65,6 @@ from models.alarms.stream import (
 from models.alarms.training import feature_spec_of
 from models.onnx_export import OnnxScorer
 from models.registry import Registry, RegistryError
-from onair.settings import KafkaSettings
 from onair.stack import Stack
 from onair.submit import submit
 
@@ -77,8 +77,8 @@ def ensure_model(tmp: Path):
     try:
         return registry.resolve(MODEL, "production")
     except RegistryError:
+        from core.settings import audio_dir
         from models.alarms.dataset import DatasetConfig, build_dataset
-        from onair.settings import audio_dir
 
         build_dataset(DatasetConfig(out=str(tmp), real_audio=str(audio_dir()),
                                     train_per_class=600, holdout_per_class=60,

@@ -29,7 +29,7 @@ from kafka import TopicPartition
 from connectors import flink_rest
 from connectors.feature_store import RedisFeatureStore
 from connectors.kafka_admin import consumer, create_topics, partitions_of, producer
-from onair.settings import KafkaSettings
+from core.settings import KafkaSettings
 from onair.sim.sample_features import feature_log
 from onair.stack import Stack
 from onair.submit import submit

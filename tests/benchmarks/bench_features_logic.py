@@ -20,10 +20,10 @@ import json
 import pickle
 import time
 
+from core.settings import RedisSettings
+from core.topics import BEHAVIOR_EVENTS, SHOW_EVENTS
 from models.features.buckets import Bucket, route_derived, route_event, split_by_bucket
-from onair.settings import RedisSettings
 from onair.sim.sample_features import feature_log
-from onair.topics import BEHAVIOR_EVENTS, SHOW_EVENTS
 from operators.features import EntityBucketsFunction
 from operators.validate import as_message, validate_value
 

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.settings import RedisSettings
+from core.topics import MAX_CANDIDATES, TOPICS
 from models.alarms.mel import FeatureSpec
 from models.alarms.pcm import decode_chunk, resample
 from models.alarms.stream import Chunk, StreamDetector, StreamPolicy, decide_many, push_many
@@ -39,9 +41,7 @@ from models.transcripts.rolling_wer import score_segment
 from models.transcripts.vocabulary import load_vocabulary
 from models.transcripts.vocabulary_match import VocabularyMatcher
 from models.validation import InvalidRecord, parse
-from onair.settings import RedisSettings
 from onair.sim.sample_hostile import T0_MS, HostileCase, hostile_cases
-from onair.topics import MAX_CANDIDATES, TOPICS
 from operators.features import EntityBucketsFunction
 from operators.ranking import Ranker
 

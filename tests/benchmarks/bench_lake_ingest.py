@@ -18,7 +18,7 @@ from pathlib import Path
 from connectors import flink_rest
 from connectors.kafka_admin import create_topics, producer
 from connectors.lake import count_raw_rows
-from onair.settings import KafkaSettings
+from core.settings import KafkaSettings
 from onair.sim.sample_events import behavior_events, show_events
 from onair.stack import Stack
 from onair.submit import submit

@@ -168,7 +168,7 @@ def listen(ready, stop, out) -> None:
     from confluent_kafka import Consumer, TopicPartition
 
     from connectors.kafka_admin import partitions_of
-    from onair.settings import KafkaSettings
+    from core.settings import KafkaSettings
 
     kafka = KafkaSettings.from_env()
     topic = kafka.topic("rec-rankings")
@@ -232,7 +232,7 @@ def end_to_end(shows, users, rates: list[int], seconds: float,
 
     from connectors import flink_rest
     from connectors.kafka_admin import create_topics
-    from onair.settings import KafkaSettings
+    from core.settings import KafkaSettings
     from onair.submit import submit
 
     os.environ["ONAIR_TOPIC_PREFIX"] = f"benchrank{uuid.uuid4().hex[:6]}."
@@ -300,7 +300,7 @@ def broker_only(rates: list[int], seconds: float) -> dict:
     from confluent_kafka import Producer
 
     from connectors.kafka_admin import create_topics
-    from onair.settings import KafkaSettings
+    from core.settings import KafkaSettings
 
     os.environ["ONAIR_TOPIC_PREFIX"] = f"benchbroker{uuid.uuid4().hex[:6]}."
     kafka = KafkaSettings.from_env()

@@ -35,13 +35,13 @@ from connectors import flink_rest
 from connectors.feature_store import RedisFeatureStore
 from connectors.kafka_admin import create_topics, producer, read_all
 from connectors.lake import read_raw
+from core.settings import KafkaSettings
+from core.topics import TOPICS
 from models.validation import parse
-from onair.settings import KafkaSettings
 from onair.sim.sample_events import behavior_events
 from onair.sim.sample_features import feature_log
 from onair.sim.sample_hostile import behavior_cases, show_cases
 from onair.submit import submit
-from onair.topics import TOPICS
 
 pytestmark = pytest.mark.faults
 

@@ -13,6 +13,7 @@ from conftest import cancel_at_checkpoint, wait_for_count
 
 from connectors import flink_rest
 from connectors.kafka_admin import create_topics, producer, read_all
+from core.settings import KafkaSettings, audio_dir
 from models.alarms import sounds
 from models.alarms.dataset import DatasetConfig, build_dataset
 from models.alarms.mel import FeatureSpec
@@ -21,7 +22,6 @@ from models.alarms.stream import StreamPolicy
 from models.alarms.training import detect_in_samples, feature_spec_of, policy_of
 from models.onnx_export import OnnxScorer
 from models.registry import Registry, sha256_file
-from onair.settings import KafkaSettings, audio_dir
 from onair.submit import submit
 
 MODEL = "alarm_it"

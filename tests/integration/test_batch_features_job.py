@@ -16,9 +16,9 @@ from batch_features_reference import reference_features
 
 from connectors.batch_store import BatchOnlineStore, offline_root, read_offline
 from connectors.lake import LAKE_TABLES, local_path, write_raw
+from core.topics import BEHAVIOR_EVENT
 from models.features.batch import TABLE_FEATURES, TABLE_KEYS
 from onair.submit import submit
-from onair.topics import BEHAVIOR_EVENT
 
 AS_OF = date(2026, 9, 9)
 ONAIR = str(Path(sys.executable).with_name("onair"))

@@ -14,7 +14,7 @@ from feature_checks import JOB_ARGS, end_log, produce_log, wait_until_redis_matc
 from connectors import flink_rest
 from connectors.feature_store import RedisFeatureStore
 from connectors.kafka_admin import create_topics, producer, read_all
-from onair.settings import KafkaSettings
+from core.settings import KafkaSettings
 from onair.sim.sample_features import feature_log
 from onair.submit import submit
 

@@ -12,10 +12,10 @@ from conftest import wait_for_count
 
 from connectors import flink_rest
 from connectors.kafka_admin import create_topics, producer, read_all
+from core.settings import KafkaSettings
 from models.transcripts.vocabulary import load_vocabulary
 from models.transcripts.vocabulary_match import VocabularyMatcher
 from models.transcripts.wer import score_lines
-from onair.settings import KafkaSettings
 from onair.sim.sample_transcripts import EXAMPLE, segments
 from onair.submit import submit
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from connectors.feature_store import SHOW_DEFAULTS, SHOW_NUMERIC, FeatureWrite, RedisFeatureStore
-from onair.settings import RedisSettings
+from core.settings import RedisSettings
 
 
 @pytest.fixture()

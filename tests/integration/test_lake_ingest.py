@@ -11,7 +11,7 @@ from conftest import wait_for_count
 from connectors import flink_rest
 from connectors.kafka_admin import create_topics, producer, read_all
 from connectors.lake import read_raw
-from onair.settings import KafkaSettings
+from core.settings import KafkaSettings
 from onair.sim.sample_events import behavior_events, malformed_values, show_events
 from onair.submit import submit
 

@@ -18,11 +18,11 @@ from connectors import flink_rest
 from connectors.feature_store import FeatureWrite, RedisFeatureStore
 from connectors.kafka_admin import create_topics, producer, read_all
 from connectors.ranking_reads import RankingReader
+from core.settings import KafkaSettings
 from models.onnx_export import OnnxScorer, to_onnx
 from models.ranking.scoring import FEATURE_ORDER, assemble, heuristic_scores, top_k, variant
 from models.ranking.training import RankerParams, train_part
 from models.registry import Registry
-from onair.settings import KafkaSettings
 from onair.sim.world import WorldConfig
 from onair.sim.world_history import write_world
 from onair.submit import submit

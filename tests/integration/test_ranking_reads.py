@@ -11,7 +11,7 @@ import pandas as pd
 from connectors.batch_store import BatchOnlineStore
 from connectors.feature_store import FeatureWrite, RedisFeatureStore
 from connectors.ranking_reads import RankingReader
-from onair.settings import RedisSettings
+from core.settings import RedisSettings
 
 
 def _publish(store: BatchOnlineStore, run: str, listens: float, declared: list[str]) -> None:

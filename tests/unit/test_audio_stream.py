@@ -259,8 +259,8 @@ def test_chunk_round_trip_and_resampling():
 def test_debounce_comes_from_the_flags_then_the_model_then_the_defaults():
     import argparse
 
+    from core.config import add_arguments, resolve
     from models.alarms.stream import PolicyOptions
-    from onair.config import add_arguments, resolve
 
     parser = argparse.ArgumentParser()
     add_arguments(parser, PolicyOptions, "detect")

@@ -1,4 +1,4 @@
-"""Config declared once (onair/config.py): flags and environment derived from each job's
+"""Config declared once (core/config.py): flags and environment derived from each job's
 declarations, precedence, bounds, deprecated names, and the jobs' own declarations."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from connectors.flink_env import restart_strategy
-from onair.config import (
+from core.config import (
     ConfigError,
     add_arguments,
     declared,
@@ -20,7 +20,7 @@ from onair.config import (
     option,
     resolve,
 )
-from onair.settings import FlinkJobSettings
+from core.settings import FlinkJobSettings
 from onair.submit import job_names
 
 

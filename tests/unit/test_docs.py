@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from core.config import declared
 from onair.cli import build_parser
-from onair.config import declared
 from onair.submit import job_names
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,9 +2,9 @@ import json
 
 from connectors.kafka_sql import KafkaSinkSpec, KafkaSourceSpec
 from connectors.lake import RawZoneSinkSpec, data_files, read_raw
+from core.settings import KafkaSettings
+from core.topics import BEHAVIOR_EVENT, SHOW_EVENT
 from models.lake_rows import flatten, lake_columns, partition_of
-from onair.settings import KafkaSettings
-from onair.topics import BEHAVIOR_EVENT, SHOW_EVENT
 
 
 def test_partition_is_utc_date_and_hour():

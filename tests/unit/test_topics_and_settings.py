@@ -1,9 +1,9 @@
 import jsonschema
 import pytest
 
-from onair.settings import FlinkSettings, KafkaSettings, RedisSettings, lake_root
+from core.settings import FlinkSettings, KafkaSettings, RedisSettings, lake_root
+from core.topics import TOPICS, topic
 from onair.sim.sample_events import behavior_events, show_events
-from onair.topics import TOPICS, topic
 
 
 def test_topic_names_unique_and_every_schema_has_id_and_time():

@@ -3,11 +3,11 @@ import json
 
 import pytest
 
+from core.topics import AUDIO_CHUNK, BEHAVIOR_EVENT, PROPS_DEPTH, RANKING, SHOW_EVENT, TOPICS
 from models.alarms.pcm import decode_chunk
 from models.validation import RAW_PREVIEW_BYTES, InvalidRecord, dead_letter, parse
 from onair.sim.sample_events import behavior_events, malformed_values, show_events
 from onair.sim.sample_hostile import ODD_ID, hostile_cases
-from onair.topics import AUDIO_CHUNK, BEHAVIOR_EVENT, PROPS_DEPTH, RANKING, SHOW_EVENT, TOPICS
 
 GOOD = {"event_id": "e1", "event_type": "like", "ts": 1_764_000_000_000, "user_id": "u1",
         "show_id": "s1"}
@@ -222,7 +222,7 @@ def test_a_record_whose_logic_raised_is_a_dead_letter_naming_the_operator():
 def jsonschema_validate(letter):
     import jsonschema
 
-    from onair.topics import DEAD_LETTER
+    from core.topics import DEAD_LETTER
 
     jsonschema.validate(letter, DEAD_LETTER.json_schema())
 

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from onair.config import option
+from core.config import option
 
 # Kafka client options a user may pass through the environment. Each is read from
 # KAFKA_<OPTION_IN_UPPER_SNAKE> (e.g. KAFKA_SECURITY_PROTOCOL -> security.protocol).
