@@ -36,7 +36,7 @@ class CandidateFeatures:
 class RankingReader:
     """Reads with three caches, because a thousand-key MGET per request is mostly Python work
     in redis-py and a round trip costs 2-3 ms on this VM when it has to wake the other vCPU
-    (README, Performance): batch vectors of shows and creators, and users' batch hashes (the
+    (docs/performance.md): batch vectors of shows and creators, and users' batch hashes (the
     last ``max_users``, least recently used out), are kept per published run (a run never
     changes; a new run empties them), streaming vectors for ``pit_cache_ms`` (default 500 ms:
     features that much older than Redis, for a 200-request/s workload that shares the same

@@ -429,7 +429,7 @@ SHOW_EVENTS = Topic("show-events", 2, "show_id", SHOW_EVENT,
                     "Show lifecycle: scheduled, live, ended, updated.")
 # Eight partitions for the latency-bound pair: Tansu 0.6 lists every batch a partition holds
 # on each fetch that finds data, so a partition's fetches slow down as it fills; spread over 8,
-# rankings at 200/s did not degrade within 20 s, on 2 they did (README, Known limits).
+# rankings at 200/s did not degrade within 20 s, on 2 they did (docs/design-notes.md).
 REC_REQUESTS = Topic("rec-requests", 8, "user_id", RANKING_REQUEST,
                      "A listener opened the app: rank shows for them.")
 REC_RANKINGS = Topic("rec-rankings", 8, "user_id", RANKING, "Ranked shows per request.")

@@ -53,7 +53,7 @@ class DetectAlarmsFunction(KeyedProcessFunction):
     it; the queue goes through ``push_many`` and one ONNX call as one batch when it holds
     ``batch_chunks`` chunks or its oldest has waited ``batch_wait_ms``, and at the end of a
     bounded input. A chunk alone cost ~350 us of numpy calls on a dozen frames; in a batch the
-    calls are shared (README, Performance).
+    calls are shared (docs/performance.md).
 
     The detectors live in ``self.detectors``; keyed state holds what rebuilds them after a
     restart: ``snapshot`` (``StreamDetector.to_bytes`` at some point) and ``unapplied`` (every

@@ -78,7 +78,7 @@ def raw_batches(t_env: StreamTableEnvironment, kafka: KafkaSettings, topics: lis
     per partition; a partition silent for ``idle_s`` stops holding the watermark back.
 
     Why: one Python call per record caps a job at ~11,000 records/s on this machine;
-    arrays of primitives cross into Python at ~100,000 records/s (README, Known limits).
+    arrays of primitives cross into Python at ~100,000 records/s (docs/design-notes.md).
     Bounded reads get one record per row instead: a processing-time window still open when
     its input ends never fires, which would drop the last batch."""
     t_env.get_config().set("table.exec.source.idle-timeout", f"{idle_s} s")
@@ -86,7 +86,7 @@ def raw_batches(t_env: StreamTableEnvironment, kafka: KafkaSettings, topics: lis
     for topic in topics:
         # Kafka's default fetch wait (500 ms). Tansu answers a fetch when its wait ends, yet
         # shorter waits measured worse here: at 20 and 100 ms the sources' fetches loaded the
-        # broker until the producers slowed (README, Performance).
+        # broker until the producers slowed (docs/performance.md).
         table = _source_table(t_env, kafka, topic, group_id=group_id, bounded=bounded,
                               fetch_max_wait_ms=None, out_of_order_ms=out_of_order_ms)
         # A tombstone's NULL value travels as empty bytes (the validation's "empty value").
@@ -125,7 +125,7 @@ def keyed_raw_input(t_env: StreamTableEnvironment, kafka: KafkaSettings, topic: 
     ``DataStream.key_by`` runs its key selector in a Python operator of its own, and a
     validated stream reaches it through one more (the side output's): each record crossed
     the JVM/Python boundary three times before the keyed function, pickled each time, which
-    cost detect_alarms more CPU than its audio work (README, Performance). The Kafka key
+    cost detect_alarms more CPU than its audio work (docs/performance.md). The Kafka key
     spares the JVM parsing each value for its key (``JSON_VALUE`` parses the whole document:
     an 8.7 KB audio chunk here). A record with neither is keyed by "" and dead-lettered by
     the validation downstream, with the reason."""

@@ -3,7 +3,7 @@ from Redis in one round trip, one ONNX call per request, top-k, A/B arm.
 
 Requests arrive as raw Kafka rows and are validated here, not in a validate operator before:
 each Python operator on the way is one more hand-over between the JVM and Python and one more
-bundle to close, and latency is what this job is for (README, Performance)."""
+bundle to close, and latency is what this job is for (docs/performance.md)."""
 
 from __future__ import annotations
 

@@ -2,8 +2,7 @@
 
 PyFlink disables its Python-side state cache for a TTL whose visibility is
 ``NeverReturnExpired`` (the default): every update is then serialised and sent to the JVM
-at once. Measured on compute_features: 324 events/s with the default, against the figures in
-README with this one. Returning a value that expired but is not cleaned up yet is harmless
+at once, which made compute_features many times slower. Returning a value that expired but is not cleaned up yet is harmless
 for our uses (the TTL is a safety net against abandoned keys, not a semantic deadline).
 """
 

@@ -36,7 +36,7 @@ class FeatureSpec:
     fmin_hz: float = 400.0        # the band crop: keeps the 520 Hz variant and the ~3 kHz tones
     fmax_hz: float = 4_500.0
     window_s: float = 2.0
-    hop_s: float = 0.25           # a window every 0.25 s: alerts come sooner (README)
+    hop_s: float = 0.25           # a window every 0.25 s: alerts come sooner (docs/alarms.md)
 
     def __post_init__(self) -> None:
         for name in ("window_s", "hop_s"):

@@ -41,7 +41,7 @@ class StreamPolicy:
     max_gap_ms: int = 1_000       # a gap up to this is zero-filled; a longer one resets the stream
     # The threshold a model brings is chosen at training (out of bag); this one is for a model
     # without. k of n with windows every 0.25 s: 4 of 6 kept the false alerts and F1 of 3 of 4
-    # every 0.5 s and halved the slowest detections (README, "Alarm detection").
+    # every 0.5 s and halved the slowest detections (docs/alarms.md).
     threshold: float = 0.65       # alarm probability that makes a window positive
     k: int = 4                    # an alert needs k positive windows ...
     n: int = 6                    # ... among the last n

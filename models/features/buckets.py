@@ -1,7 +1,7 @@
 """Entities grouped in buckets: what one keyed Flink call applies at once. Pure logic, no PyFlink.
 
 compute_features keys its state by bucket (a stable hash of the entity key), not by entity:
-PyFlink's per-record hand-over to Python is the job's bottleneck (README, Known limits), so the
+PyFlink's per-record hand-over to Python is the job's bottleneck (docs/design-notes.md), so the
 JVM hands each keyed function a whole batch of one bucket's events in one record, and the
 bucket keeps one event-time timer (at its entities' earliest ``next_timer``) instead of one
 per entity. ``Bucket`` is that unit: entity states by key, which of them changed since they

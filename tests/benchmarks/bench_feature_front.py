@@ -1,7 +1,7 @@
 """Benchmark: how fast raw events can reach Python when the JVM hands them over in batches.
 
 compute_features is held below ~11,000 events/s on this machine because every event crosses
-into Python at least twice (README, Known limits). The way out measured here: a processing-time
+into Python at least twice (docs/design-notes.md). The way out measured here: a processing-time
 ``TUMBLE`` window in Flink SQL groups each Kafka partition's raw records into one row per
 window, so Python sees a few rows per second carrying thousands of events. Which column types
 carry the batch decides whether that pays:

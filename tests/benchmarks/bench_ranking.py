@@ -271,7 +271,7 @@ def end_to_end(shows, users, rates: list[int], seconds: float,
             time.sleep(10)
             seen = finish()
         # How many requests found their user's batch hash in the job's per-run cache: the
-        # users cycle, so the 200/s phase mostly finds them there (README, Performance).
+        # users cycle, so the 200/s phase mostly finds them there (docs/performance.md).
         # The JobManager fetches metrics when asked, so the first answer can predate the run.
         flink_rest.vertex_metric_sum(job, "rank ", "ranking_requests")
         time.sleep(2)
@@ -296,7 +296,7 @@ def end_to_end(shows, users, rates: list[int], seconds: float,
 def broker_only(rates: list[int], seconds: float) -> dict:
     """The broker's own floor, in the same run: messages the size of a ranking produced at
     each rate straight to a fresh ``rec-rankings`` topic and consumed by the same listener,
-    no job between. One hop of the two a ranking request makes (README, Known limits)."""
+    no job between. One hop of the two a ranking request makes (docs/design-notes.md)."""
     from confluent_kafka import Producer
 
     from connectors.kafka_admin import create_topics
@@ -350,7 +350,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--parallelism", type=int, default=1,
                         help="rank_shows subtasks (1: two, one per TaskManager, measured "
-                             "slower on 2 cores; README, Performance)")
+                             "slower on 2 cores; docs/performance.md)")
     parser.add_argument("--job-args", default="",
                         help="more rank_shows flags, e.g. \"--python-mode thread\"")
     parser.add_argument("--dump", help="write each request's (sent, arrived, produced by "
