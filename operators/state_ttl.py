@@ -2,8 +2,9 @@
 
 PyFlink disables its Python-side state cache for a TTL whose visibility is
 ``NeverReturnExpired`` (the default): every update is then serialised and sent to the JVM
-at once, which made compute_features many times slower. Returning a value that expired but is not cleaned up yet is harmless
-for our uses (the TTL is a safety net against abandoned keys, not a semantic deadline).
+at once, which made compute_features many times slower. Returning a value that expired but
+is not cleaned up yet is harmless for our uses (the TTL is a safety net against abandoned
+keys, not a semantic deadline).
 """
 
 from __future__ import annotations

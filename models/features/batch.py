@@ -6,11 +6,11 @@ since the lake is partitioned by event date. Each day's events become *partial a
 (``day_partials``) that merge associatively (``merge``), so days can be read by different
 subtasks in any order; ``finalize`` turns the merged partials of one entity shard into features.
 
-Definitions (docs/features.md lists the same, from ``FEATURES``): counts are over the lookback window
-unless the name says a shorter one; a window longer than the lookback is the lookback. A listen
-is a ``listen_start``; listening time is the ``duration_ms`` of ``listen_stop`` events; likes
-are net (likes minus unlikes, floored at 0 per pair); follow state is the last follow/unfollow
-in the window (a follow wins a tie at equal time).
+Definitions (docs/features.md lists the same, from ``FEATURES``): counts are over the lookback
+window unless the name says a shorter one; a window longer than the lookback is the lookback. A
+listen is a ``listen_start``; listening time is the ``duration_ms`` of ``listen_stop`` events;
+likes are net (likes minus unlikes, floored at 0 per pair); follow state is the last
+follow/unfollow in the window (a follow wins a tie at equal time).
 """
 
 from __future__ import annotations
