@@ -38,7 +38,7 @@ class DatasetConfig:
     real_audio: str | None = None      # e.g. data/audio (folders */alarm, */background)
     rate: int = 16_000
     clip_s: float = 2.0                # the model's window length
-    train_per_class: int = 1500
+    train_per_class: int = 4000
     holdout_per_class: int = 300
     holdout_streams: int = 60          # per SNR level
     stream_s: float = 24.0
@@ -48,6 +48,11 @@ class DatasetConfig:
     background_minutes: float = 60.0
     seed: int = 7    # policy defaults were tuned on seed 0 builds, reports use this one
     min_alarm_s: float = 0.45          # an alarm clip holds at least this much sounding alarm
+    alarm_kinds: tuple[str, ...] = tuple(sounds.ALARM_KINDS)
+    # RMS levels of whole clips, dBFS: alarm clips are loud, alarm-free ones go down to a
+    # near-silent room, so the model learns that quiet audio is not an alarm.
+    alarm_level_dbfs: tuple[float, float] = (-38.0, -10.0)
+    background_level_dbfs: tuple[float, float] = (-75.0, -12.0)
 
 
 @dataclass
@@ -101,7 +106,9 @@ class Mixer:
         return x.astype(np.float32), name
 
     def alarm(self, duration_s: float) -> tuple[np.ndarray, str]:
-        """A sounding alarm from its first tone on (real recordings are cut at a tone start)."""
+        """A sounding alarm from its first tone on (real recordings are cut at a tone start):
+        a real recording, or a generated kind of ``sounds.ALARM_KINDS``, most often heard
+        across a room."""
         rng, rate = self.rng, self.cfg.rate
         real = list(self.sources.alarms)
         if real and rng.random() < 0.3:
@@ -111,9 +118,19 @@ class Mixer:
             x = clip[start:start + round(duration_s * rate)]
             x = np.pad(x, (0, round(duration_s * rate) - len(x)))
             return x, name
-        low = rng.random() < 0.25
-        return sounds.t3_alarm(duration_s, rate, rng, low_frequency=low), (
-            "t3_520hz" if low else "t3_3khz")
+        kind = _choice(rng, list(self.cfg.alarm_kinds))
+        x = sounds.alarm_sound(kind, duration_s, rate, rng)
+        if rng.random() < 0.6:
+            x = sounds.room(x, rate, rng)
+        return x, kind
+
+    def finish(self, x: np.ndarray, level_dbfs: float) -> np.ndarray:
+        """A clip as a device records it: at ``level_dbfs`` (RMS), sometimes through a phone's
+        band, clipped to full scale."""
+        if self.rng.random() < 0.3:
+            x = sounds.phone_band(x, self.cfg.rate)
+        x = sounds.normalise(x, 10 ** (level_dbfs / 20))
+        return np.clip(x, -1.0, 1.0).astype(np.float32)
 
     def alarm_clip(self) -> tuple[np.ndarray, dict]:
         cfg, rng = self.cfg, self.rng
@@ -125,12 +142,23 @@ class Mixer:
             alarm, alarm_name = self.alarm(sounds.T3_CYCLE_S * 2)
             lead = max(0, round(-offset_s * cfg.rate))
             part = alarm[lead:lead + n - max(0, round(offset_s * cfg.rate))]
-            if np.count_nonzero(np.abs(part) > 1e-3) / cfg.rate >= cfg.min_alarm_s:
+            # A temporal-four group sounds 0.4 s in all: its clips cannot hold more.
+            need = min(cfg.min_alarm_s, 0.3) if alarm_name.startswith("t4") else cfg.min_alarm_s
+            if np.count_nonzero(np.abs(part) > 1e-3) / cfg.rate >= need:
                 break
         snr = rng.uniform(min(cfg.snrs_db), max(cfg.snrs_db))
         x = sounds.mix_at_snr(bg, part, max(0, round(offset_s * cfg.rate)), snr)
-        return x, {"background": bg_name, "alarm": alarm_name, "snr_db": round(snr, 1),
-                   "offset_s": round(offset_s, 3)}
+        # An alarm within hearing range is loud: alarm clips lie in the upper level range,
+        # alarm-free ones anywhere from near-silence up (``background_clip``).
+        level = rng.uniform(*cfg.alarm_level_dbfs)
+        return self.finish(x, level), {"background": bg_name, "alarm": alarm_name,
+                                       "snr_db": round(snr, 1), "offset_s": round(offset_s, 3),
+                                       "level_dbfs": round(level, 1)}
+
+    def background_clip(self, duration_s: float) -> tuple[np.ndarray, str, float]:
+        x, name = self.background(duration_s)
+        level = self.rng.uniform(*self.cfg.background_level_dbfs)
+        return self.finish(x, level), name, level
 
 
 def _first_tone(clip: np.ndarray, rate: int, rng: np.random.Generator) -> int:
@@ -150,9 +178,10 @@ def _write_clips(mixer: Mixer, folder: Path, per_class: int) -> list[dict]:
         x, meta = mixer.alarm_clip()
         write_wav(folder / ALARM / f"{i:05d}.wav", x, cfg.rate)
         rows.append({"file": f"{ALARM}/{i:05d}.wav", **meta})
-        bg, name = mixer.background(cfg.clip_s)
+        bg, name, level = mixer.background_clip(cfg.clip_s)
         write_wav(folder / NO_ALARM / f"{i:05d}.wav", bg, cfg.rate)
-        rows.append({"file": f"{NO_ALARM}/{i:05d}.wav", "background": name})
+        rows.append({"file": f"{NO_ALARM}/{i:05d}.wav", "background": name,
+                     "level_dbfs": round(level, 1)})
     return rows
 
 
@@ -163,6 +192,7 @@ def _write_streams(mixer: Mixer, folder: Path) -> list[dict]:
             bg, bg_name = mixer.background(cfg.stream_s)
             alarm, alarm_name = mixer.alarm(cfg.alarm_s)
             x = sounds.mix_at_snr(bg, alarm, round(cfg.alarm_at_s * cfg.rate), snr)
+            x = mixer.finish(x, mixer.rng.uniform(*cfg.alarm_level_dbfs))
             name = f"snr{snr:+.0f}_{i:03d}.wav"
             write_wav(folder / name, x, cfg.rate)
             truth.append({"file": name, "snr_db": snr, "onset_s": cfg.alarm_at_s,
@@ -188,7 +218,7 @@ def build_dataset(cfg: DatasetConfig) -> dict:
     minutes, segments = 0.0, []
     while minutes < cfg.background_minutes:
         seg_min = min(1.0, cfg.background_minutes - minutes)
-        bg, name = holdout.background(seg_min * 60)
+        bg, name, _ = holdout.background_clip(seg_min * 60)
         write_wav(out / "events" / "background" / f"{int(minutes):04d}.wav", bg, cfg.rate)
         segments.append({"file": f"{int(minutes):04d}.wav", "background": name})
         minutes += seg_min

@@ -14,7 +14,7 @@ samples in [-1, 1] at ``rate``.
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
+from scipy.signal import fftconvolve, lfilter
 
 T3_ON_S, T3_GAP_S, T3_PAUSE_S = 0.5, 0.5, 1.5
 T3_CYCLE_S = 3 * T3_ON_S + 2 * T3_GAP_S + T3_PAUSE_S   # 4 s
@@ -174,3 +174,253 @@ def mix_at_snr(background: np.ndarray, alarm: np.ndarray, offset: int, snr_db: f
     out[offset:end] += part * gain
     peak = float(np.max(np.abs(out)))
     return out / peak * 0.95 if peak > 0.95 else out
+
+
+# ---------------------------------------------------------------------------- alarm kinds
+# Temporal patterns of real devices, as (on_s, off_s) steps of one cycle: ISO 8201 temporal-
+# three (smoke), temporal-four (carbon monoxide: four 0.1 s beeps then ~5 s), and continuous.
+T4_ON_S, T4_GAP_S, T4_PAUSE_S = 0.1, 0.1, 5.0
+
+
+def pattern_schedule(kind: str, duration_s: float, rng: np.random.Generator,
+                     jitter: float = 0.05) -> list[tuple[float, float]]:
+    """(start_s, end_s) of every tone of a ``t3``, ``t4`` or ``continuous`` pattern."""
+    if kind == "t3":
+        return t3_schedule(duration_s, rng, timing_jitter=jitter)
+    if kind == "continuous":
+        return [(0.0, duration_s)]
+    if kind != "t4":
+        raise ValueError(f"unknown alarm pattern {kind!r}")
+    tones, t = [], 0.0
+    while t < duration_s:
+        scale = 1.0 + rng.uniform(-jitter, jitter)
+        for i in range(4):
+            start = t + i * (T4_ON_S + T4_GAP_S) * scale
+            if start < duration_s:
+                tones.append((start, min(start + T4_ON_S * scale, duration_s)))
+        t += (4 * T4_ON_S + 3 * T4_GAP_S + T4_PAUSE_S) * scale
+    return tones
+
+
+def _carrier(source: str, n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """The sound of one device: a piezo disc (2.8–3.5 kHz with harmonics, slight warble), the
+    520 Hz square wave of low-frequency alarms, or a fire bell (a clapper striking 10–20 times a
+    second, each strike ringing inharmonic partials that decay)."""
+    t = np.arange(n) / rate
+    if source == "piezo":
+        f = rng.uniform(2800.0, 3500.0) * (1 + 0.004 * np.sin(2 * np.pi * rng.uniform(3, 9) * t))
+        phase = 2 * np.pi * np.cumsum(f) / rate
+        h2, h3 = rng.uniform(0.02, 0.3), rng.uniform(0.0, 0.15)
+        return np.sin(phase) + h2 * np.sin(2 * phase) + h3 * np.sin(3 * phase)
+    if source == "lf520":
+        return np.sign(np.sin(2 * np.pi * 520.0 * rng.uniform(0.97, 1.03) * t)) * 0.6
+    if source == "bell":
+        out = np.zeros(n)
+        strike = 1.0 / rng.uniform(10.0, 20.0)
+        partials = rng.uniform(900.0, 1100.0) * np.array([1.0, 2.32, 4.25, 6.63])
+        ring = np.arange(round(strike * 3 * rate)) / rate
+        tone = sum(a * np.sin(2 * np.pi * p * ring) for a, p in zip((1, .6, .4, .25), partials,
+                                                                    strict=True))
+        tone = tone * np.exp(-ring * rng.uniform(8.0, 20.0))
+        for s in np.arange(0, n / rate, strike):
+            a = round(s * rate)
+            seg = tone[: n - a]
+            out[a:a + len(seg)] += seg * rng.uniform(0.7, 1.0)
+        return out / max(1e-9, np.max(np.abs(out)))
+    raise ValueError(f"unknown alarm source {source!r}")
+
+
+# Every kind the generator makes: pattern and sound. Evaluation reports detection per kind.
+ALARM_KINDS: dict[str, tuple[str, str]] = {
+    "t3_piezo": ("t3", "piezo"),
+    "t3_520hz": ("t3", "lf520"),
+    "t4_piezo": ("t4", "piezo"),
+    "continuous_piezo": ("continuous", "piezo"),
+    "bell": ("continuous", "bell"),
+}
+
+
+def alarm_sound(kind: str, duration_s: float, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """An alarm of ``kind`` (``ALARM_KINDS``) sounding for ``duration_s`` from t=0."""
+    pattern, source = ALARM_KINDS[kind]
+    n = round(duration_s * rate)
+    carrier = _carrier(source, n, rate, rng)
+    out = np.zeros(n, np.float32)
+    ramp = max(1, int(0.005 * rate))
+    for start, end in pattern_schedule(pattern, duration_s, rng):
+        a, b = round(start * rate), round(end * rate)
+        env = np.ones(b - a, np.float32)
+        r = min(ramp, (b - a) // 2)
+        if r:
+            env[:r] = np.linspace(0, 1, r)
+            env[-r:] = np.linspace(1, 0, r)
+        out[a:b] = carrier[a:b] * env
+    return out * np.float32(rng.uniform(0.5, 0.9))
+
+
+# ---------------------------------------------------------------------------- rooms
+def room(x: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """``x`` as a microphone across a room hears it: reverberation (an exponentially decaying
+    noise tail, RT60 0.15–0.9 s, at a random direct-to-reverberant ratio) and distance (high
+    frequencies absorbed). Same length as ``x``."""
+    rt60 = rng.uniform(0.15, 0.9)
+    n_ir = round(rt60 * rate)
+    tail = rng.standard_normal(n_ir) * np.exp(-6.9 * np.arange(n_ir) / n_ir)
+    ir = np.zeros(n_ir + 1)
+    ir[0] = 1.0
+    ir[1:] = tail / np.sqrt(np.sum(tail ** 2)) * rng.uniform(0.3, 1.5)
+    wet = fftconvolve(x, ir)[: len(x)]
+    cutoff = rng.uniform(0.35, 0.95)   # one-pole low-pass: the farther, the duller
+    wet = lfilter([1 - cutoff], [1, -cutoff], wet) if rng.random() < 0.5 else wet
+    return normalise(wet, rms(x) or 1e-4)
+
+
+def phone_band(x: np.ndarray, rate: int) -> np.ndarray:
+    """A phone-grade microphone and codec: 300–3,400 Hz (second-order band-pass)."""
+    from scipy.signal import butter
+
+    b, a = butter(2, [300.0 / (rate / 2), min(3400.0 / (rate / 2), 0.99)], btype="band")
+    return lfilter(b, a, x).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------- hard negatives
+def appliance_beeps(duration_s: float, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A microwave, oven timer or washing machine: 1–5 beeps of 0.08–0.35 s at 1–4 kHz, once,
+    somewhere in the clip (not a repeating alarm cycle)."""
+    n = round(duration_s * rate)
+    out = np.zeros(n, np.float32)
+    f = rng.uniform(1000.0, 4000.0)
+    on, off = rng.uniform(0.08, 0.35), rng.uniform(0.08, 0.4)
+    count = int(rng.integers(1, 6))
+    if count == 4 and on < 0.15 and off < 0.15:   # that is a CO alarm's temporal-four group
+        count = 3
+    # The whole burst fits: a burst cut by the clip's end could read as a temporal-four group.
+    t0 = rng.uniform(0, max(0.01, duration_s - count * (on + off)))
+    for i in range(count):
+        a = round((t0 + i * (on + off)) * rate)
+        b = min(n, a + round(on * rate))
+        if a >= n:
+            break
+        tt = np.arange(b - a) / rate
+        out[a:b] = np.sin(2 * np.pi * f * tt) * np.minimum(1, tt / 0.005)
+    return normalise(out + 0.003 * rng.standard_normal(n), rng.uniform(0.02, 0.15))
+
+
+def ringtone(duration_s: float, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A phone ringing: the classic 400+450 Hz ring modulated at 20 Hz (2 s on, 4 s off), an
+    electronic trill, or a melody of short notes."""
+    n = round(duration_s * rate)
+    t = np.arange(n) / rate
+    style = rng.random()
+    if style < 0.3:
+        tone = np.sin(2 * np.pi * 400 * t) + np.sin(2 * np.pi * 450 * t)
+        gate = ((t + rng.uniform(0, 6)) % 6.0) < 2.0
+        x = tone * (0.5 + 0.5 * np.sin(2 * np.pi * 20 * t)) * gate
+    elif style < 0.55:  # a beeping ringer: a 0.7-1.5 kHz tone in bursts, rings 1-2 s apart
+        f = rng.uniform(700.0, 1500.0)
+        beep, gap = rng.uniform(0.05, 0.3), rng.uniform(0.03, 0.2)
+        ring, pause = rng.uniform(0.8, 2.0), rng.uniform(1.0, 4.0)
+        burst = ((t % (beep + gap)) < beep) & (((t + rng.uniform(0, 5)) % (ring + pause)) < ring)
+        x = np.sin(2 * np.pi * f * t) * burst
+    elif style < 0.8:   # an electronic trill ringer: two tones alternating 10-20 times a second
+        f1, f2 = rng.uniform(600.0, 2500.0), rng.uniform(600.0, 2500.0)
+        f = np.where(((t * rng.uniform(10.0, 20.0)) % 1.0) < 0.5, f1, f2)
+        on, period = rng.uniform(0.8, 2.0), rng.uniform(1.0, 4.0)
+        gate = ((t + rng.uniform(0, period)) % period) < on if rng.random() < 0.6 else 1.0
+        x = np.sin(2 * np.pi * np.cumsum(f) / rate) * gate
+    else:
+        x = np.zeros(n)
+        note = rng.uniform(0.1, 0.25)
+        freqs = 440.0 * 2 ** (rng.integers(0, 24, 8) / 12)
+        for i, s in enumerate(np.arange(0, duration_s, note)):
+            a, b = round(s * rate), min(n, round((s + note * 0.9) * rate))
+            x[a:b] = np.sin(2 * np.pi * freqs[i % 8] * t[a:b])
+    return normalise(x, rng.uniform(0.02, 0.15))
+
+
+def phone_tones(duration_s: float, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Call-progress tones: busy (480+620 Hz or 425 Hz, 0.5 s on, 0.5 s off), ringback
+    (440+480 Hz, 2 s on, 4 s off) or congestion (0.25 s on, 0.25 s off): cadenced tones
+    close to a low-frequency alarm's, and not one."""
+    t = np.arange(round(duration_s * rate)) / rate
+    kind = rng.integers(3)
+    pair = ((480.0, 620.0), (425.0, 425.0), (440.0, 480.0))[rng.integers(3)]
+    tone = np.sin(2 * np.pi * pair[0] * t) + np.sin(2 * np.pi * pair[1] * t)
+    on, period = ((0.5, 1.0), (2.0, 6.0), (0.25, 0.5))[kind]
+    gate = ((t + rng.uniform(0, period)) % period) < on
+    return normalise(tone * gate + 0.002 * rng.standard_normal(len(t)), rng.uniform(0.02, 0.15))
+
+
+def alarm_clock(duration_s: float, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A bedside alarm clock or kitchen timer: groups of 2 (sometimes 1 or 3) short beeps at
+    2–4 kHz repeating about once a second: not a smoke alarm's pattern."""
+    n = round(duration_s * rate)
+    out = np.zeros(n)
+    f, beep = rng.uniform(2000.0, 4000.0), rng.uniform(0.05, 0.12)
+    group, period = int(rng.choice([1, 2, 2, 3])), rng.uniform(0.6, 1.2)
+    tt = np.arange(round(beep * rate)) / rate
+    tone = np.sin(2 * np.pi * f * tt) * np.minimum(1, tt / 0.003)
+    s = rng.uniform(0, period)
+    while s < duration_s:
+        for i in range(group):
+            a = round((s + i * beep * 2) * rate)
+            seg = tone[: max(0, n - a)]
+            out[a:a + len(seg)] = seg
+        s += period
+    return normalise(out + 0.002 * rng.standard_normal(n), rng.uniform(0.02, 0.15))
+
+
+def siren(duration_s: float, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """An emergency vehicle: wail (slow 600–1,400 Hz sweep) or yelp (fast sweep)."""
+    t = np.arange(round(duration_s * rate)) / rate
+    period = rng.uniform(3.0, 6.0) if rng.random() < 0.5 else rng.uniform(0.15, 0.35)
+    f = 1000.0 + 400.0 * np.sin(2 * np.pi * t / period + rng.uniform(0, 6))
+    x = np.sign(np.sin(2 * np.pi * np.cumsum(f) / rate)) * 0.5
+    return normalise(lfilter([0.3], [1, -0.7], x), rng.uniform(0.02, 0.15))
+
+
+def whistle(duration_s: float, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A kettle (a breathy tone rising through 1.5–3 kHz) or a person whistling a tune."""
+    n = round(duration_s * rate)
+    t = np.arange(n) / rate
+    if rng.random() < 0.5:
+        f = rng.uniform(1500.0, 2200.0) + rng.uniform(100.0, 800.0) * t / max(duration_s, 1e-3)
+    else:
+        steps = rng.uniform(800.0, 2500.0, int(duration_s / 0.3) + 2)
+        f = steps[(t / 0.3).astype(int)] * (1 + 0.01 * np.sin(2 * np.pi * 5 * t))
+    x = np.sin(2 * np.pi * np.cumsum(f) / rate) + 0.2 * rng.standard_normal(n)
+    return normalise(x, rng.uniform(0.02, 0.12))
+
+
+def sustained_notes(duration_s: float, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Organ or synthesiser notes held 0.5–3 s, some high: tones that are not alarms."""
+    n = round(duration_s * rate)
+    out = np.zeros(n)
+    s = 0.0
+    while s < duration_s:
+        length = rng.uniform(0.5, 3.0)
+        a, b = round(s * rate), min(n, round((s + length) * rate))
+        tt = np.arange(b - a) / rate
+        f0 = 220.0 * 2 ** (rng.integers(0, 36) / 12)
+        out[a:b] = sum(rng.uniform(0.2, 1) / h * np.sin(2 * np.pi * f0 * h * tt)
+                       for h in range(1, 4)) * np.minimum(1, tt / 0.02)
+        s += length
+    return normalise(out, rng.uniform(0.03, 0.15))
+
+
+def room_tone(duration_s: float, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A quiet room: brown-ish noise and faint hum, from −75 to −40 dBFS."""
+    x = noise(duration_s, rate, rng, "brown") + 0.3 * noise(duration_s, rate, rng, "pink")
+    return normalise(x, 10 ** (rng.uniform(-75.0, -40.0) / 20))
+
+
+GENERATED_BACKGROUNDS.update({
+    "appliance_beeps": appliance_beeps,
+    "ringtone": ringtone,
+    "phone_tones": phone_tones,
+    "alarm_clock": alarm_clock,
+    "siren": siren,
+    "whistle": whistle,
+    "sustained_notes": sustained_notes,
+    "room_tone": room_tone,
+})

@@ -15,11 +15,38 @@ from models.alarms.stream import PolicyOptions
 from onair.cli.common import CliError, kafka_settings
 
 
+def cmd_alarms(args: argparse.Namespace) -> int:
+    if args.real_audio and not Path(args.real_audio).is_dir():
+        raise CliError(f"--real-audio {args.real_audio} is not a folder")
+    if args.action == "evaluate":
+        return cmd_evaluate(args)
+    if not args.out:
+        raise CliError("`onair alarms dataset --out DIR`")
+    return cmd_dataset(args)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Leave one source out: a model per real source, scored on what only that source gives."""
+    from models.alarms.evaluate import EvalConfig, leave_one_source_out, report_markdown
+
+    cfg = EvalConfig(real_audio=args.real_audio, clips_per_class=args.train_per_class,
+                     target_fpr=args.target_fpr)
+
+    def progress(fold: dict) -> None:
+        print(f"held out {fold['source']}: threshold {fold['threshold']}", file=sys.stderr)
+
+    summary = leave_one_source_out(cfg, progress)
+    report = report_markdown(summary)
+    if args.out:
+        Path(args.out).write_text(report, encoding="utf-8")
+        print(f"report: {args.out}", file=sys.stderr)
+    print(json.dumps(summary) if args.json else report)
+    return 0
+
+
 def cmd_dataset(args: argparse.Namespace) -> int:
     from models.alarms.dataset import DatasetConfig, build_dataset
 
-    if args.real_audio and not Path(args.real_audio).is_dir():
-        raise CliError(f"--real-audio {args.real_audio} is not a folder")
     cfg = DatasetConfig(out=args.out, real_audio=args.real_audio,
                         train_per_class=args.train_per_class,
                         holdout_per_class=args.holdout_per_class,
@@ -192,18 +219,24 @@ def _headline(metrics: dict) -> str:
 def add_parsers(sub) -> None:
     from core.config import add_arguments
 
-    p = sub.add_parser("alarms", help="alarm detector data: `alarms dataset --out DIR`")
-    p.add_argument("action", choices=("dataset",))
-    p.add_argument("--out", required=True, help="dataset folder to write")
+    p = sub.add_parser("alarms", help="alarm detector data: `alarms dataset --out DIR`, "
+                                      "`alarms evaluate` (leave one source out)")
+    p.add_argument("action", choices=("dataset", "evaluate"))
+    p.add_argument("--out", help="dataset folder to write (dataset); report file (evaluate)")
     p.add_argument("--real-audio", default=str(audio_dir()),
                    help="folder of real recordings (*/alarm, */background; env "
                         "ONAIR_AUDIO_DIR, default the repository's data/audio)")
-    p.add_argument("--train-per-class", type=int, default=1500)
+    p.add_argument("--train-per-class", type=int, default=4000,
+                   help="training clips per class (evaluate: the pool each fold trains on)")
     p.add_argument("--holdout-per-class", type=int, default=300)
     p.add_argument("--streams-per-snr", type=int, default=60)
     p.add_argument("--background-minutes", type=float, default=60.0)
     p.add_argument("--seed", type=int, default=7)
-    p.set_defaults(func=cmd_dataset)
+    p.add_argument("--target-fpr", type=float, default=0.005,
+                   help="evaluate: the out-of-bag window false-positive rate each fold's "
+                        "threshold is set for (train_alarm_detector's default)")
+    p.add_argument("--json", action="store_true", help="evaluate: print the summary as JSON")
+    p.set_defaults(func=cmd_alarms)
 
     p = sub.add_parser("produce-audio", help="stream a WAV file into audio-chunks")
     p.add_argument("file")

@@ -1,0 +1,92 @@
+"""Alarm kinds, rooms and hard negatives of the generator, the dataset's levels, and the
+leave-one-source-out evaluation on a tiny set of sources."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.alarms import sounds
+from models.alarms.dataset import DatasetConfig, Mixer, Sources
+from models.alarms.evaluate import EvalConfig, leave_one_source_out, report_markdown
+from models.alarms.pcm import write_wav
+from models.alarms.training import TrainParams
+
+RATE = 16_000
+
+
+def _on(x: np.ndarray, hop: int = RATE // 100) -> np.ndarray:
+    env = np.array([sounds.rms(x[i:i + hop]) for i in range(0, len(x) - hop + 1, hop)])
+    return env > env.max() * 0.3
+
+
+def test_temporal_four_is_four_short_beeps_then_a_long_pause():
+    tones = sounds.pattern_schedule("t4", 7.0, np.random.default_rng(0), jitter=0.0)
+    assert [round(a, 2) for a, _ in tones[:5]] == [0.0, 0.2, 0.4, 0.6, 5.7]
+    assert all(round(b - a, 2) == 0.1 for a, b in tones)
+
+
+@pytest.mark.parametrize("kind", list(sounds.ALARM_KINDS))
+def test_every_kind_sounds_where_its_pattern_says(kind):
+    x = sounds.alarm_sound(kind, 6.0, RATE, np.random.default_rng(1))
+    on = _on(x)
+    pattern = sounds.ALARM_KINDS[kind][0]
+    expected = {"t3": (0.3, 0.5), "t4": (0.05, 0.15), "continuous": (0.8, 1.0)}[pattern]
+    assert expected[0] <= on.mean() <= expected[1], on.mean()
+
+
+def test_piezo_and_low_frequency_pitches():
+    for kind, band in (("continuous_piezo", (2_800, 3_500)), ("t3_520hz", (500, 540))):
+        x = sounds.alarm_sound(kind, 2.0, RATE, np.random.default_rng(2))
+        spectrum = np.abs(np.fft.rfft(x))
+        assert band[0] <= np.argmax(spectrum) * RATE / len(x) <= band[1]
+
+
+def test_room_keeps_length_and_level():
+    rng = np.random.default_rng(3)
+    x = sounds.alarm_sound("t3_piezo", 4.0, RATE, rng)
+    y = sounds.room(x, RATE, rng)
+    assert len(y) == len(x) and sounds.rms(y) == pytest.approx(sounds.rms(x), rel=1e-3)
+
+
+def test_appliance_beeps_never_make_a_temporal_four_group():
+    for seed in range(200):
+        x = sounds.appliance_beeps(3.0, RATE, np.random.default_rng(seed))
+        on = _on(x)
+        rise = np.flatnonzero(on[1:] & ~on[:-1]) + 1
+        rise = np.concatenate([[0], rise]) if on[0] else rise
+        short = on.sum() / 100 / max(len(rise), 1) < 0.15
+        tight = len(rise) > 1 and np.diff(rise).max() / 100 < 0.3   # T4: a beep every 0.2 s
+        assert not (len(rise) == 4 and short and tight), seed
+
+
+def test_dataset_levels_alarms_loud_and_alarm_free_down_to_near_silence():
+    cfg = DatasetConfig(out="", rate=RATE)
+    mixer = Mixer(cfg, Sources({}, {}), np.random.default_rng(4))
+    alarm_db = [20 * np.log10(sounds.rms(mixer.alarm_clip()[0])) for _ in range(30)]
+    quiet_db = [20 * np.log10(sounds.rms(mixer.background_clip(2.0)[0]) + 1e-12)
+                for _ in range(60)]
+    assert min(alarm_db) >= cfg.alarm_level_dbfs[0] - 1
+    assert min(quiet_db) < -60 and max(quiet_db) > -25
+
+
+def test_leave_one_source_out_scores_each_source_without_training_on_it(tmp_path):
+    rng = np.random.default_rng(5)
+    for source, folder, make in (("hall", "alarm", lambda: sounds.alarm_sound(
+            "bell", 6.0, RATE, rng)), ("kitchen", "background", lambda: sounds.speech_like(
+            6.0, RATE, rng)), ("street", "background", lambda: sounds.noise(
+            6.0, RATE, rng, "pink"))):
+        for i in range(2):
+            write_wav(tmp_path / source / folder / f"{source}{i}.wav", make(), RATE)
+    cfg = EvalConfig(real_audio=str(tmp_path), clips_per_class=40, streams=1, snrs_db=(10.0,),
+                     background_minutes=0.2, params=TrainParams(n_estimators=10))
+    folds = []
+    summary = leave_one_source_out(cfg, folds.append)
+    assert [f["source"] for f in folds] == ["hall", "kitchen", "street"]
+    assert "background_hours" not in folds[0]          # an alarm-only source
+    assert folds[1]["background_hours"] == pytest.approx(0.2 / 60)
+    kinds = {e["kind"] for f in folds for e in f["events"]}
+    assert kinds == {*sounds.ALARM_KINDS, "real:hall0", "real:hall1"}
+    assert set(summary["by_kind_snr_ge_0"]) == {*sounds.ALARM_KINDS, "real"}
+    assert 0.0 <= summary["detection_rate_snr_ge_0"] <= 1.0
+    assert "| hall |" in report_markdown(summary)
