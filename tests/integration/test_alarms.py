@@ -32,7 +32,7 @@ RATE = 16_000
 def alarm_model(services, tmp_path_factory):
     dataset = tmp_path_factory.mktemp("alarm-dataset")
     build_dataset(DatasetConfig(out=str(dataset), real_audio=str(audio_dir()),
-                                train_per_class=250, holdout_per_class=40, holdout_streams=3,
+                                train_per_class=600, holdout_per_class=40, holdout_streams=3,
                                 background_minutes=2))
     # A small training set: a looser out-of-bag threshold (1 % of alarm-free windows above it)
     # keeps its recall up; the stream tests below are about the job, not the model's quality.
@@ -54,7 +54,7 @@ def test_training_registers_an_onnx_model_with_lineage_and_report(alarm_model):
     assert m["onnx_max_abs_diff"] <= 1e-5
     assert 0.5 <= mv.extra["policy"]["threshold"] <= 0.95
     assert m["threshold"] == pytest.approx(mv.extra["policy"]["threshold"], abs=1e-4)
-    assert m["train_windows"] == 500
+    assert m["train_windows"] == 1200
     assert set(m["window"]) >= {"precision", "recall", "f1"}
     assert set(m["events"]) == {"-5dB", "+0dB", "+5dB", "+10dB", "+20dB"}
     assert m["background"]["hours"] == pytest.approx(2 / 60, abs=0.002)
