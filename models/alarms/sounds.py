@@ -46,8 +46,16 @@ def t3_alarm(duration_s: float, rate: int, rng: np.random.Generator, *,
         carrier = np.sign(np.sin(2 * np.pi * freq * t)) * 0.6
     else:               # piezo: a near-sine with some second harmonic
         carrier = np.sin(2 * np.pi * freq * t) + 0.15 * np.sin(4 * np.pi * freq * t)
-    ramp = max(1, int(0.005 * rate))   # 5 ms attack/release, as a real transducer has
-    for start, end in t3_schedule(duration_s, rng, timing_jitter=0.05):
+    _gate(out, carrier, t3_schedule(duration_s, rng, timing_jitter=0.05), rate)
+    return out * np.float32(rng.uniform(0.5, 0.9))
+
+
+def _gate(out: np.ndarray, carrier: np.ndarray, tones: list[tuple[float, float]],
+          rate: int) -> None:
+    """``carrier`` into ``out`` where the tones sound, with 5 ms attack and release as a real
+    transducer has."""
+    ramp = max(1, int(0.005 * rate))
+    for start, end in tones:
         a, b = round(start * rate), round(end * rate)
         env = np.ones(b - a, np.float32)
         r = min(ramp, (b - a) // 2)
@@ -55,7 +63,6 @@ def t3_alarm(duration_s: float, rate: int, rng: np.random.Generator, *,
             env[:r] = np.linspace(0, 1, r)
             env[-r:] = np.linspace(1, 0, r)
         out[a:b] = carrier[a:b] * env
-    return out * np.float32(rng.uniform(0.5, 0.9))
 
 
 def normalise(x: np.ndarray, target_rms: float) -> np.ndarray:
@@ -246,15 +253,7 @@ def alarm_sound(kind: str, duration_s: float, rate: int, rng: np.random.Generato
     n = round(duration_s * rate)
     carrier = _carrier(source, n, rate, rng)
     out = np.zeros(n, np.float32)
-    ramp = max(1, int(0.005 * rate))
-    for start, end in pattern_schedule(pattern, duration_s, rng):
-        a, b = round(start * rate), round(end * rate)
-        env = np.ones(b - a, np.float32)
-        r = min(ramp, (b - a) // 2)
-        if r:
-            env[:r] = np.linspace(0, 1, r)
-            env[-r:] = np.linspace(1, 0, r)
-        out[a:b] = carrier[a:b] * env
+    _gate(out, carrier, pattern_schedule(pattern, duration_s, rng), rate)
     return out * np.float32(rng.uniform(0.5, 0.9))
 
 

@@ -168,7 +168,7 @@ def alarm_model(services, tmp_path_factory):
     name = f"alarm_fault_{uuid.uuid4().hex[:6]}"
     dataset = tmp_path_factory.mktemp("alarm-dataset")
     build_dataset(DatasetConfig(out=str(dataset), real_audio=None,
-                                train_per_class=250, holdout_per_class=40, holdout_streams=3,
+                                train_per_class=600, holdout_per_class=40, holdout_streams=3,
                                 background_minutes=2))
     submit("train_alarm_detector", ["--dataset", str(dataset), "--name", name,
                                      "--promote", "--target-fpr", "0.01"], detached=False)
