@@ -85,6 +85,7 @@ class Declared:
     spec: Spec
     flag: str
     env: str
+    legacy_env: tuple[str, ...]     # the spec's old names, ``{JOB}`` filled in
 
     @property
     def name(self) -> str:
@@ -107,7 +108,8 @@ def declared(cls: type, job: str, _path: tuple[str, ...] = (),
             default = (_defaults or {}).get(f.name, f.default)
             yield Declared((*_path, f.name), hints[f.name], default, meta,
                            meta.flag or "--" + f.name.replace("_", "-"),
-                           env_prefix(job) + f.name.upper())
+                           env_prefix(job) + f.name.upper(),
+                           tuple(n.format(JOB=job.upper()) for n in meta.legacy_env))
 
 
 def _base(tp: Any) -> tuple[Any, bool]:
@@ -202,8 +204,7 @@ def resolve(cls: type, job: str, args: argparse.Namespace | None = None,
         elif environ.get(d.env) is not None:
             value, source = parse_value(environ[d.env], d.type), f"env {d.env}"
         else:
-            legacy = [n.format(JOB=job.upper()) for n in d.spec.legacy_env]
-            old = next((n for n in legacy if environ.get(n) is not None), None)
+            old = next((n for n in d.legacy_env if environ.get(n) is not None), None)
             if old:
                 warn(f"{old} is deprecated and will be ignored in the next release: "
                      f"set {d.env}")
@@ -212,33 +213,30 @@ def resolve(cls: type, job: str, args: argparse.Namespace | None = None,
                 value, source = d.default, "default"
         values[d.path] = check(d, value, strict)
         sources[d.flag] = source
-    return Resolved(_build(cls, values, ()), sources)
+    return Resolved(_build(cls, values, (), environ), sources)
 
 
 def _build(cls: type, values: dict[tuple[str, ...], Any], path: tuple[str, ...],
-           fixed: Mapping[str, Any] | None = None) -> Any:
+           environ: Mapping[str, str], fixed: Mapping[str, Any] | None = None) -> Any:
     # A group's defaults for fields that are not options (e.g. batch=True) are fixed values.
     kwargs: dict[str, Any] = dict(fixed or {})
     for f in dataclasses.fields(cls):
         meta = f.metadata.get(_KEY)
         if isinstance(meta, _Group):
-            kwargs[f.name] = _build(meta.cls, values, (*path, f.name), meta.defaults)
+            kwargs[f.name] = _build(meta.cls, values, (*path, f.name), environ, meta.defaults)
         elif isinstance(meta, Spec):
             kwargs[f.name] = values[(*path, f.name)]
         elif isinstance(meta, _Connection):
-            kwargs[f.name] = meta.cls.from_env()
+            kwargs[f.name] = meta.cls.from_env(environ)
     return cls(**kwargs)
 
 
 def parse(cls: type, job: str, argv: list[str] | None, description: str = "",
-          environ: Mapping[str, str] | None = None,
-          extra: Callable[[argparse.ArgumentParser], None] | None = None) -> Any:
+          environ: Mapping[str, str] | None = None) -> Any:
     """A job's ``main``: flags from ``argv``, then the environment, then the defaults; a value
     outside its declaration exits with the parser's usage message."""
     parser = argparse.ArgumentParser(prog=job, description=description)
     add_arguments(parser, cls, job)
-    if extra:
-        extra(parser)
     args = parser.parse_args(argv)
     try:
         return resolve(cls, job, args, environ).config
@@ -279,8 +277,7 @@ def markdown_table(cls: type, job: str) -> str:
         if d.spec.choices is not None:
             bounds.append(" / ".join(map(str, d.spec.choices)))
         what = d.spec.help + (f" ({', '.join(bounds)})" if bounds else "")
-        if d.spec.legacy_env:
-            old = ", ".join(n.format(JOB=job.upper()) for n in d.spec.legacy_env)
-            what += f"; was {old}"
+        if d.legacy_env:
+            what += f"; was {', '.join(d.legacy_env)}"
         lines.append(f"| `{d.flag}` | `{d.env}` | `{default}` | {what.replace('|', '/')} |")
     return "\n".join(lines)

@@ -29,6 +29,7 @@ from models.alarms.dataset import class_files
 from models.alarms.mel import FeatureSpec, feature_names
 from models.alarms.stream import PolicyOptions, StreamPolicy
 from models.alarms.training import (
+    TARGET_FPR,
     TrainParams,
     debounce,
     event_metrics,
@@ -59,10 +60,8 @@ class TrainAlarmConfig:
     n_estimators: int = option(TrainParams.n_estimators, "trees in the forest", minimum=1)
     max_depth: int = option(TrainParams.max_depth, "deepest a tree grows", minimum=1)
     seed: int = option(TrainParams.seed, "random seed")
-    # Chosen by `onair alarms evaluate` (leave one source out, docs/alarms.md): 0.001 missed a
-    # third of the alarms of unseen sources, 0.01 doubled the false alerts.
-    target_fpr: float = option(0.005, "window false-positive rate the default threshold is set "
-                               "for (out-of-bag, training data only; --threshold overrides)",
+    target_fpr: float = option(TARGET_FPR, "window false-positive rate the default threshold is "
+                               "set for (out-of-bag, training data only; --threshold overrides)",
                                minimum=0.0, maximum=1.0)
     promote: bool = option(False, "point the production alias at the new version")
     policy: PolicyOptions = group(PolicyOptions)

@@ -24,6 +24,7 @@ from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 from threadpoolctl import ThreadpoolController
 
 from core.topics import MessageSchema
+from models.alarms.mel import FeatureSpec
 from models.alarms.pcm import decode_chunk, resample
 from models.alarms.stream import (
     Chunk,
@@ -33,7 +34,7 @@ from models.alarms.stream import (
     decide_many,
     push_many,
 )
-from models.alarms.training import alarm_label_of, feature_spec_of
+from models.alarms.training import alarm_label_of, feature_spec_of, file_windows
 from models.onnx_export import OnnxScorer
 from models.registry import Registry
 from operators.validate import DEAD_LETTER_TAG, RecordBarrier, RowValidator, kafka_row
@@ -265,12 +266,8 @@ class ExtractFeatures(MapFunction):
         self.spec = spec
 
     def open(self, runtime_context) -> None:
-        from models.alarms.mel import FeatureSpec
-
         self.features = FeatureSpec(**self.spec)
 
     def map(self, value):
-        from models.alarms.training import file_windows
-
         kind, key, path = value
         return kind, key, path, file_windows(path, self.features)

@@ -30,7 +30,13 @@ from models.alarms.dataset import ALARM, DatasetConfig, Mixer, Sources
 from models.alarms.mel import FeatureSpec, clip_windows
 from models.alarms.pcm import read_wav
 from models.alarms.stream import StreamPolicy
-from models.alarms.training import TrainParams, debounce, oob_threshold, train_forest
+from models.alarms.training import (
+    TARGET_FPR,
+    TrainParams,
+    debounce,
+    oob_threshold,
+    train_forest,
+)
 
 LABELS = [ALARM, "no_alarm"]
 
@@ -38,12 +44,12 @@ LABELS = [ALARM, "no_alarm"]
 @dataclass(frozen=True)
 class EvalConfig:
     real_audio: str
-    clips_per_class: int = 4000       # as ``DatasetConfig.train_per_class``
+    clips_per_class: int = DatasetConfig.train_per_class
     streams: int = 3                  # per alarm kind and SNR, per source
     snrs_db: tuple[float, ...] = (-5.0, 0.0, 5.0, 10.0, 20.0)
     background_minutes: float = 15.0  # of each source's recordings, replayed at random levels
     seed: int = 11
-    target_fpr: float = 0.005         # as train_alarm_detector's default
+    target_fpr: float = TARGET_FPR
     params: TrainParams = field(default_factory=TrainParams)
     stream_s: float = 24.0
     alarm_at_s: float = 8.0
@@ -99,7 +105,8 @@ def training_pool(cfg: EvalConfig, sources: dict[str, RealSource], spec: Feature
     for _ in range(cfg.clips_per_class):
         for label in LABELS:
             mixer.used = set()
-            x = mixer.alarm_clip()[0] if label == ALARM else mixer.background_clip(2.0)[0]
+            x = (mixer.alarm_clip()[0] if label == ALARM
+                 else mixer.background_clip(mixer.cfg.clip_s)[0])
             _, features = clip_windows(x, spec)
             rows.append(features)
             labels += [LABELS.index(label)] * len(features)
@@ -108,14 +115,15 @@ def training_pool(cfg: EvalConfig, sources: dict[str, RealSource], spec: Feature
 
 
 def _replay(clips: list[np.ndarray], minutes: float, rate: int,
-            rng: np.random.Generator) -> np.ndarray:
-    """``minutes`` of a source's recordings, each at its own level from a near-silent room to
-    loud (−75 to −12 dBFS RMS), with a quiet pause of 0.5–4 s after each (a short clip looped
-    back to back would make a tone continuous that never is: a ringback burst, a beep)."""
+            rng: np.random.Generator, levels_dbfs: tuple[float, float]) -> np.ndarray:
+    """``minutes`` of a source's recordings, each at its own level in ``levels_dbfs`` (RMS: the
+    dataset's range, from a near-silent room to loud), with a quiet pause of 0.5–4 s after
+    each (a short clip looped back to back would make a tone continuous that never is: a
+    ringback burst, a beep)."""
     out, n = [], 0
     while n < minutes * 60 * rate:
         clip = sounds.normalise(clips[rng.integers(len(clips))],
-                                10 ** (rng.uniform(-75.0, -12.0) / 20))
+                                10 ** (rng.uniform(*levels_dbfs) / 20))
         pause = sounds.room_tone(rng.uniform(0.5, 4.0), rate, rng)
         out += [clip, pause]
         n += len(clip) + len(pause)
@@ -135,6 +143,7 @@ def evaluate_source(cfg: EvalConfig, held_out: RealSource, model, threshold: flo
     score = _scorer(model)
     generated = Mixer(DatasetConfig(out="", rate=rate), Sources({}, {}), rng)
     backgrounds = list(held_out.backgrounds.values())
+    levels = generated.cfg.background_level_dbfs
     kinds: dict[str, object] = {k: None for k in sounds.ALARM_KINDS}
     kinds.update({f"real:{n}": x for n, x in held_out.alarms.items()})
     events = []
@@ -142,7 +151,7 @@ def evaluate_source(cfg: EvalConfig, held_out: RealSource, model, threshold: flo
         for snr in cfg.snrs_db:
             for _ in range(cfg.streams):
                 if backgrounds:
-                    bg = _replay(backgrounds, cfg.stream_s / 60, rate, rng)
+                    bg = _replay(backgrounds, cfg.stream_s / 60, rate, rng, levels)
                 else:
                     bg = generated.background(cfg.stream_s)[0]
                 if recording is None:
@@ -152,7 +161,7 @@ def evaluate_source(cfg: EvalConfig, held_out: RealSource, model, threshold: flo
                 else:
                     alarm = np.resize(recording, round(cfg.alarm_s * rate))
                 x = sounds.mix_at_snr(bg, alarm, round(cfg.alarm_at_s * rate), snr)
-                x = generated.finish(x, rng.uniform(-38.0, -10.0))
+                x = generated.finish(x, rng.uniform(*generated.cfg.alarm_level_dbfs))
                 _, feats = clip_windows(x, spec)
                 dets = debounce(score(feats), spec, policy, LABELS, ALARM)
                 onset, end = cfg.alarm_at_s * 1000, (cfg.alarm_at_s + cfg.alarm_s) * 1000
@@ -163,7 +172,7 @@ def evaluate_source(cfg: EvalConfig, held_out: RealSource, model, threshold: flo
                                else None, "false": len(dets) - len(hits)})
     out = {"source": held_out.name, "threshold": round(threshold, 4), "events": events}
     if backgrounds:
-        audio = _replay(backgrounds, cfg.background_minutes, rate, rng)
+        audio = _replay(backgrounds, cfg.background_minutes, rate, rng, levels)
         _, feats = clip_windows(audio, spec)
         alerts = debounce(score(feats), spec, policy, LABELS, ALARM)
         out["background_hours"] = len(audio) / rate / 3600

@@ -68,6 +68,12 @@ def train_forest(x: np.ndarray, y: np.ndarray, params: TrainParams):
     return model.fit(x, y)
 
 
+# The window false-positive rate the out-of-bag threshold is set for, chosen by `onair alarms
+# evaluate` (leave one source out, docs/alarms.md): 0.001 missed a third of the alarms of
+# unseen sources, 0.01 doubled the false alerts.
+TARGET_FPR = 0.005
+
+
 def oob_threshold(model, y: np.ndarray, alarm: int, target_fpr: float) -> float:
     """The alarm probability that out-of-bag windows without an alarm exceed with frequency
     ``target_fpr``: a threshold chosen on training data only (each window scored by the trees

@@ -29,8 +29,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Leave one source out: a model per real source, scored on what only that source gives."""
     from models.alarms.evaluate import EvalConfig, leave_one_source_out, report_markdown
 
-    cfg = EvalConfig(real_audio=args.real_audio, clips_per_class=args.train_per_class,
-                     target_fpr=args.target_fpr)
+    given = {"clips_per_class": args.train_per_class, "target_fpr": args.target_fpr}
+    cfg = EvalConfig(real_audio=args.real_audio,
+                     **{k: v for k, v in given.items() if v is not None})
 
     def progress(fold: dict) -> None:
         print(f"held out {fold['source']}: threshold {fold['threshold']}", file=sys.stderr)
@@ -47,11 +48,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_dataset(args: argparse.Namespace) -> int:
     from models.alarms.dataset import DatasetConfig, build_dataset
 
+    given = {"train_per_class": args.train_per_class,
+             "holdout_per_class": args.holdout_per_class,
+             "holdout_streams": args.streams_per_snr,
+             "background_minutes": args.background_minutes, "seed": args.seed}
     cfg = DatasetConfig(out=args.out, real_audio=args.real_audio,
-                        train_per_class=args.train_per_class,
-                        holdout_per_class=args.holdout_per_class,
-                        holdout_streams=args.streams_per_snr,
-                        background_minutes=args.background_minutes, seed=args.seed)
+                        **{k: v for k, v in given.items() if v is not None})
     manifest = build_dataset(cfg)
     print(f"wrote {args.out}: {len(manifest['train'])} train and {len(manifest['holdout'])} "
           f"holdout clips, {len(cfg.snrs_db) * cfg.holdout_streams} event streams, "
@@ -226,13 +228,15 @@ def add_parsers(sub) -> None:
     p.add_argument("--real-audio", default=str(audio_dir()),
                    help="folder of real recordings (*/alarm, */background; env "
                         "ONAIR_AUDIO_DIR, default the repository's data/audio)")
-    p.add_argument("--train-per-class", type=int, default=4000,
+    # Unset flags keep DatasetConfig's and EvalConfig's defaults (docs/alarms.md), so they are
+    # written once, and parsing does not import the audio code.
+    p.add_argument("--train-per-class", type=int,
                    help="training clips per class (evaluate: the pool each fold trains on)")
-    p.add_argument("--holdout-per-class", type=int, default=300)
-    p.add_argument("--streams-per-snr", type=int, default=60)
-    p.add_argument("--background-minutes", type=float, default=60.0)
-    p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--target-fpr", type=float, default=0.005,
+    p.add_argument("--holdout-per-class", type=int)
+    p.add_argument("--streams-per-snr", type=int)
+    p.add_argument("--background-minutes", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--target-fpr", type=float,
                    help="evaluate: the out-of-bag window false-positive rate each fold's "
                         "threshold is set for (train_alarm_detector's default)")
     p.add_argument("--json", action="store_true", help="evaluate: print the summary as JSON")

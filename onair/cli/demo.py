@@ -18,8 +18,7 @@ import time
 from connectors import flink_rest
 from connectors.kafka_admin import create_topics, producer, read_all
 from connectors.lake import data_files, local_path, read_raw
-from core.settings import KafkaSettings, lake_root
-from core.settings import audio_dir as settings_audio_dir
+from core.settings import KafkaSettings, audio_dir, lake_root
 from onair.cli.demo_batch import demo_batch_features, demo_ranking
 from onair.sim.sample_events import behavior_events, malformed_values, show_events
 from onair.stack import Stack
@@ -228,12 +227,12 @@ def demo_alarms(kafka: KafkaSettings, keep: bool) -> bool:
     from onair.sim.sample_audio import RATE, demo_recording
 
     _step("10. alarm detector: build a dataset, train it on the cluster, register the ONNX model")
-    audio_dir = str(settings_audio_dir())
+    recordings = str(audio_dir())
     dataset = state_dir() / "demo" / "alarm-dataset"   # rebuilt by each run
     shutil.rmtree(dataset, ignore_errors=True)
     # 1,000 clips per class: with 400, the threshold chosen out of bag (0.1 % of alarm-free
     # windows above it) landed above what the demo's alarm scored among the real backgrounds.
-    build_dataset(DatasetConfig(out=str(dataset), real_audio=audio_dir, train_per_class=1000,
+    build_dataset(DatasetConfig(out=str(dataset), real_audio=recordings, train_per_class=1000,
                                 holdout_per_class=100, holdout_streams=8,
                                 background_minutes=10))
     # A model name of its own: the demo must not move the production alias of a real model.
@@ -249,10 +248,10 @@ def demo_alarms(kafka: KafkaSettings, keep: bool) -> bool:
     _step("11. detect_alarms: two live streams, one with a smoke alarm 10 s in")
     job_id = submit("detect_alarms", ["--model", model, "--checkpoint-interval-ms", "3000"])
     flink_rest.wait_for_state(job_id, {"RUNNING"}, 120)
-    recording, onset_s = demo_recording(audio_dir)
+    recording, onset_s = demo_recording(recordings)
     wav = dataset / "kitchen-stream.wav"
     write_wav(wav, recording, RATE)
-    quiet, _ = demo_recording(audio_dir, alarm_at_s=1e9, seed=4)
+    quiet, _ = demo_recording(recordings, alarm_at_s=1e9, seed=4)
     run = int(time.time())
     streams = {f"kitchen-{run}": recording, f"studio-{run}": quiet}
     t0 = int(time.time() * 1000)

@@ -23,18 +23,6 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(sub) -> None:
-    add_config_parser(sub)
-    p = sub.add_parser("submit", help="submit jobs/JOB.py to the Flink cluster with `flink run`")
-    p.add_argument("job")
-    p.add_argument("job_args", nargs=argparse.REMAINDER, help="arguments for the job")
-    p.add_argument("--attached", action="store_true", help="wait for the job to finish")
-    p.add_argument("--from-savepoint", metavar="PATH",
-                   help="resume from this savepoint or retained checkpoint")
-    p.set_defaults(func=cmd_submit)
-
-
-
 def job_config_class(job: str) -> type:
     """The config dataclass ``jobs/<job>.py`` declares (the one named ``*Config``)."""
     import dataclasses
@@ -73,10 +61,18 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_config_parser(sub) -> None:
+def add_parsers(sub) -> None:
     p = sub.add_parser("config", help="print a job's effective configuration: each value and "
                                       "where it came from (flag, environment, default)")
     p.add_argument("job")
     p.add_argument("job_args", nargs=argparse.REMAINDER,
                    help="the job's flags, as `onair submit JOB -- ...` would pass them")
     p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("submit", help="submit jobs/JOB.py to the Flink cluster with `flink run`")
+    p.add_argument("job")
+    p.add_argument("job_args", nargs=argparse.REMAINDER, help="arguments for the job")
+    p.add_argument("--attached", action="store_true", help="wait for the job to finish")
+    p.add_argument("--from-savepoint", metavar="PATH",
+                   help="resume from this savepoint or retained checkpoint")
+    p.set_defaults(func=cmd_submit)
