@@ -136,16 +136,21 @@ class Mixer:
         cfg, rng = self.cfg, self.rng
         n = round(cfg.clip_s * cfg.rate)
         bg, bg_name = self.background(cfg.clip_s)
-        while True:
-            # The alarm began up to one T3 cycle before the clip or up to 1.5 s into it.
-            offset_s = rng.uniform(-sounds.T3_CYCLE_S, cfg.clip_s - 0.5)
+        part = None
+        while part is None:
             alarm, alarm_name = self.alarm(sounds.T3_CYCLE_S * 2)
-            lead = max(0, round(-offset_s * cfg.rate))
-            part = alarm[lead:lead + n - max(0, round(offset_s * cfg.rate))]
             # A temporal-four group sounds 0.4 s in all: its clips cannot hold more.
             need = min(cfg.min_alarm_s, 0.3) if alarm_name.startswith("t4") else cfg.min_alarm_s
-            if np.count_nonzero(np.abs(part) > 1e-3) / cfg.rate >= need:
-                break
+            # Offsets are redrawn for the same alarm, not the alarm: a kind with long silences
+            # (temporal-four) would otherwise be rejected more often and be under-represented.
+            for _ in range(50):
+                # The alarm began up to one T3 cycle before the clip or up to 1.5 s into it.
+                offset_s = rng.uniform(-sounds.T3_CYCLE_S, cfg.clip_s - 0.5)
+                lead = max(0, round(-offset_s * cfg.rate))
+                cut = alarm[lead:lead + n - max(0, round(offset_s * cfg.rate))]
+                if np.count_nonzero(np.abs(cut) > 1e-3) / cfg.rate >= need:
+                    part = cut
+                    break
         snr = rng.uniform(min(cfg.snrs_db), max(cfg.snrs_db))
         x = sounds.mix_at_snr(bg, part, max(0, round(offset_s * cfg.rate)), snr)
         # An alarm within hearing range is loud: alarm clips lie in the upper level range,

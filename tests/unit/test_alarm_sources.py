@@ -90,3 +90,12 @@ def test_leave_one_source_out_scores_each_source_without_training_on_it(tmp_path
     assert set(summary["by_kind_snr_ge_0"]) == {*sounds.ALARM_KINDS, "real"}
     assert 0.0 <= summary["detection_rate_snr_ge_0"] <= 1.0
     assert "| hall |" in report_markdown(summary)
+
+
+def test_alarm_clips_hold_every_kind_about_equally_often():
+    """Kinds with long silences (temporal-four) are not under-represented: a clip that misses
+    the alarm's tones draws a new offset, not a new alarm."""
+    mixer = Mixer(DatasetConfig(out="", rate=RATE), Sources({}, {}), np.random.default_rng(4))
+    kinds = [mixer.alarm_clip()[1]["alarm"] for _ in range(500)]
+    shares = {k: kinds.count(k) / len(kinds) for k in sounds.ALARM_KINDS}
+    assert min(shares.values()) > 0.5 / len(sounds.ALARM_KINDS), shares
