@@ -134,23 +134,12 @@ class Mixer:
 
     def alarm_clip(self) -> tuple[np.ndarray, dict]:
         cfg, rng = self.cfg, self.rng
-        n = round(cfg.clip_s * cfg.rate)
         bg, bg_name = self.background(cfg.clip_s)
-        part = None
-        while part is None:
+        placed = None
+        while placed is None:
             alarm, alarm_name = self.alarm(sounds.T3_CYCLE_S * 2)
-            # A temporal-four group sounds 0.4 s in all: its clips cannot hold more.
-            need = min(cfg.min_alarm_s, 0.3) if alarm_name.startswith("t4") else cfg.min_alarm_s
-            # Offsets are redrawn for the same alarm, not the alarm: a kind with long silences
-            # (temporal-four) would otherwise be rejected more often and be under-represented.
-            for _ in range(50):
-                # The alarm began up to one T3 cycle before the clip or up to 1.5 s into it.
-                offset_s = rng.uniform(-sounds.T3_CYCLE_S, cfg.clip_s - 0.5)
-                lead = max(0, round(-offset_s * cfg.rate))
-                cut = alarm[lead:lead + n - max(0, round(offset_s * cfg.rate))]
-                if np.count_nonzero(np.abs(cut) > 1e-3) / cfg.rate >= need:
-                    part = cut
-                    break
+            placed = self._place(alarm, alarm_name)
+        offset_s, part = placed
         snr = rng.uniform(min(cfg.snrs_db), max(cfg.snrs_db))
         x = sounds.mix_at_snr(bg, part, max(0, round(offset_s * cfg.rate)), snr)
         # An alarm within hearing range is loud: alarm clips lie in the upper level range,
@@ -159,6 +148,24 @@ class Mixer:
         return self.finish(x, level), {"background": bg_name, "alarm": alarm_name,
                                        "snr_db": round(snr, 1), "offset_s": round(offset_s, 3),
                                        "level_dbfs": round(level, 1)}
+
+    def _place(self, alarm: np.ndarray, name: str) -> tuple[float, np.ndarray] | None:
+        """(offset in s, the part of ``alarm`` inside the clip) for an offset at which the clip
+        holds enough sounding alarm, or None when 50 offsets missed it. Offsets are redrawn for
+        the same alarm, not the alarm: a kind with long silences (temporal-four) would
+        otherwise be rejected more often and be under-represented."""
+        cfg, rng = self.cfg, self.rng
+        n = round(cfg.clip_s * cfg.rate)
+        # A temporal-four group sounds 0.4 s in all: its clips cannot hold more.
+        need = min(cfg.min_alarm_s, 0.3) if name.startswith("t4") else cfg.min_alarm_s
+        for _ in range(50):
+            # The alarm began up to one T3 cycle before the clip or up to 1.5 s into it.
+            offset_s = rng.uniform(-sounds.T3_CYCLE_S, cfg.clip_s - 0.5)
+            lead = max(0, round(-offset_s * cfg.rate))
+            part = alarm[lead:lead + n - max(0, round(offset_s * cfg.rate))]
+            if np.count_nonzero(np.abs(part) > 1e-3) / cfg.rate >= need:
+                return offset_s, part
+        return None
 
     def background_clip(self, duration_s: float) -> tuple[np.ndarray, str, float]:
         x, name = self.background(duration_s)

@@ -25,13 +25,17 @@ def cmd_alarms(args: argparse.Namespace) -> int:
     return cmd_dataset(args)
 
 
+def _given(**flags) -> dict:
+    """The flags the user set: unset ones keep the config dataclass's defaults."""
+    return {k: v for k, v in flags.items() if v is not None}
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Leave one source out: a model per real source, scored on what only that source gives."""
     from models.alarms.evaluate import EvalConfig, leave_one_source_out, report_markdown
 
-    given = {"clips_per_class": args.train_per_class, "target_fpr": args.target_fpr}
-    cfg = EvalConfig(real_audio=args.real_audio,
-                     **{k: v for k, v in given.items() if v is not None})
+    cfg = EvalConfig(real_audio=args.real_audio, **_given(clips_per_class=args.train_per_class,
+                                                          target_fpr=args.target_fpr))
 
     def progress(fold: dict) -> None:
         print(f"held out {fold['source']}: threshold {fold['threshold']}", file=sys.stderr)
@@ -48,12 +52,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_dataset(args: argparse.Namespace) -> int:
     from models.alarms.dataset import DatasetConfig, build_dataset
 
-    given = {"train_per_class": args.train_per_class,
-             "holdout_per_class": args.holdout_per_class,
-             "holdout_streams": args.streams_per_snr,
-             "background_minutes": args.background_minutes, "seed": args.seed}
     cfg = DatasetConfig(out=args.out, real_audio=args.real_audio,
-                        **{k: v for k, v in given.items() if v is not None})
+                        **_given(train_per_class=args.train_per_class,
+                                 holdout_per_class=args.holdout_per_class,
+                                 holdout_streams=args.streams_per_snr,
+                                 background_minutes=args.background_minutes, seed=args.seed))
     manifest = build_dataset(cfg)
     print(f"wrote {args.out}: {len(manifest['train'])} train and {len(manifest['holdout'])} "
           f"holdout clips, {len(cfg.snrs_db) * cfg.holdout_streams} event streams, "
