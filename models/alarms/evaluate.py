@@ -211,6 +211,17 @@ def _f1(events: list[dict]) -> float | None:
     return round(2 * precision * recall / (precision + recall), 3) if tp else 0.0
 
 
+def poisson_interval(count: int, hours: float, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Garwood) interval of a rate per hour from `count` events in `hours`: a handful of
+    false alerts pins the hourly rate only loosely, and the report says how loosely."""
+    from scipy.stats import chi2
+
+    tail = (1 - level) / 2
+    low = chi2.ppf(tail, 2 * count) / 2 if count else 0.0
+    high = chi2.ppf(1 - tail, 2 * count + 2) / 2
+    return round(low / hours, 2), round(high / hours, 2)
+
+
 def summarise(folds: list[dict], cfg: EvalConfig) -> dict:
     loud = [e for f in folds for e in f["events"] if e["snr_db"] >= 0]
     hours = sum(f.get("background_hours", 0) for f in folds)
@@ -223,6 +234,8 @@ def summarise(folds: list[dict], cfg: EvalConfig) -> dict:
         "delay_s_p50": round(float(np.percentile(delays, 50)), 2) if delays else None,
         "delay_s_p90": round(float(np.percentile(delays, 90)), 2) if delays else None,
         "false_alerts_per_hour": round(false / hours, 2) if hours else None,
+        "false_alerts_per_hour_95ci": poisson_interval(false, hours) if hours else None,
+        "false_alerts": false,
         "background_hours": round(hours, 3),
         "by_source": {f["source"]: {
             "event_f1_snr_ge_0": _f1([e for e in f["events"] if e["snr_db"] >= 0]),
@@ -244,7 +257,9 @@ def report_markdown(summary: dict) -> str:
              f"Event F1 at SNR ≥ 0 dB: **{summary['event_f1_snr_ge_0']}**; detection rate "
              f"{summary['detection_rate_snr_ge_0']}; delay p50 {summary['delay_s_p50']} s, p90 "
              f"{summary['delay_s_p90']} s; false alerts per hour on real backgrounds "
-             f"**{summary['false_alerts_per_hour']}** ({summary['background_hours']} h).", "",
+             f"**{summary['false_alerts_per_hour']}** ({summary['false_alerts']} alerts in "
+             f"{summary['background_hours']} h; 95 % interval "
+             f"{summary['false_alerts_per_hour_95ci']}).", "",
              "| held-out source | event F1 ≥ 0 dB | detection ≥ 0 dB | false alerts/h | "
              "threshold |", "|---|---|---|---|---|"]
     for name, s in summary["by_source"].items():

@@ -8,7 +8,12 @@ import pytest
 
 from models.alarms import sounds
 from models.alarms.dataset import DatasetConfig, Mixer, Sources
-from models.alarms.evaluate import EvalConfig, leave_one_source_out, report_markdown
+from models.alarms.evaluate import (
+    EvalConfig,
+    leave_one_source_out,
+    poisson_interval,
+    report_markdown,
+)
 from models.alarms.pcm import write_wav
 from models.alarms.training import TrainParams
 
@@ -99,3 +104,10 @@ def test_alarm_clips_hold_every_kind_about_equally_often():
     kinds = [mixer.alarm_clip()[1]["alarm"] for _ in range(500)]
     shares = {k: kinds.count(k) / len(kinds) for k in sounds.ALARM_KINDS}
     assert min(shares.values()) > 0.5 / len(sounds.ALARM_KINDS), shares
+
+
+def test_false_alert_rate_interval_is_the_exact_poisson_one():
+    # 6 alerts in 1.75 h: the textbook Garwood bounds for 6 events are 2.202 and 13.06
+    assert poisson_interval(6, 1.75) == (round(2.202 / 1.75, 2), round(13.06 / 1.75, 2))
+    low, high = poisson_interval(0, 2.0)
+    assert low == 0.0 and high == pytest.approx(3.689 / 2, abs=0.01)
