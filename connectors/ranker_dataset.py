@@ -29,7 +29,7 @@ from connectors.batch_store import (
     read_offline,
     write_offline_shard,
 )
-from connectors.lake_compaction import declared_topics, read_partition
+from connectors.lake_compaction import declared_topics, read_partition, transformed_partitions
 from models.features.batch import (
     BEHAVIOR_COLUMNS,
     ENTITY_GROUPS,
@@ -42,9 +42,6 @@ from models.features.batch import (
 from models.features.entities import ShowState
 from models.ranking.scoring import FEATURE_ORDER, assemble, pit_columns
 
-# Shows in a feed are live or start within 2 h and were announced at most 48 h before their
-# start: every event that shapes their state at t is dated at most 3 days before t's day.
-PIT_DAYS_BACK = 3
 ROW_KEYS = ["impression_id", "request_id", "user_id", "show_id", "creator_id", "topic", "ts",
             "day", "label"]
 
@@ -85,14 +82,32 @@ def batch_features_as_of(lake: str, as_of: date, lookback: int) -> dict[str, pd.
 
 
 def _events_for(lake: str, day: date, shows: set[str]) -> list[dict]:
-    frames = []
-    for back in range(PIT_DAYS_BACK, -1, -1):
-        dt = (day - timedelta(days=back)).isoformat()
-        for table in ("show_events", "behavior_events"):
-            t = read_partition(lake, table, dt)
-            if t is not None:
-                df = t.to_pandas()
-                frames.append(df[df["show_id"].isin(shows)])
+    """Every show event and behaviour event of ``shows`` up to the end of ``day``, in time
+    order. How far back is read comes from the data: show events are read back day by day
+    until each show's announcement is found (or the lake's first day), and behaviour events
+    from the earliest day any of the shows had an event; no horizon is assumed, so a show
+    announced a week ahead starts from its announcement as it did in ``compute_features``."""
+    known = transformed_partitions(lake, "show_events")
+    first = date.fromisoformat(known[0]) if known else day
+    unannounced, earliest, frames = set(shows), day, []
+    at = day
+    while at >= first and unannounced:
+        t = read_partition(lake, "show_events", at.isoformat())
+        if t is not None:
+            df = t.to_pandas()
+            df = df[df["show_id"].isin(shows)]
+            if len(df):
+                frames.append(df)
+                earliest = at
+                unannounced -= set(df.loc[df["event_type"] == "scheduled", "show_id"])
+        at -= timedelta(days=1)
+    at = earliest
+    while at <= day:
+        t = read_partition(lake, "behavior_events", at.isoformat())
+        if t is not None:
+            df = t.to_pandas()
+            frames.append(df[df["show_id"].isin(shows)])
+        at += timedelta(days=1)
     if not frames:
         return []
     events = pd.concat(frames, ignore_index=True).sort_values(["ts", "event_id"], kind="stable")

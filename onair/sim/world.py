@@ -10,8 +10,8 @@ The model, in the order it is drawn:
   from their true top topics with probability ``declared_agreement`` and otherwise at random, so
   declared interests only partly agree with behaviour. Activity level is log-normal.
 * **Shows**: each creator starts a Poisson number per day, at an hour drawn from a daily rhythm
-  (evening peak), lasting 20-120 minutes, announced 1-48 hours ahead. A promoter's show is
-  promoted with probability 0.3 (exposure x5: the spikes).
+  (evening peak), lasting 20-120 minutes, announced 1 hour to ``announce_hours`` (48)
+  ahead. A promoter's show is promoted with probability 0.3 (exposure x5: the spikes).
 * **App openings** ("requests"): per listener per day a Poisson number (activity x weekly
   rhythm), at hours from the same daily rhythm. Each opening shows up to ``feed_size`` shows
   that are live or start within two hours, drawn by exposure (popularity, promotion) without
@@ -70,6 +70,7 @@ class WorldConfig:
     openings_per_user_day: float = 0.5
     feed_size: int = 20
     declared_agreement: float = 0.4
+    announce_hours: int = 48  # shows are announced 1 h to this many hours before they start
 
     @property
     def n_creators(self) -> int:
@@ -223,7 +224,8 @@ def draw_shows(cfg: WorldConfig, pop: Population) -> Shows:
     promoted = pop.creator_promoter[creator] & (rng.random(n) < 0.3)
     order = np.argsort(start, kind="stable")
     shows = Shows(creator=creator, topic=topic, start_ms=start, end_ms=start + duration,
-                  announced_ms=start - rng.integers(HOUR_MS, 48 * HOUR_MS, size=n),
+                  announced_ms=start - rng.integers(HOUR_MS, cfg.announce_hours * HOUR_MS,
+                                                     size=n),
                   promoted=promoted,
                   exposure=pop.creator_popularity[creator] * np.where(promoted, 5.0, 1.0))
     for name in ("creator", "topic", "start_ms", "end_ms", "announced_ms", "promoted",

@@ -135,3 +135,51 @@ def test_catalog_forgets_shows_that_can_never_be_candidates_again():
     c.apply(show("live", 2 * H + FORGET_STALE_MS + 1, "fresh"))
     assert sorted(c.forget_ended()) == ["lost-end", "never-started"]
     assert sorted(c.shows) == ["far-future", "fresh"]
+
+
+def test_training_rows_see_shows_announced_days_ahead_as_serving_did(tmp_path):
+    """A training row's streaming features equal a replay of everything the lake holds up to
+    the impression (what compute_features, fed every event, served then), even for shows
+    announced up to a week before they start."""
+    from datetime import date, timedelta
+
+    from connectors.lake import LAKE_TABLES
+    from connectors.lake_compaction import compact_partition, raw_partitions, read_partition
+    from connectors.ranker_dataset import _events_for, day_rows
+    from models.ranking.scoring import pit_columns
+    from onair.sim.world import WorldConfig
+    from onair.sim.world_history import write_world
+
+    lake = (tmp_path / "lake").as_uri()
+    start = date(2026, 9, 1)
+    write_world(lake, WorldConfig(users=150, days=10, start=start, announce_hours=7 * 24))
+    for table in LAKE_TABLES.values():
+        for dt in raw_partitions(lake, table.name):
+            compact_partition(lake, table, dt)
+    day = start + timedelta(days=9)
+    rows = day_rows(lake, day, lookback=3)
+    every = []
+    for table in ("show_events", "behavior_events"):
+        for dt in raw_partitions(lake, table):
+            if dt <= day.isoformat():
+                every.append(read_partition(lake, table, dt).to_pandas())
+    events = pd.concat(every, ignore_index=True).sort_values(["ts", "event_id"], kind="stable")
+    events = [{k: v for k, v in e.items() if v is not None and v == v}
+              for e in events.drop(columns=["props", "title"]).to_dict("records")
+              if isinstance(e["show_id"], str)]   # follows name a creator, not a show
+    want = pit_show_features(events, rows[["show_id", "ts"]])
+    want = pit_columns({k: want[k].to_numpy() for k in want.columns}, rows["ts"].to_numpy())
+    announced_early = rows["pit_minutes_to_start"] > 0
+    assert announced_early.any()
+    for name, column in want.items():
+        np.testing.assert_allclose(rows[name].to_numpy(), np.asarray(column, np.float32),
+                                   err_msg=name)
+    # the shows of that day were announced days before it: a fixed three-day replay misses
+    # some announcements (the old horizon); reading back from the data finds them all
+    shows = set(rows["show_id"])
+    found = {e["show_id"] for e in _events_for(lake, day, shows)
+             if e["event_type"] == "scheduled"}
+    assert found == shows
+    first_events = [e for e in events if e["event_type"] == "scheduled"
+                    and e["show_id"] in shows]
+    assert min(e["ts"] for e in first_events) < pd.Timestamp(day - timedelta(days=3)).value // 10**6
