@@ -11,8 +11,10 @@ Each impression of day ``D`` at time ``t`` is joined with
   Redis);
 * whether the user declared the show's topic (the users snapshot).
 
-Label: ``engaged`` from the impression log: a like, a follow of the creator, notifications
-turned on, or 5+ minutes of listening, in the session the impression started.
+Outcomes from the impression log (``models.ranking.training.OUTCOMES``: likes, follows,
+notifications, listens, minutes in the session and attributed later), its position and the
+logging policy's propensity (off-policy evaluation); ``label`` is ``engaged`` (a like, a
+follow, notifications on or 5+ minutes listened), kept for diagnostics.
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ from models.features.batch import (
 )
 from models.features.entities import ShowState
 from models.ranking.scoring import FEATURE_ORDER, assemble, pit_columns
+from models.ranking.training import OUTCOMES
 
 ROW_KEYS = ["impression_id", "request_id", "user_id", "show_id", "creator_id", "topic", "ts",
-            "day", "label"]
+            "position", "day", "label", *OUTCOMES, "propensity"]
 
 
 def batch_features_as_of(lake: str, as_of: date, lookback: int) -> dict[str, pd.DataFrame]:
@@ -170,6 +173,14 @@ def day_rows(lake: str, day: date, lookback: int) -> pd.DataFrame:
                                        zip(imp["user_id"], imp["topic"], strict=True)])
     x = assemble(cols, len(imp))
     rows = imp[["impression_id", "request_id", "user_id", "show_id", "creator_id", "topic",
-                "ts"]].assign(day=day.isoformat(), label=imp["engaged"].astype(np.int8))
+                "ts", "position"]].assign(day=day.isoformat(),
+                                          label=imp["engaged"].astype(np.int8))
+    for name in OUTCOMES:
+        # logs from before these columns existed: what they can say (a 5-minute listen)
+        known = imp[name] if name in imp else pd.Series(np.nan, index=imp.index)
+        fallback = imp["listened_5m"] if name == "listened" else 0
+        rows[name] = known.fillna(fallback).astype(np.float32)
+    rows["propensity"] = (imp["propensity"] if "propensity" in imp
+                          else pd.Series(np.nan, index=imp.index)).astype(np.float64)
     return pd.concat([rows.reset_index(drop=True),
                       pd.DataFrame(x, columns=list(FEATURE_ORDER))], axis=1)

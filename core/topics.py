@@ -319,7 +319,18 @@ IMPRESSION = MessageSchema(
         Field("followed", "boolean", description="Followed the show's creator."),
         Field("notified", "boolean", description="Turned on notifications for the show."),
         Field("listened_5m", "boolean", description="Listened five minutes or more."),
-        Field("engaged", "boolean", description="Any of the four: the training label."),
+        Field("engaged", "boolean", description="Any of the four."),
+        Field("listened", "boolean", required=False,
+              description="Started listening to the show in that session."),
+        Field("listen_minutes", "number", required=False, minimum=0, maximum=1440,
+              description="Minutes listened to the show in that session."),
+        Field("attributed_minutes", "number", required=False, minimum=0, maximum=10080,
+              description="listen_minutes plus the listening the impression brought later: "
+                          "its show when a notification it turned on fired, the creator's "
+                          "next show when it brought a follow."),
+        Field("propensity", "number", required=False, minimum=1e-9, maximum=1,
+              description="The logging policy's probability of showing this show at this "
+                          "position, given the feed's shows (for off-policy evaluation)."),
     ),
 )
 

@@ -5,9 +5,11 @@ validated -> keyed by user -> at the end of each user's input, each ranking gets
 engagement that followed it (``models.ranking.ab_report.attribute``: likes, follows, notification
 opt-ins, listens and listening time on the ranked shows within an hour, each event to the
 user's latest ranking) -> the driver compares the arms: mean per request with 95 % intervals
-and the relative lift of ml over heuristic. Prints the table and one JSON line.
+and the relative lift of ml over heuristic, and an always-valid sequential test per objective
+(``winner``, ``loser`` or ``undecided``: the experiment may stop at any check). Prints the
+table and one JSON line (``--json``: only the line).
 
-    onair submit --attached report_ab
+    onair submit --attached report_ab [--json]
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ JOB = "report_ab"
 class ReportAbConfig:
     kafka: KafkaSettings = connection(KafkaSettings)
     group_id: str = option("onair-report-ab", "Kafka consumer group")
+    json_only: bool = option(False, "print only the JSON report (per objective: the arms' "
+                             "means, the lift with its 95 % interval, the sequential "
+                             "test's decision)", flag="--json")
     flink: BatchJobSettings = group(BatchJobSettings, bundle_size=1000)
 
 
@@ -57,9 +62,11 @@ def run(cfg: ReportAbConfig) -> dict:
         for row in rows:
             d = json.loads(row)
             collected.append(Outcome(d["request_id"], d["variant"], d["likes"], d["follows"],
-                                     d["notifies"], d["listens"], d["listen_minutes"]))
+                                     d["notifies"], d["listens"], d["listen_minutes"],
+                                     d.get("ts", 0)))
     report = compare(collected)
-    print(format_report(report))
+    if not cfg.json_only:
+        print(format_report(report))
     print(json.dumps(report))
     return report
 

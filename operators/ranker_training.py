@@ -37,7 +37,7 @@ class TrainPart(MapFunction):
         from models.ranking.training import load_rows, train_part
 
         seed, trees = value
-        x, y = load_rows(self.files)
+        x, y, weight = load_rows(self.files, self.params.utility)
         path = Path(self.out) / f"part-{seed}.pkl"
-        path.write_bytes(pickle.dumps(train_part(x, y, self.params, seed, trees)))
+        path.write_bytes(pickle.dumps(train_part(x, y, weight, self.params, seed, trees)))
         return str(path)

@@ -3,7 +3,8 @@
 Attribution: a listener's behaviour event belongs to their latest ranking at or before it, if
 that ranking is less than ``WINDOW_MS`` old and the event concerns a ranked show (a like,
 notifications turned on, a listen and its listening time) or a ranked show's creator (a
-follow). Each event counts once.
+follow). A listen of another show by a creator the listener followed from that ranking
+belongs to it too: the listening a follow brings. Each event counts once.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Outcome:
     notifies: int = 0
     listens: int = 0
     listen_minutes: float = 0.0
+    ts: int = 0  # when the ranking was made: the sequential test follows requests in time
 
     @property
     def actions(self) -> int:
@@ -32,7 +34,7 @@ class Outcome:
         return self.likes + self.follows + self.notifies
 
     def as_dict(self) -> dict:
-        return {"request_id": self.request_id, "variant": self.variant,
+        return {"request_id": self.request_id, "variant": self.variant, "ts": self.ts,
                 **{m: getattr(self, m) for m in METRICS}}
 
 
@@ -41,17 +43,21 @@ def attribute(rankings: list[dict], events: list[dict]) -> list[Outcome]:
     behaviour events -> one Outcome per ranking."""
     rankings = sorted(rankings, key=lambda r: (r["ts"], r["request_id"]))
     times = [r["ts"] for r in rankings]
-    outcomes = [Outcome(r["request_id"], r["variant"]) for r in rankings]
+    outcomes = [Outcome(r["request_id"], r["variant"], ts=r["ts"]) for r in rankings]
     shows = [{i["show_id"] for i in r["items"]} for r in rankings]
     creators = [{i.get("creator_id") for i in r["items"]} - {None} for r in rankings]
-    for e in events:
+    followed: list[set] = [set() for _ in rankings]
+    for e in sorted(events, key=lambda e: e["ts"]):
         at = bisect.bisect_right(times, e["ts"]) - 1
         if at < 0 or e["ts"] - times[at] >= WINDOW_MS:
             continue
         o, kind = outcomes[at], e["event_type"]
         if kind == "follow":
-            o.follows += e.get("creator_id") in creators[at]
-        elif e.get("show_id") in shows[at]:
+            if e.get("creator_id") in creators[at]:
+                o.follows += 1
+                followed[at].add(e["creator_id"])
+        elif e.get("show_id") in shows[at] or (
+                kind.startswith("listen_") and e.get("creator_id") in followed[at]):
             if kind == "like":
                 o.likes += 1
             elif kind == "notify_on":
@@ -94,8 +100,64 @@ def compare(outcomes: list[Outcome]) -> dict:
             half = 1.96 * math.sqrt(se_ml ** 2 + se_h ** 2)
             row["lift"] = {"relative": round(lift, 4),
                            "ci95": [round(lift - half, 4), round(lift + half, 4)]}
+        row["sequential"] = sequential_test(arms["ml"], arms["heuristic"], m)
         report["metrics"][m] = row
+    report["sequential"] = {"alpha": ALPHA, "mixing_sd_relative": MIXING_SD,
+                            "test": "mSPRT, normal mixture, checked after every "
+                                    f"{CHECK_EVERY} requests per arm"}
     return report
+
+
+ALPHA = 0.05
+MIXING_SD = 0.1   # the effects the test is tuned to: about 10 % of the control's mean
+CHECK_EVERY = 50
+
+
+def msprt(diff: float, var: float, tau2: float) -> float:
+    """Likelihood ratio of the mixture sequential probability ratio test (Johari et al.):
+    an estimate ``diff`` of a difference with variance ``var`` against 0, the alternative
+    mixed over N(0, tau2)."""
+    if var <= 0:
+        return math.inf if diff else 1.0
+    return math.sqrt(var / (var + tau2)) * math.exp(
+        diff * diff * tau2 / (2 * var * (var + tau2)))
+
+
+def sequential_test(ml: list[Outcome], heuristic: list[Outcome], metric: str) -> dict:
+    """An always-valid test of ml's mean against the heuristic's: the arms are followed in
+    request time, and after every ``CHECK_EVERY`` requests per arm the mSPRT ratio is
+    computed; the always-valid p-value is one over its running maximum, so the experiment
+    may be looked at (and stopped) at any of those checks without inflating false
+    positives. Decision: ``winner`` / ``loser`` when p < ``ALPHA`` and the difference is
+    above / below zero, else ``undecided``. The interval is the always-valid confidence
+    sequence of the difference at the last check."""
+    a = [float(getattr(o, metric)) for o in sorted(ml, key=lambda o: o.ts)]
+    b = [float(getattr(o, metric)) for o in sorted(heuristic, key=lambda o: o.ts)]
+    n_max = min(len(a), len(b))
+    if n_max < 2:
+        return {"decision": "undecided", "p_always_valid": 1.0, "n_per_arm": n_max}
+    base = sum(b[:n_max]) / n_max
+    tau2 = (MIXING_SD * base) ** 2 or 1e-12
+    best, diff, var = 1.0, 0.0, 0.0
+    sa = sb = qa = qb = 0.0
+    for n in range(1, n_max + 1):
+        sa, sb = sa + a[n - 1], sb + b[n - 1]
+        qa, qb = qa + a[n - 1] ** 2, qb + b[n - 1] ** 2
+        if (n % CHECK_EVERY and n != n_max) or n < 2:
+            continue
+        ma, mb = sa / n, sb / n
+        va = max(qa / n - ma * ma, 0.0) * n / (n - 1)
+        vb = max(qb / n - mb * mb, 0.0) * n / (n - 1)
+        diff, var = ma - mb, (va + vb) / n
+        best = max(best, msprt(diff, var, tau2))
+    p = min(1.0, 1.0 / best)
+    half = (math.sqrt(var * (var + tau2) / tau2
+                      * (math.log((var + tau2) / var) + 2 * math.log(1 / ALPHA)))
+            if var > 0 else 0.0)
+    decision = "undecided" if p >= ALPHA else ("winner" if diff > 0 else "loser")
+    return {"decision": decision, "p_always_valid": round(p, 6), "n_per_arm": n_max,
+            "difference": round(diff, 4),
+            "difference_cs95": [round(diff - half, 4), round(diff + half, 4)]}
 
 
 def _var(values: list[float]) -> float:
@@ -113,10 +175,12 @@ def _cell(stat: dict) -> str:
 def format_report(report: dict) -> str:
     lines = [f"requests: ml {report['requests']['ml']}, heuristic "
              f"{report['requests']['heuristic']}",
-             f"{'per request':<16}{'ml':>24}{'heuristic':>24}{'lift':>26}"]
+             f"{'per request':<16}{'ml':>24}{'heuristic':>24}{'lift':>26}  sequential test"]
     for m, row in report["metrics"].items():
         lift = row.get("lift")
         lift_s = (f"{lift['relative']:+.1%} [{lift['ci95'][0]:+.1%}, {lift['ci95'][1]:+.1%}]"
                   if lift else "n/a")
-        lines.append(f"{m:<16}{_cell(row['ml']):>24}{_cell(row['heuristic']):>24}{lift_s:>26}")
+        seq = row.get("sequential", {})
+        lines.append(f"{m:<16}{_cell(row['ml']):>24}{_cell(row['heuristic']):>24}{lift_s:>26}"
+                     f"  {seq.get('decision', '')} (p {seq.get('p_always_valid', 1):.3g})")
     return "\n".join(lines)

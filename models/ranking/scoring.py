@@ -148,10 +148,13 @@ def ndcg_at_k(relevance_in_rank_order: np.ndarray, k: int = 10) -> float:
 
 
 def ranking_metrics(request_ids: np.ndarray, labels: np.ndarray, scores: np.ndarray,
-                    k: int = 10) -> dict[str, float]:
+                    k: int = 10, tie_seed: int = 0) -> dict[str, float]:
     """Mean NDCG@k and engagement@k (engaged shows in the top k) over requests with at least
-    one engaged show, each request's shows ordered by score."""
-    order = np.lexsort((-scores, request_ids))
+    one engaged show, each request's shows ordered by score, equal scores in an order drawn
+    from ``tie_seed`` (a stable sort would keep the logged order, and credit its position
+    bias to the ranking)."""
+    jitter = np.random.default_rng(tie_seed).random(len(scores))
+    order = np.lexsort((jitter, -np.asarray(scores, np.float64), request_ids))
     req, lab = request_ids[order], labels[order]
     bounds = np.flatnonzero(np.r_[True, req[1:] != req[:-1], True])
     ndcgs, engaged = [], []

@@ -22,6 +22,32 @@ LABELS = ["not_engaged", "engaged"]
 K = 10
 
 
+# What followed an impression, as training rows carry it (``connectors.ranker_dataset``).
+OUTCOMES = ("liked", "followed", "notified", "listened", "listen_minutes",
+            "attributed_minutes")
+
+
+@dataclass(frozen=True)
+class Utility:
+    """What an impression is worth: minutes of listening it brought (in the session and
+    later, through a notification or a follow) plus a weight per engagement action, in
+    minutes of listening. The ranker is trained for this value; the weights are flags of
+    ``train_ranker`` and recorded with the model."""
+
+    minute: float = 1.0
+    like: float = 5.0
+    follow: float = 5.0
+    notify: float = 2.0  # it brings listening later, counted in the minutes already
+    listen: float = 5.0
+
+    def of(self, frame: pd.DataFrame) -> np.ndarray:
+        return (self.minute * frame["attributed_minutes"].to_numpy(np.float64)
+                + self.like * frame["liked"].to_numpy(np.float64)
+                + self.follow * frame["followed"].to_numpy(np.float64)
+                + self.notify * frame["notified"].to_numpy(np.float64)
+                + self.listen * frame["listened"].to_numpy(np.float64))
+
+
 @dataclass(frozen=True)
 class RankerParams:
     # 16 trees of depth 8 rank as well as 40, or 200 of depth 14, on the simulator's holdout
@@ -32,6 +58,7 @@ class RankerParams:
     min_samples_leaf: int = 50
     max_features: str = "sqrt"
     seed: int = 7
+    utility: Utility = Utility()
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -44,20 +71,31 @@ def tree_tasks(params: RankerParams, parts: int) -> list[tuple[int, int]]:
     return [(params.seed * 1000 + i, base + (i < extra)) for i in range(parts)]
 
 
-def load_rows(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(features in ``FEATURE_ORDER``, labels) of training-row Parquet files."""
+def load_rows(files: list[str], utility: Utility) -> tuple[np.ndarray, np.ndarray,
+                                                          np.ndarray]:
+    """Value-weighted training set of training-row Parquet files: every impression once as a
+    negative of weight 1 and, when it brought anything, once as a positive weighted by its
+    utility. A classifier's odds on it estimate the expected utility given the features
+    (weighted logistic regression of watch time), so ranking by the probability ranks by
+    value, and the model keeps the two-class ONNX interface serving reads."""
     frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    return frame[list(FEATURE_ORDER)].to_numpy("float32"), frame["label"].to_numpy()
+    x = frame[list(FEATURE_ORDER)].to_numpy("float32")
+    value = utility.of(frame)
+    worth = value > 0
+    return (np.concatenate([x, x[worth]]),
+            np.concatenate([np.zeros(len(x), np.int8), np.ones(int(worth.sum()), np.int8)]),
+            np.concatenate([np.ones(len(x)), value[worth]]))
 
 
-def train_part(x: np.ndarray, y: np.ndarray, params: RankerParams, seed: int, trees: int):
+def train_part(x: np.ndarray, y: np.ndarray, weight: np.ndarray, params: RankerParams,
+               seed: int, trees: int):
     from sklearn.ensemble import RandomForestClassifier
 
     model = RandomForestClassifier(n_estimators=trees, max_depth=params.max_depth,
                                    min_samples_leaf=params.min_samples_leaf,
                                    max_features=params.max_features, random_state=seed,
                                    n_jobs=1)
-    return model.fit(x.astype(np.float32), y)
+    return model.fit(x.astype(np.float32), y, sample_weight=weight)
 
 
 def merge_forests(parts: list):
@@ -78,23 +116,51 @@ def heuristic_of_rows(frame: pd.DataFrame) -> np.ndarray:
     return heuristic_scores(frame["declared_topic"].to_numpy() > 0, popularity(frame))
 
 
-def evaluate(holdout: pd.DataFrame, p_model: np.ndarray) -> dict:
+def outcomes_of(frame: pd.DataFrame, utility: Utility) -> dict[str, np.ndarray]:
+    """Each objective of ``models.ranking.offpolicy.OBJECTIVES`` per training row."""
+    col = {name: frame[name].to_numpy(np.float64) for name in OUTCOMES}
+    return {"likes": col["liked"], "follows": col["followed"], "notifies": col["notified"],
+            "listens": col["listened"], "minutes": col["listen_minutes"],
+            "minutes_attributed": col["attributed_minutes"],
+            "actions": col["liked"] + col["followed"] + col["notified"],
+            "utility": utility.of(frame)}
+
+
+def evaluate(holdout: pd.DataFrame, p_model: np.ndarray, utility: Utility,
+             tie_seed: int = 0) -> dict:
+    """Model against the heuristic on the holdout: per objective, the off-policy (SNIPS)
+    estimate of what each one's top ``K`` brings per request, with bootstrap intervals and
+    the model's lift; logged-order metrics (AUC, NDCG@10, engagement@10 of the engaged label)
+    follow, as diagnostics only."""
     from sklearn.metrics import roc_auc_score
+
+    from models.ranking.offpolicy import Evaluator
 
     y = holdout["label"].to_numpy()
     req = holdout["request_id"].to_numpy()
     h = heuristic_of_rows(holdout)
-    model_rank = ranking_metrics(req, y, p_model, K)
-    heur_rank = ranking_metrics(req, y, h, K)
+    out: dict = {"holdout_rows": len(holdout), "holdout_positives": int(y.sum())}
+    propensity = holdout["propensity"].to_numpy(np.float64)
+    if len(holdout) and np.all(propensity > 0):
+        offline = Evaluator(req, holdout["position"].to_numpy(), propensity,
+                            outcomes_of(holdout, utility), K, tie_seed).compare(
+            {"model": p_model, "heuristic": h}, baseline="heuristic")
+        out["offpolicy"] = offline
+        out["holdout_requests"] = offline["requests"]
+        for objective, row in offline["objectives"].items():
+            out[f"ips_{objective}_model"] = row["model"]["value"]
+            out[f"ips_{objective}_heuristic"] = row["heuristic"]["value"]
+            out[f"ips_{objective}_lift"] = row["model"].get("lift")
+    model_rank = ranking_metrics(req, y, p_model, K, tie_seed)
+    heur_rank = ranking_metrics(req, y, h, K, tie_seed)
 
     def lift(a, b):
         return round((a - b) / b, 4) if b else None
 
-    return {
-        "holdout_rows": len(holdout), "holdout_positives": int(y.sum()),
-        "holdout_requests": model_rank["requests"],
-        "auc_model": round(float(roc_auc_score(y, p_model)), 4) if 0 < y.sum() < len(y) else None,
-        "auc_heuristic": round(float(roc_auc_score(y, h)), 4) if 0 < y.sum() < len(y) else None,
+    both = 0 < y.sum() < len(y)
+    return out | {
+        "auc_model": round(float(roc_auc_score(y, p_model)), 4) if both else None,
+        "auc_heuristic": round(float(roc_auc_score(y, h)), 4) if both else None,
         "ndcg10_model": round(model_rank["ndcg"], 4),
         "ndcg10_heuristic": round(heur_rank["ndcg"], 4),
         "eng10_model": round(model_rank["engagement"], 4),
@@ -110,30 +176,56 @@ def importances(model) -> dict[str, float]:
                        key=lambda kv: -kv[1]))
 
 
+def _ci(pair) -> str:
+    return f"[{pair[0]:.3f}, {pair[1]:.3f}]" if pair else ""
+
+
 def report_markdown(meta: dict) -> str:
-    m = meta["metrics"]
+    m, extra = meta["metrics"], meta["extra"]
+    utility = meta["params"].get("utility", {})
+    forest = {k: v for k, v in meta["params"].items() if k != "utility"}
     lines = [
         f"# {meta['name']} training report", "",
-        f"- model: RandomForest {json.dumps(meta['params'])}, grown in "
-        f"{meta['extra']['tree_tasks']} parallel parts",
-        f"- training days {meta['extra']['train_days'][0]} .. {meta['extra']['train_days'][-1]}"
-        f" ({m['train_rows']} impressions), holdout days {meta['extra']['eval_days'][0]} .. "
-        f"{meta['extra']['eval_days'][-1]} ({m['holdout_rows']} impressions, "
-        f"{m['holdout_requests']} requests with an engagement)",
-        f"- label: engaged (like, follow, notifications on, or 5+ min listened) after the "
-        f"impression; positives in training {m['train_positive_rate']:.3f}",
+        f"- model: RandomForest {json.dumps(forest)}, grown in {extra['tree_tasks']} "
+        "parallel parts",
+        f"- objective: utility per impression = {utility.get('minute')} x minutes (in the "
+        f"session and brought later) + {utility.get('like')} x like + "
+        f"{utility.get('follow')} x follow + {utility.get('notify')} x notification + "
+        f"{utility.get('listen')} x listen; "
+        "trained value-weighted (odds = expected utility)",
+        f"- training days {extra['train_days'][0]} .. {extra['train_days'][-1]}"
+        f" ({m['train_rows']} impressions), holdout days {extra['eval_days'][0]} .. "
+        f"{extra['eval_days'][-1]} ({m['holdout_rows']} impressions)",
         f"- ONNX parity: max |sklearn - onnx| = {m['onnx_max_abs_diff']:.2e}", "",
-        "| metric | model | heuristic (declared topics, then popularity) | lift |",
-        "|---|---|---|---|",
-        f"| AUC | {m['auc_model']} | {m['auc_heuristic']} | |",
-        f"| NDCG@10 | {m['ndcg10_model']} | {m['ndcg10_heuristic']} | {m['ndcg10_lift']:+.1%} |",
-        f"| engagement@10 | {m['eng10_model']} | {m['eng10_heuristic']} | "
-        f"{m['eng10_lift']:+.1%} |", "",
-        "NDCG@10 and engagement@10 re-rank each holdout request's logged feed (20 shows) and "
-        "count the engaged shows in the top 10; requests without an engagement are left out.",
-        "", "## Feature importances", "",
+    ]
+    off = extra.get("offpolicy")
+    if off:
+        lines += [
+            f"## Off-policy estimate per request of the top {off['k']} ({off['requests']} "
+            f"requests, SNIPS, {off['resamples']} bootstrap resamples, ties broken with seed "
+            f"{off['tie_seed']})", "",
+            "| objective | model | heuristic | lift |", "|---|---|---|---|"]
+        for objective, row in off["objectives"].items():
+            lift = row["model"].get("lift")
+            ci = row["model"].get("lift_ci95")
+            lift_s = (f"{lift:+.1%} [{ci[0]:+.1%}, {ci[1]:+.1%}]"
+                      if lift is not None and ci else "")
+            lines.append(f"| {objective} | {row['model']['value']:.3f} "
+                         f"{_ci(row['model']['ci95'])} | {row['heuristic']['value']:.3f} "
+                         f"{_ci(row['heuristic']['ci95'])} | {lift_s} |")
+        lines += ["", f"The model's ranking puts {off['matched_share']['model']:.1%} of the "
+                  "holdout impressions at their logged position within the top "
+                  f"{off['k']} (the data its estimate rests on); the heuristic's "
+                  f"{off['matched_share']['heuristic']:.1%}.", ""]
+    lines += [
+        "## Diagnostics on the logged feeds (biased by the logging policy's order)", "",
+        "| metric | model | heuristic (declared topics, then popularity) |", "|---|---|---|",
+        f"| AUC of engaged | {m['auc_model']} | {m['auc_heuristic']} |",
+        f"| NDCG@10 of engaged | {m['ndcg10_model']} | {m['ndcg10_heuristic']} |",
+        f"| engagement@10 | {m['eng10_model']} | {m['eng10_heuristic']} |", "",
+        "## Feature importances", "",
         "| feature | importance |", "|---|---|",
-        *[f"| `{k}` | {v} |" for k, v in meta["extra"]["importances"].items()],
-        "", "![ROC and precision/recall](curves.png)", "",
+        *[f"| `{k}` | {v} |" for k, v in extra["importances"].items()],
+        "", "![ROC and precision/recall of engaged](curves.png)", "",
     ]
     return "\n".join(lines)

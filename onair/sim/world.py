@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 # Bumped whenever the generative model changes what a seed produces (caches key on it).
-WORLD_VERSION = 2
+WORLD_VERSION = 3
 TOPICS = ("pop_music", "baseball", "politics", "comedy", "tech", "news", "true_crime",
           "cooking", "gaming", "wellness", "business", "k_pop")
 COUNTRIES = ("US", "GB", "KR", "JP", "DE", "BR", "IN")
@@ -71,6 +71,9 @@ class WorldConfig:
     feed_size: int = 20
     declared_agreement: float = 0.4
     announce_hours: int = 48  # shows are announced 1 h to this many hours before they start
+    explore: float = 0.5  # share of feeds the logger shows in random order (exploration)
+    notify_listen: float = 0.5  # chance a notification brings a listen when the show starts
+    follow_listen: float = 0.5  # chance a follow brings a listen of the creator's next show
 
     @property
     def n_creators(self) -> int:
@@ -84,6 +87,20 @@ class WorldConfig:
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
+
+
+def listen_mean_ms(taste, favourite):
+    """Mean of a wanted listen's (exponential) length: longer the more the topic is to taste
+    and for a favourite creator."""
+    return (3 + 30 * np.asarray(taste) + 10 * np.asarray(favourite)) * MINUTE_MS
+
+
+def like_probability(taste):
+    return 0.15 + 0.6 * np.asarray(taste)
+
+
+def follow_probability(taste, favourite):
+    return 0.03 + 0.25 * np.asarray(favourite) + 0.2 * np.asarray(taste)
 
 
 def engagement_logit(taste: np.ndarray, favourite: np.ndarray, popularity: np.ndarray,
@@ -203,6 +220,18 @@ class Shows:
 
     def __len__(self) -> int:
         return len(self.creator)
+
+    def next_of_creator(self, creator: int, after_ms: int, within_ms: int = 7 * DAY_MS) -> int:
+        """The creator's first show starting after ``after_ms`` (within a week), or -1."""
+        if not hasattr(self, "_by_creator"):
+            order = np.lexsort((self.start_ms, self.creator))
+            self._by_creator = (order, self.creator[order], self.start_ms[order])
+        order, creators, starts = self._by_creator
+        lo, hi = np.searchsorted(creators, [creator, creator + 1])
+        at = lo + np.searchsorted(starts[lo:hi], after_ms, side="right")
+        if at < hi and starts[at] <= after_ms + within_ms:
+            return int(order[at])
+        return -1
 
 
 def draw_shows(cfg: WorldConfig, pop: Population) -> Shows:

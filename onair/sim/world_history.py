@@ -29,6 +29,9 @@ from onair.sim.world import (
     draw_population,
     draw_shows,
     engagement_logit,
+    follow_probability,
+    like_probability,
+    listen_mean_ms,
     show_id,
     sigmoid,
     user_id,
@@ -114,7 +117,7 @@ class World:
         users, ts = users[order], ts[order]
         request = np.arange(len(users))
         out: dict[str, list[np.ndarray]] = {k: [] for k in ("request", "user", "show", "pos",
-                                                             "ts")}
+                                                             "ts", "propensity")}
         bucket = (ts - day_start) // BUCKET_MS
         bounds = np.searchsorted(bucket, np.arange(DAY_MS // BUCKET_MS + 1))
         for b in range(DAY_MS // BUCKET_MS):
@@ -129,12 +132,14 @@ class World:
                 continue
             k = min(cfg.feed_size, len(cand))
             keys = np.log(s.exposure[cand]) + rng.gumbel(size=(hi - lo, len(cand)))
-            top = np.argsort(-keys, axis=1)[:, :k]  # best first: position 0 is the top slot
+            chosen = cand[np.argsort(-keys, axis=1)[:, :k]]
+            shown, propensity = _logged_order(chosen, s.exposure[chosen], cfg.explore, rng)
             out["request"].append(np.repeat(request[lo:hi], k))
             out["user"].append(np.repeat(users[lo:hi], k))
             out["ts"].append(np.repeat(ts[lo:hi], k))
-            out["show"].append(cand[top].ravel())
+            out["show"].append(shown.ravel())
             out["pos"].append(np.tile(np.arange(k), hi - lo))
+            out["propensity"].append(propensity.ravel())
         if not out["show"]:
             return {k: np.zeros(0, dtype=np.int64) for k in out}
         return {k: np.concatenate(v) for k, v in out.items()}
@@ -154,18 +159,21 @@ class World:
         listen = wants & live
         browse = ~wants & live & (rng.random(n) < 0.05)  # a short taste, not engagement
         start = ts + rng.integers(2_000, 30_000, size=n)
-        mean_ms = (3 + 30 * taste + 10 * fav) * MINUTE_MS
         duration = np.where(browse, rng.integers(10_000, 90_000, size=n),
-                            rng.exponential(mean_ms)).astype(np.int64)
+                            rng.exponential(listen_mean_ms(taste, fav))).astype(np.int64)
         duration = np.maximum(1_000, np.minimum(duration, s.end_ms[sh] - start))
         heard = listen | browse
-        liked = listen & (rng.random(n) < 0.15 + 0.6 * taste)
-        follow_try = listen & (rng.random(n) < 0.03 + 0.25 * fav + 0.2 * taste)
+        liked = listen & (rng.random(n) < like_probability(taste))
+        follow_try = listen & (rng.random(n) < follow_probability(taste, fav))
         notified = wants & ~live
         unfollow_try = heard & (taste < 0.03) & (rng.random(n) < 0.3)
         followed, unfollowed = self._update_follows(u, creator, ts, follow_try, unfollow_try)
+        later = self._later_listens(imp, notified, followed, rng)
         imp["liked"], imp["followed"], imp["notified"] = liked, followed, notified
         imp["listened_5m"] = listen & (duration >= FIVE_MINUTES_MS)
+        imp["listened"] = heard
+        imp["listen_minutes"] = np.where(heard, duration / MINUTE_MS, 0.0)
+        imp["attributed_minutes"] = imp["listen_minutes"] + later["minutes_by_impression"]
         imp["status"] = np.where(live, "live", "upcoming")
         imp["creator"], imp["topic"] = creator, topic
 
@@ -187,6 +195,7 @@ class World:
             at(followed, start + within + 1, "follow"),
             at(unfollowed, start + duration + 2, "unfollow"),
         ]
+        frames += later["frames"]
         ev = pd.concat(frames, ignore_index=True)
         ev = ev.sort_values(["ts", "user", "event_type"], kind="stable").reset_index(drop=True)
         shows_of = ev["show"].to_numpy()
@@ -207,6 +216,33 @@ class World:
         out = pd.concat([out, dupes], ignore_index=True)
         return out[list(BEHAVIOR_EVENT.field_names())]
 
+    def _later_listens(self, imp: dict[str, np.ndarray], notified: np.ndarray,
+                       followed: np.ndarray, rng: np.random.Generator) -> dict:
+        """Listening that an impression brings later: a notification, when its show starts
+        (``notify_listen``); a follow, at the creator's next show within a week
+        (``follow_listen``). Returns the listen events and each impression's minutes."""
+        cfg, pop, s = self.cfg, self.pop, self.shows
+        n = len(imp["show"])
+        target = np.full(n, -1)
+        notify = notified & (rng.random(n) < cfg.notify_listen)
+        target[notify] = imp["show"][notify]
+        for i in np.flatnonzero(followed & (rng.random(n) < cfg.follow_listen)):
+            target[i] = s.next_of_creator(int(s.creator[imp["show"][i]]), int(imp["ts"][i]))
+        idx = np.flatnonzero(target >= 0)
+        shows, users = target[idx], imp["user"][idx]
+        start = s.start_ms[shows] + rng.integers(0, 10 * MINUTE_MS, size=len(idx))
+        taste = pop.user_taste[users, s.topic[shows]]
+        duration = rng.exponential(listen_mean_ms(taste, pop.favourite_mask(users, s.creator[
+            shows]))).astype(np.int64)
+        duration = np.maximum(1_000, np.minimum(duration, s.end_ms[shows] - start))
+        minutes = np.zeros(n)
+        minutes[idx] = duration / MINUTE_MS
+        frames = [pd.DataFrame({"event_type": "listen_start", "ts": start, "user": users,
+                                "show": shows, "duration_ms": -1}),
+                  pd.DataFrame({"event_type": "listen_stop", "ts": start + duration,
+                                "user": users, "show": shows, "duration_ms": duration})]
+        return {"frames": frames, "minutes_by_impression": minutes}
+
     def _update_follows(self, users, creators, ts, follow_try, unfollow_try):
         """Apply follow / unfollow attempts in time order against who already follows whom;
         return which attempts changed something."""
@@ -225,6 +261,24 @@ class World:
         return followed, unfollowed
 
 
+def _logged_order(chosen: np.ndarray, exposure: np.ndarray, explore: float,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The logging policy's order of each feed (a row of ``chosen`` shows): by exposure, most
+    first (ties by show index), except a share ``explore`` of feeds shown in a uniformly random
+    order. Returns the shown order and each slot's propensity: the probability that the
+    policy puts that show in that slot, given the feed's shows (exact, so an off-policy
+    estimate can divide by it)."""
+    m, k = chosen.shape
+    by_exposure = np.lexsort((chosen, -exposure), axis=1)
+    ranked = np.take_along_axis(chosen, by_exposure, axis=1)
+    explored = rng.random(m) < explore
+    perm = np.argsort(rng.random((m, k)), axis=1)
+    rank_in_slot = np.where(explored[:, None], perm, np.arange(k))
+    shown = np.take_along_axis(ranked, rank_in_slot, axis=1)
+    propensity = explore / k + (1 - explore) * (rank_in_slot == np.arange(k))
+    return shown, propensity
+
+
 def _impressions_frame(day: int, imp: dict[str, np.ndarray]) -> pd.DataFrame:
     engaged = imp["liked"] | imp["followed"] | imp["notified"] | imp["listened_5m"]
     df = pd.DataFrame({
@@ -239,6 +293,10 @@ def _impressions_frame(day: int, imp: dict[str, np.ndarray]) -> pd.DataFrame:
         "show_status": imp["status"],
         "liked": imp["liked"], "followed": imp["followed"], "notified": imp["notified"],
         "listened_5m": imp["listened_5m"], "engaged": engaged,
+        "listened": imp["listened"],
+        "listen_minutes": np.round(imp["listen_minutes"], 3),
+        "attributed_minutes": np.round(imp["attributed_minutes"], 3),
+        "propensity": imp["propensity"],
     })
     return df[list(IMPRESSION.field_names())]
 

@@ -22,14 +22,15 @@ from connectors.kafka_admin import consumer, partitions_of, producer
 from core.settings import KafkaSettings
 from onair.sim.world import (
     DAY_MS,
-    FIVE_MINUTES_MS,
     HOUR_MS,
     LOOKAHEAD_MS,
-    MINUTE_MS,
     TOPICS,
     WorldConfig,
     creator_id,
     engagement_logit,
+    follow_probability,
+    like_probability,
+    listen_mean_ms,
     show_id,
     sigmoid,
 )
@@ -87,9 +88,9 @@ def engage(world: World, user: int, ranking: dict, rng: np.random.Generator,
             continue  # a show from outside this world (other producers share the topic)
         topic, creator = s.topic[i], s.creator[i]
         taste = pop.user_taste[user, topic]
-        z = engagement_logit(taste, pop.favourite_mask(np.array([user]), np.array([creator]))[0],
-                             pop.creator_popularity[creator], pop.user_declared[user, topic],
-                             s.promoted[i], pos)
+        fav = pop.favourite_mask(np.array([user]), np.array([creator]))[0]
+        z = engagement_logit(taste, fav, pop.creator_popularity[creator],
+                             pop.user_declared[user, topic], s.promoted[i], pos)
         if rng.random() >= sigmoid(z):
             continue
         base = {"user_id": f"u{user}", "show_id": item["show_id"],
@@ -98,19 +99,35 @@ def engage(world: World, user: int, ranking: dict, rng: np.random.Generator,
         if s.start_ms[i] > moment_ms:
             out.append(base | {"event_id": f"n-{tag}", "event_type": "notify_on",
                                "ts": now_ms + 1})
+            if rng.random() < world.cfg.notify_listen:  # it fires when the show starts
+                out += _listen(world, user, i, rng, now_ms + 5, f"nl-{tag}")
             continue
-        minutes = max(1_000, int(rng.exponential((3 + 30 * taste) * MINUTE_MS)))
-        out.append(base | {"event_id": f"ls-{tag}", "event_type": "listen_start",
-                           "ts": now_ms + 1})
-        out.append(base | {"event_id": f"le-{tag}", "event_type": "listen_stop",
-                           "ts": now_ms + 2, "duration_ms": minutes})
-        if rng.random() < 0.15 + 0.6 * taste:
+        out += _listen(world, user, i, rng, now_ms + 1, f"l-{tag}")
+        if rng.random() < like_probability(taste):
             out.append(base | {"event_id": f"lk-{tag}", "event_type": "like", "ts": now_ms + 3})
-        if minutes >= FIVE_MINUTES_MS and rng.random() < 0.1:
+        if rng.random() < follow_probability(taste, fav):
             follow = {k: v for k, v in base.items() if k not in ("show_id", "topic")}
             out.append(follow | {"event_id": f"f-{tag}", "event_type": "follow",
                                  "ts": now_ms + 4})
+            upcoming = world.shows.next_of_creator(int(creator), moment_ms)
+            if upcoming >= 0 and rng.random() < world.cfg.follow_listen:
+                out += _listen(world, user, upcoming, rng, now_ms + 5, f"fl-{tag}")
     return out
+
+
+def _listen(world: World, user: int, show: int, rng: np.random.Generator, ts: int,
+            tag: str) -> list[dict]:
+    """A listen of ``show`` (start and stop, time compressed: ``duration_ms`` says how long)."""
+    s, pop = world.shows, world.pop
+    taste = pop.user_taste[user, s.topic[show]]
+    fav = pop.favourite_mask(np.array([user]), np.array([s.creator[show]]))[0]
+    ms = max(1_000, min(int(rng.exponential(listen_mean_ms(taste, fav))),
+                        int(s.end_ms[show] - s.start_ms[show])))
+    base = {"user_id": f"u{user}", "show_id": str(show_id(show)),
+            "creator_id": str(creator_id(s.creator[show])), "topic": TOPICS[s.topic[show]]}
+    return [base | {"event_id": f"{tag}-start", "event_type": "listen_start", "ts": ts},
+            base | {"event_id": f"{tag}-stop", "event_type": "listen_stop", "ts": ts + 1,
+                    "duration_ms": ms}]
 
 
 def run_live(cfg: WorldConfig, kafka: KafkaSettings, requests: int, rate: float,

@@ -12,6 +12,7 @@ from models.ranking.catalog import FORGET_ENDED_MS, LATE_START_MS, Catalog
 from models.ranking.scoring import FEATURE_ORDER
 from models.ranking.training import (
     RankerParams,
+    Utility,
     evaluate,
     merge_forests,
     train_part,
@@ -84,7 +85,7 @@ def test_a_forest_grown_in_parts_is_the_forest_of_all_its_trees():
     params = RankerParams(trees=12, max_depth=6, min_samples_leaf=5)
     tasks = tree_tasks(params, 3)
     assert [t for _, t in tasks] == [4, 4, 4] and len({s for s, _ in tasks}) == 3
-    parts = [train_part(x, y, params, seed, trees) for seed, trees in tasks]
+    parts = [train_part(x, y, np.ones(len(y)), params, seed, trees) for seed, trees in tasks]
     merged = merge_forests(parts)
     assert merged.n_estimators == 12
     expected = np.mean([p.predict_proba(x) for p in parts], axis=0)
@@ -117,8 +118,16 @@ def test_evaluation_compares_model_and_heuristic_on_the_same_requests():
         "label": [0, 0, 1, 1, 0, 0],
         "declared_topic": [1, 1, 0, 1, 0, 0],
         "pit_listen_count": [5, 1, 0, 0, 9, 9], "s_listens": [0] * 6,
+        "position": [0, 1, 2, 0, 1, 2], "propensity": [1 / 3] * 6,
+        "liked": [0, 0, 1, 1, 0, 0], "followed": [0] * 6, "notified": [0] * 6,
+        "listened": [0, 0, 1, 1, 0, 0], "listen_minutes": [0, 0, 7.0, 2.0, 0, 0],
+        "attributed_minutes": [0, 0, 7.0, 2.0, 0, 0],
     })
-    m = evaluate(holdout, np.array([0.1, 0.2, 0.9, 0.8, 0.1, 0.2]))
+    m = evaluate(holdout, np.array([0.1, 0.2, 0.9, 0.8, 0.1, 0.2]), Utility())
+    # the model keeps one show of each request where it was logged (weight 3 each): r1's
+    # unliked second show and r2's liked top one; SNIPS = 3 / 6 x 3 slots per request
+    assert m["ips_likes_model"] == pytest.approx(1.5)
+    assert m["holdout_requests"] == 2
     assert m["ndcg10_model"] == 1.0
     assert m["ndcg10_heuristic"] == pytest.approx((0.5 + 1.0) / 2)
     assert m["eng10_model"] == m["eng10_heuristic"] == 1.0  # every show fits in the top 10
