@@ -145,7 +145,8 @@ def test_train_register_promote_rank_and_hot_reload(services, topic_prefix, tmp_
         rng = np.random.default_rng(1)
         x = rng.normal(size=(400, len(FEATURE_ORDER))).astype(np.float32)
         y = (x[:, FEATURE_ORDER.index("pit_like_count")] > 0).astype(int)
-        model = train_part(x, y, RankerParams(trees=5, max_depth=4), seed=99, trees=5)
+        model = train_part(x, y, np.ones(len(y)), RankerParams(trees=5, max_depth=4),
+                           seed=99, trees=5)
         v2 = registry.register(name, to_onnx(model, len(FEATURE_ORDER)),
                                feature_names=list(FEATURE_ORDER), labels=v1.labels)
         registry.promote(name, v2.version)
