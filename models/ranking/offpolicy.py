@@ -22,22 +22,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from models.ranking.scoring import tied_ranks
+
 OBJECTIVES = ("likes", "follows", "notifies", "listens", "minutes", "minutes_attributed",
               "actions", "utility")
-
-
-def tied_ranks(request_ids: np.ndarray, scores: np.ndarray, seed: int) -> np.ndarray:
-    """Each row's rank (0 = top) within its request by descending score; equal scores in an
-    order drawn from ``seed``, never the logged order."""
-    n = len(scores)
-    jitter = np.random.default_rng(seed).random(n)
-    codes = np.unique(request_ids, return_inverse=True)[1]
-    order = np.lexsort((jitter, -np.asarray(scores, np.float64), codes))
-    ranks = np.empty(n, dtype=np.int64)
-    starts = np.r_[0, np.flatnonzero(np.diff(codes[order])) + 1]
-    sizes = np.diff(np.r_[starts, n])
-    ranks[order] = np.arange(n) - np.repeat(starts, sizes)
-    return ranks
 
 
 class Evaluator:

@@ -147,14 +147,27 @@ def ndcg_at_k(relevance_in_rank_order: np.ndarray, k: int = 10) -> float:
     return dcg / ideal if ideal > 0 else 0.0
 
 
+def tied_ranks(request_ids: np.ndarray, scores: np.ndarray, seed: int) -> np.ndarray:
+    """Each row's rank (0 = top) within its request by descending score; equal scores in an
+    order drawn from ``seed``, never the logged order."""
+    n = len(scores)
+    jitter = np.random.default_rng(seed).random(n)
+    codes = np.unique(request_ids, return_inverse=True)[1]
+    order = np.lexsort((jitter, -np.asarray(scores, np.float64), codes))
+    ranks = np.empty(n, dtype=np.int64)
+    starts = np.r_[0, np.flatnonzero(np.diff(codes[order])) + 1]
+    sizes = np.diff(np.r_[starts, n])
+    ranks[order] = np.arange(n) - np.repeat(starts, sizes)
+    return ranks
+
+
 def ranking_metrics(request_ids: np.ndarray, labels: np.ndarray, scores: np.ndarray,
                     k: int = 10, tie_seed: int = 0) -> dict[str, float]:
     """Mean NDCG@k and engagement@k (engaged shows in the top k) over requests with at least
     one engaged show, each request's shows ordered by score, equal scores in an order drawn
     from ``tie_seed`` (a stable sort would keep the logged order, and credit its position
     bias to the ranking)."""
-    jitter = np.random.default_rng(tie_seed).random(len(scores))
-    order = np.lexsort((jitter, -np.asarray(scores, np.float64), request_ids))
+    order = np.lexsort((tied_ranks(request_ids, scores, tie_seed), request_ids))
     req, lab = request_ids[order], labels[order]
     bounds = np.flatnonzero(np.r_[True, req[1:] != req[:-1], True])
     ndcgs, engaged = [], []
