@@ -101,7 +101,7 @@ class Ranker:
                 used = model_version
             else:
                 scores = heuristic_scores(feats.declared, feats.popularity)
-            best = top_k_indices(ids, scores, k)
+            best = top_k_indices(ids, scores, k, request["request_id"])
         message = {
             "request_id": request["request_id"], "user_id": request["user_id"], "ts": now,
             "variant": arm, "model_version": used,

@@ -116,12 +116,16 @@ def catalog_scores(live: Sequence[bool], starts: Sequence[int], now_ms: int) -> 
     return np.asarray(live, dtype=np.float64) + np.where(np.asarray(live, bool), 0.0, soon)
 
 
-def top_k(ids: Sequence[str], scores: np.ndarray, k: int) -> list[tuple[str, float]]:
-    """The k best (id, score), best first; equal scores in id order (deterministic)."""
-    return [(ids[i], float(scores[i])) for i in top_k_indices(ids, scores, k)]
+def top_k(ids: Sequence[str], scores: np.ndarray, k: int,
+          tie_key: str = "") -> list[tuple[str, float]]:
+    """The k best (id, score), best first; equal scores in an order drawn from ``tie_key``
+    (the request id in serving): reproducible, but neither id nor arrival order, which would
+    hand the tie to whatever sorts first."""
+    return [(ids[i], float(scores[i])) for i in top_k_indices(ids, scores, k, tie_key)]
 
 
-def top_k_indices(ids: Sequence[str], scores: np.ndarray, k: int) -> list[int]:
+def top_k_indices(ids: Sequence[str], scores: np.ndarray, k: int,
+                  tie_key: str = "") -> list[int]:
     """Positions of ``top_k``: only the scores tied with or above the k-th best are sorted."""
     s = np.asarray(scores, dtype=np.float64)
     if len(s) > k > 0:
@@ -129,7 +133,12 @@ def top_k_indices(ids: Sequence[str], scores: np.ndarray, k: int) -> list[int]:
         pool = np.flatnonzero(s >= kth).tolist()
     else:
         pool = range(len(s))
-    return sorted(pool, key=lambda i: (-s[i], ids[i]))[:max(k, 0)]
+    salt = tie_key.encode()
+
+    def tie(i: int) -> bytes:  # a keyed hash: crc32's linearity would order ties alike
+        return hashlib.blake2b(ids[i].encode(), digest_size=8, key=salt).digest()
+
+    return sorted(pool, key=lambda i: (-s[i], tie(i), ids[i]))[:max(k, 0)]
 
 
 def variant(user_id: str, experiment: str) -> str:

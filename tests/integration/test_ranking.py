@@ -43,7 +43,7 @@ def _offline(reader: RankingReader, scorer, ranking: dict, shows: dict[str, tupl
         scores = heuristic_scores(feats.declared, feats.popularity)
     else:
         scores = scorer(assemble(feats.columns, len(ids)))[:, 1]
-    return top_k(ids, scores, 10)
+    return top_k(ids, scores, 10, ranking["request_id"])
 
 
 def _check(rankings: list[dict], reader, scorers: dict, shows) -> None:

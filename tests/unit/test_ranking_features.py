@@ -56,13 +56,21 @@ def test_top_k_matches_a_full_sort_on_many_ties():
     rng = np.random.default_rng(1)
     ids = [f"s{i:04d}" for i in range(1000)]
     scores = rng.integers(0, 20, 1000).astype(np.float64)
-    full = sorted(range(1000), key=lambda i: (-scores[i], ids[i]))
+    full = [s for s, _ in top_k(ids, scores, 1000, "r1")]  # k = n: every score sorted
     for k in (0, 1, 10, 999, 1000, 1500):
-        assert [s for s, _ in top_k(ids, scores, k)] == [ids[i] for i in full[:k]]
+        assert [s for s, _ in top_k(ids, scores, k, "r1")] == full[:k]
+    assert sorted(scores, reverse=True) == [v for _, v in top_k(ids, scores, 1000, "r1")]
 
 
-def test_top_k_is_deterministic_on_ties():
-    assert top_k(["b", "a", "c"], np.array([1.0, 1.0, 2.0]), 2) == [("c", 2.0), ("a", 1.0)]
+def test_top_k_breaks_ties_by_request_not_by_id():
+    ids = [f"s{i}" for i in range(10)]
+    tied = np.ones(10)
+    orders = {tuple(s for s, _ in top_k(ids, tied, 3, f"req{r}")) for r in range(50)}
+    assert len(orders) > 30       # each request draws its own order of the tied shows
+    firsts = [top_k(ids, tied, 1, f"req{r}")[0][0] for r in range(400)]
+    assert max(firsts.count(s) for s in ids) < 80      # no show wins the ties (~40 each)
+    assert top_k(ids, tied, 3, "req7") == top_k(ids, tied, 3, "req7")  # reproducible
+    assert top_k(["b", "a", "c"], np.array([1.0, 1.0, 2.0]), 1, "x") == [("c", 2.0)]
     assert top_k(["a"], np.array([0.5]), 10) == [("a", 0.5)]
 
 
