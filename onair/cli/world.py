@@ -20,12 +20,11 @@ def _date(text: str) -> date:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from onair.sim.world import WorldConfig
     from onair.sim.world_history import write_world
 
     if args.users < 10 or args.days < 1:
         raise CliError("--users must be at least 10 and --days at least 1")
-    cfg = WorldConfig(users=args.users, days=args.days, start=args.start, seed=args.seed)
+    cfg = _world(args)
     started = time.monotonic()
 
     def progress(day, hist):
@@ -87,10 +86,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate_live(args: argparse.Namespace) -> int:
-    from onair.sim.world import WorldConfig
     from onair.sim.world_live import run_live
 
-    cfg = WorldConfig(users=args.users, days=args.days, start=args.start, seed=args.seed)
+    cfg = _world(args)
     day = cfg.days - 1 if args.day is None else args.day
     stats = run_live(cfg, kafka_settings(), args.requests, args.rate, day, args.hour)
     print(json.dumps({"requests": stats.requests, "rankings": stats.rankings,
@@ -99,6 +97,47 @@ def cmd_simulate_live(args: argparse.Namespace) -> int:
         raise CliError(f"only {stats.rankings} of {stats.requests} requests were ranked: is "
                        "rank_shows running (`onair submit rank_shows`)?")
     return 0
+
+
+# The world's assumptions a user may vary (``WorldConfig`` fields; see onair/sim/world.py).
+WORLD_FLAGS = {
+    "feed_min": (int, "shortest feed: each opening shows feed-min .. feed-size shows"),
+    "feed_size": (int, "longest feed"),
+    "declared_agreement": (float, "chance a declared topic is a true favourite topic "
+                                  "(how informative declared interests are)"),
+    "loyalty": (float, "pull of a favourite creator in the engagement score"),
+    "announce_hours": (int, "shows are announced 1 h to this many hours ahead (<= 168)"),
+    "lookahead_hours": (float, "upcoming shows this close are in feeds (the live/upcoming "
+                               "mix)"),
+    "explore": (float, "share of feeds the logging policy shows in random order"),
+}
+
+
+def _add_world_flags(p) -> None:
+    from onair.sim.world import WorldConfig
+
+    p.add_argument("--users", type=int, default=1000)
+    p.add_argument("--days", type=int, default=7)
+    p.add_argument("--start", type=_date, default=date(2026, 9, 1), help="first day (UTC)")
+    p.add_argument("--seed", type=int, default=7)
+    for name, (kind, text) in WORLD_FLAGS.items():
+        default = getattr(WorldConfig, name)
+        p.add_argument("--" + name.replace("_", "-"), type=kind, default=default,
+                       help=f"{text} ({default})")
+
+
+def _world(args: argparse.Namespace):
+    from onair.sim.world import WorldConfig
+
+    cfg = WorldConfig(users=args.users, days=args.days, start=args.start, seed=args.seed,
+                      **{name: getattr(args, name) for name in WORLD_FLAGS})
+    if not (1 <= cfg.feed_min <= cfg.feed_size and 1 <= cfg.announce_hours <= 168
+            and 0 <= cfg.explore <= 1 and 0 <= cfg.declared_agreement <= 1
+            and cfg.lookahead_hours > 0):
+        raise CliError("world flags out of range: 1 <= --feed-min <= --feed-size, "
+                       "1 <= --announce-hours <= 168, --explore and --declared-agreement in "
+                       "[0, 1], --lookahead-hours > 0")
+    return cfg
 
 
 def _batches(events, size: int = 50):
@@ -118,21 +157,14 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("simulate", help="write N days of a simulated world into the lake's "
                                         "raw zone (events, impressions, profiles)")
-    p.add_argument("--users", type=int, default=1000)
-    p.add_argument("--days", type=int, default=7)
-    p.add_argument("--start", type=_date, default=date(2026, 9, 1), help="first day (UTC)")
-    p.add_argument("--seed", type=int, default=7)
+    _add_world_flags(p)
     p.add_argument("--lake", default=lake_root(), help="lake root URI (env ONAIR_LAKE)")
     p.add_argument("--quiet", action="store_true", help="no per-day progress")
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("simulate-live", help="simulated listeners against a running "
                                              "rank_shows: requests in, engagement out")
-    p.add_argument("--users", type=int, default=1000, help="the world of `simulate` (same "
-                                                          "--users --days --start --seed)")
-    p.add_argument("--days", type=int, default=7)
-    p.add_argument("--start", type=_date, default=date(2026, 9, 1))
-    p.add_argument("--seed", type=int, default=7)
+    _add_world_flags(p)  # the world of `simulate`: the same flags
     p.add_argument("--day", type=int, default=None, help="simulated day whose shows are on "
                                                          "air (default: the last)")
     p.add_argument("--hour", type=int, default=20, help="UTC hour of that day (20)")

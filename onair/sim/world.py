@@ -13,11 +13,12 @@ The model, in the order it is drawn:
   (evening peak), lasting 20-120 minutes, announced 1 hour to ``announce_hours`` (48)
   ahead. A promoter's show is promoted with probability 0.3 (exposure x5: the spikes).
 * **App openings** ("requests"): per listener per day a Poisson number (activity x weekly
-  rhythm), at hours from the same daily rhythm. Each opening shows up to ``feed_size`` shows
-  that are live or start within two hours, drawn by exposure (popularity, promotion) without
-  replacement: the logged feed is popularity-driven, not personalised, so labels are unbiased.
+  rhythm), at hours from the same daily rhythm. Each opening shows ``feed_min`` to
+  ``feed_size`` shows (20) that are live or start within ``lookahead_hours`` (2), drawn by
+  exposure (popularity, promotion) without replacement, in an order by exposure or, in a
+  share ``explore`` of feeds, at random: not personalised, with known propensities.
 * **Engagement** with a shown show: ``sigmoid(z)`` with
-  ``z = -3.2 + 6 taste[topic] + 1.8 favourite + 0.35 log(popularity) + 0.3 declared
+  ``z = -3.2 + 6 taste[topic] + loyalty favourite + 0.35 log(popularity) + 0.3 declared
   + 0.5 promoted - 0.08 position``. Taste and favourites (what behaviour reveals) weigh far more
   than declared topics. A live show is listened to (duration exponential, longer with taste,
   capped by the show's end), then liked / creator followed with probabilities that grow with
@@ -55,7 +56,6 @@ DAILY_RHYTHM = np.array([2, 1, 1, 1, 1, 2, 3, 5, 6, 5, 4, 4, 5, 5, 4, 4, 5, 6, 8
                          7, 4], dtype=float)
 DAILY_RHYTHM /= DAILY_RHYTHM.sum()
 WEEKLY_RHYTHM = np.array([0.9, 0.9, 0.95, 1.0, 1.1, 1.25, 1.2])  # Monday .. Sunday
-LOOKAHEAD_MS = 2 * HOUR_MS  # upcoming shows within this are in the feed
 FIVE_MINUTES_MS = 5 * MINUTE_MS
 
 
@@ -69,8 +69,11 @@ class WorldConfig:
     shows_per_creator_day: float = 0.5
     openings_per_user_day: float = 0.5
     feed_size: int = 20
-    declared_agreement: float = 0.4
+    feed_min: int = 20  # each opening's feed holds feed_min .. feed_size shows (uniform)
+    declared_agreement: float = 0.4  # how often a declared topic is a true top topic
+    loyalty: float = 1.8  # pull of a favourite creator in the engagement score
     announce_hours: int = 48  # shows are announced 1 h to this many hours before they start
+    lookahead_hours: float = 2.0  # upcoming shows this close are in feeds (the live mix)
     explore: float = 0.5  # share of feeds the logger shows in random order (exploration)
     notify_listen: float = 0.5  # chance a notification brings a listen when the show starts
     follow_listen: float = 0.5  # chance a follow brings a listen of the creator's next show
@@ -78,6 +81,10 @@ class WorldConfig:
     @property
     def n_creators(self) -> int:
         return self.creators or max(20, self.users // 10)
+
+    @property
+    def lookahead_ms(self) -> int:
+        return int(self.lookahead_hours * HOUR_MS)
 
     @property
     def t0_ms(self) -> int:
@@ -105,9 +112,9 @@ def follow_probability(taste, favourite):
 
 def engagement_logit(taste: np.ndarray, favourite: np.ndarray, popularity: np.ndarray,
                      declared: np.ndarray, promoted: np.ndarray,
-                     position: np.ndarray) -> np.ndarray:
+                     position: np.ndarray, loyalty: float) -> np.ndarray:
     """The generative model's engagement score (see the module docstring)."""
-    return (-3.2 + 6.0 * taste + 1.8 * favourite + 0.35 * np.log(popularity)
+    return (-3.2 + 6.0 * taste + loyalty * favourite + 0.35 * np.log(popularity)
             + 0.3 * declared + 0.5 * promoted - 0.08 * position)
 
 

@@ -18,7 +18,6 @@ from onair.sim.world import (
     DAY_MS,
     FIVE_MINUTES_MS,
     HOUR_MS,
-    LOOKAHEAD_MS,
     MINUTE_MS,
     TOPICS,
     WEEKLY_RHYTHM,
@@ -126,23 +125,33 @@ class World:
                 continue
             t = day_start + b * BUCKET_MS
             first = np.searchsorted(s.start_ms, t - MAX_SHOW_MS)
-            last = np.searchsorted(s.start_ms, t + LOOKAHEAD_MS, side="right")
+            last = np.searchsorted(s.start_ms, t + cfg.lookahead_ms, side="right")
             cand = first + np.flatnonzero(s.end_ms[first:last] > t)
             if len(cand) == 0:
                 continue
-            k = min(cfg.feed_size, len(cand))
+            k_max = min(cfg.feed_size, len(cand))
             keys = np.log(s.exposure[cand]) + rng.gumbel(size=(hi - lo, len(cand)))
-            chosen = cand[np.argsort(-keys, axis=1)[:, :k]]
-            shown, propensity = _logged_order(chosen, s.exposure[chosen], cfg.explore, rng)
-            out["request"].append(np.repeat(request[lo:hi], k))
-            out["user"].append(np.repeat(users[lo:hi], k))
-            out["ts"].append(np.repeat(ts[lo:hi], k))
-            out["show"].append(shown.ravel())
-            out["pos"].append(np.tile(np.arange(k), hi - lo))
-            out["propensity"].append(propensity.ravel())
+            chosen = cand[np.argsort(-keys, axis=1)[:, :k_max]]
+            # A feed of k shows is the first k of the draw: still k drawn without replacement.
+            k_min = min(cfg.feed_min, k_max)
+            sizes = (np.full(hi - lo, k_max) if k_min >= k_max
+                     else rng.integers(k_min, k_max + 1, size=hi - lo))
+            for k in np.unique(sizes):
+                rows = np.flatnonzero(sizes == k)
+                shown, propensity = _logged_order(chosen[rows, :k], s.exposure[chosen[rows, :k]],
+                                                  cfg.explore, rng)
+                at = lo + rows
+                out["request"].append(np.repeat(request[at], k))
+                out["user"].append(np.repeat(users[at], k))
+                out["ts"].append(np.repeat(ts[at], k))
+                out["show"].append(shown.ravel())
+                out["pos"].append(np.tile(np.arange(k), len(rows)))
+                out["propensity"].append(propensity.ravel())
         if not out["show"]:
             return {k: np.zeros(0, dtype=np.int64) for k in out}
-        return {k: np.concatenate(v) for k, v in out.items()}
+        feeds = {k: np.concatenate(v) for k, v in out.items()}
+        order = np.lexsort((feeds["pos"], feeds["request"]))  # feed sizes grouped them
+        return {k: v[order] for k, v in feeds.items()}
 
     # ------------------------------------------------------------------ engagement
     def _engage(self, day: int, imp: dict[str, np.ndarray],
@@ -153,7 +162,8 @@ class World:
         taste = pop.user_taste[u, topic]
         fav = pop.favourite_mask(u, creator)
         z = engagement_logit(taste, fav, pop.creator_popularity[creator],
-                             pop.user_declared[u, topic], s.promoted[sh], imp["pos"])
+                             pop.user_declared[u, topic], s.promoted[sh], imp["pos"],
+                             self.cfg.loyalty)
         wants = rng.random(n) < sigmoid(z)
         live = s.start_ms[sh] <= ts
         listen = wants & live

@@ -23,7 +23,6 @@ from core.settings import KafkaSettings
 from onair.sim.world import (
     DAY_MS,
     HOUR_MS,
-    LOOKAHEAD_MS,
     TOPICS,
     WorldConfig,
     creator_id,
@@ -46,7 +45,8 @@ class LiveStats:
 
 def on_air(world: World, moment_ms: int) -> np.ndarray:
     s = world.shows
-    return np.flatnonzero((s.start_ms - LOOKAHEAD_MS <= moment_ms) & (s.end_ms > moment_ms))
+    return np.flatnonzero((s.start_ms - world.cfg.lookahead_ms <= moment_ms)
+                          & (s.end_ms > moment_ms))
 
 
 def announce(world: World, kafka: KafkaSettings, p, moment_ms: int, shift: int) -> list[int]:
@@ -90,7 +90,8 @@ def engage(world: World, user: int, ranking: dict, rng: np.random.Generator,
         taste = pop.user_taste[user, topic]
         fav = pop.favourite_mask(np.array([user]), np.array([creator]))[0]
         z = engagement_logit(taste, fav, pop.creator_popularity[creator],
-                             pop.user_declared[user, topic], s.promoted[i], pos)
+                             pop.user_declared[user, topic], s.promoted[i], pos,
+                             world.cfg.loyalty)
         if rng.random() >= sigmoid(z):
             continue
         base = {"user_id": f"u{user}", "show_id": item["show_id"],

@@ -45,6 +45,29 @@ def test_history_is_well_formed():
     assert 0 < behavior["event_id"].duplicated().sum() < 0.01 * len(behavior)
 
 
+def test_world_flags_change_what_they_say():
+    base = WorldConfig(users=1500, days=2, seed=5)
+
+    def impressions(**flags):
+        world = World.create(WorldConfig(**{**base.__dict__, **flags}))
+        return pd.concat([h.impressions for _, h in world.history()])
+
+    default = impressions()
+    sizes = impressions(feed_min=1).groupby("request_id").size()
+    full = default.groupby("request_id").size()  # shorter only when fewer shows are on
+    assert sizes.min() == 1 and sizes.max() == full.max() == 20
+    assert sizes.mean() < full.mean() - 2
+    upcoming = {h: (impressions(lookahead_hours=h)["show_status"] == "upcoming").mean()
+                for h in (0.5, 6)}
+    assert upcoming[6] > upcoming[0.5] + 0.2
+    loyal = impressions(loyalty=4.0)["engaged"].mean()
+    assert loyal > default["engaged"].mean()
+    # Propensities still sum to one per slot of a feed of any length.
+    mixed = impressions(feed_min=1)
+    first = mixed[mixed["position"] == 0]
+    assert np.all((first["propensity"] > 0) & (first["propensity"] <= 1))
+
+
 def test_engagement_follows_behaviour_more_than_declared_topics():
     """Affinities learnt from 23 days of behaviour (listening-time share of the topic, listens
     of the creator) predict the next week's engagement better than declared topics do."""
