@@ -12,7 +12,9 @@ Then: evaluation on the last ``--eval-days`` days against the declared-topics he
 (off-policy estimates per objective with bootstrap intervals; AUC, NDCG@10, engagement@10 as
 diagnostics), ONNX export with parity checked on the holdout (max |diff| <= 1e-5 or
 the job fails), report (markdown + ROC/PR PNG), registry entry; ``--promote`` moves
-``production``.
+``production`` if the candidate passes the promotion gate (``models.ranking.gate``: a utility
+lift over the heuristic and over the production model with its interval above zero), and
+says why not otherwise.
 
     onair submit --attached train_ranker --lake URI [--from D --to D] [--promote]
 """
@@ -182,6 +184,8 @@ def run(cfg: TrainRankerConfig, plan: Plan):
     p_hold = scorer(x_hold)[:, 1]
     train_rows = sum(by_day[d]["rows"] for d in train_days)
     evaluation = evaluate(holdout, p_hold, cfg.params().utility, cfg.eval_seed)
+    registry = Registry()
+    gate = gate_against_production(registry, cfg, holdout, x_hold, p_hold)
     offpolicy = evaluation.pop("offpolicy", None)
     metrics = {**evaluation, "onnx_max_abs_diff": diff,
                "train_rows": train_rows,
@@ -192,7 +196,7 @@ def run(cfg: TrainRankerConfig, plan: Plan):
         "rows": {d["day"]: d["rows"] for d in days}, "lake": cfg.lake}
     extra = {"train_days": train_days, "eval_days": eval_days, "tree_tasks": cfg.tree_tasks,
              "rows_dir": str(plan.work_dir / "rows"),
-             "importances": importances(model), "offpolicy": offpolicy,
+             "importances": importances(model), "offpolicy": offpolicy, "gate": gate,
              "objective": "utility (value-weighted classifier: odds = expected utility)",
              "heuristic": "declared topic first, then pit_listen_count + s_listens"}
     meta = {"name": cfg.name, "params": cfg.params().as_dict(), "metrics": metrics,
@@ -200,21 +204,46 @@ def run(cfg: TrainRankerConfig, plan: Plan):
     artifacts = {"report.md": report_markdown(meta).encode(),
                  "curves.png": curves_png(holdout["label"].to_numpy() == 1, p_hold,
                                           f"{cfg.name} holdout")}
-    registry = Registry()
     mv = registry.register(cfg.name, onnx_bytes, feature_names=list(FEATURE_ORDER),
                            labels=LABELS, params=cfg.params().as_dict(), metrics=metrics,
                            data_fingerprint=fingerprint, extra=extra, artifacts=artifacts)
-    if cfg.promote:
+    promoted = cfg.promote and gate["promote"]
+    if promoted:
         registry.promote(cfg.name, mv.version)
-    print(json.dumps({"model": mv.ref, "promoted": cfg.promote,
+    elif cfg.promote:
+        print(f"{JOB}: {mv.ref} registered, NOT promoted: " + "; ".join(gate["reasons"]),
+              file=sys.stderr)
+    print(json.dumps({"model": mv.ref, "promoted": promoted, "gate": gate["reasons"] or "passed",
                       "report": str(registry.version_dir(mv) / "report.md"),
                       "seconds": round(time.monotonic() - started, 1),
                       **{k: v for k, v in metrics.items()
-                         if k.startswith("ips_") and k.endswith("_lift")},
+                         if k.startswith(("ips_", "pbm_")) and k.endswith("_lift")},
                       **{k: metrics[k] for k in ("auc_model", "auc_heuristic", "train_rows",
                                                  "holdout_rows")}},
                      default=float))
     return mv
+
+
+def gate_against_production(registry, cfg: TrainRankerConfig, holdout, x_hold,
+                            p_hold) -> dict:
+    """The promotion gate's verdict on this candidate: against the heuristic, and against
+    the production model scored on the same holdout rows when there is one."""
+    from models.onnx_export import OnnxScorer
+    from models.ranking.gate import promotion_gate, refused
+    from models.ranking.scoring import FEATURE_ORDER
+    from models.registry import RegistryError
+
+    try:
+        current = registry.resolve(cfg.name, "production")
+    except RegistryError:
+        current = None
+    production = None
+    if current is not None:
+        if current.feature_names != list(FEATURE_ORDER):
+            return refused(current.ref)
+        production = OnnxScorer(registry.verify(current))(x_hold)[:, 1]
+    return promotion_gate(holdout, p_hold, production, cfg.params().utility, cfg.eval_seed,
+                          current.ref if current else None)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -126,15 +126,26 @@ def outcomes_of(frame: pd.DataFrame, utility: Utility) -> dict[str, np.ndarray]:
             "utility": utility.of(frame)}
 
 
+def offpolicy_evaluator(holdout: pd.DataFrame, utility: Utility, tie_seed: int,
+                        estimator: str):
+    """The holdout's logged feeds, ready to estimate any ranking's value per objective."""
+    from models.ranking.offpolicy import Evaluator
+
+    return Evaluator(holdout["request_id"].to_numpy(), holdout["position"].to_numpy(),
+                     holdout["propensity"].to_numpy(np.float64),
+                     outcomes_of(holdout, utility), K, tie_seed, estimator=estimator,
+                     examined=holdout["label"].to_numpy())
+
+
 def evaluate(holdout: pd.DataFrame, p_model: np.ndarray, utility: Utility,
              tie_seed: int = 0) -> dict:
-    """Model against the heuristic on the holdout: per objective, the off-policy (SNIPS)
-    estimate of what each one's top ``K`` brings per request, with bootstrap intervals and
-    the model's lift; logged-order metrics (AUC, NDCG@10, engagement@10 of the engaged label)
-    follow, as diagnostics only."""
+    """Model against the heuristic on the holdout: per objective, off-policy estimates of what
+    each one's top ``K`` brings per request (position-based, ``pbm_*``, and SNIPS, ``ips_*``),
+    with bootstrap intervals and the model's lift; logged-order metrics (AUC, NDCG@10,
+    engagement@10 of the engaged label) follow, as diagnostics only."""
     from sklearn.metrics import roc_auc_score
 
-    from models.ranking.offpolicy import Evaluator
+    from models.ranking.offpolicy import ESTIMATORS
 
     y = holdout["label"].to_numpy()
     req = holdout["request_id"].to_numpy()
@@ -142,15 +153,16 @@ def evaluate(holdout: pd.DataFrame, p_model: np.ndarray, utility: Utility,
     out: dict = {"holdout_rows": len(holdout), "holdout_positives": int(y.sum())}
     propensity = holdout["propensity"].to_numpy(np.float64)
     if len(holdout) and np.all(propensity > 0):
-        offline = Evaluator(req, holdout["position"].to_numpy(), propensity,
-                            outcomes_of(holdout, utility), K, tie_seed).compare(
-            {"model": p_model, "heuristic": h}, baseline="heuristic")
-        out["offpolicy"] = offline
-        out["holdout_requests"] = offline["requests"]
-        for objective, row in offline["objectives"].items():
-            out[f"ips_{objective}_model"] = row["model"]["value"]
-            out[f"ips_{objective}_heuristic"] = row["heuristic"]["value"]
-            out[f"ips_{objective}_lift"] = row["model"].get("lift")
+        out["offpolicy"] = {}
+        for estimator, prefix in zip(ESTIMATORS, ("ips", "pbm"), strict=True):
+            offline = offpolicy_evaluator(holdout, utility, tie_seed, estimator).compare(
+                {"model": p_model, "heuristic": h}, baseline="heuristic")
+            out["offpolicy"][estimator] = offline
+            out["holdout_requests"] = offline["requests"]
+            for objective, row in offline["objectives"].items():
+                out[f"{prefix}_{objective}_model"] = row["model"]["value"]
+                out[f"{prefix}_{objective}_heuristic"] = row["heuristic"]["value"]
+                out[f"{prefix}_{objective}_lift"] = row["model"].get("lift")
     model_rank = ranking_metrics(req, y, p_model, K, tie_seed)
     heur_rank = ranking_metrics(req, y, h, K, tie_seed)
 
@@ -198,12 +210,15 @@ def report_markdown(meta: dict) -> str:
         f"{extra['eval_days'][-1]} ({m['holdout_rows']} impressions)",
         f"- ONNX parity: max |sklearn - onnx| = {m['onnx_max_abs_diff']:.2e}", "",
     ]
-    off = extra.get("offpolicy")
-    if off:
+    titles = {"pbm": "position-based (every impression of the top 10; assumes engagement = "
+                     "appeal x examination of the position)",
+              "snips": "SNIPS (only impressions the ranking puts where they were logged; "
+                       "unbiased, noisier)"}
+    for estimator, off in (extra.get("offpolicy") or {}).items():
         lines += [
-            f"## Off-policy estimate per request of the top {off['k']} ({off['requests']} "
-            f"requests, SNIPS, {off['resamples']} bootstrap resamples, ties broken with seed "
-            f"{off['tie_seed']})", "",
+            f"## Off-policy estimate per request of the top {off['k']}: {titles[estimator]}",
+            "", f"{off['requests']} requests, {off['resamples']} bootstrap resamples, ties "
+            f"broken with seed {off['tie_seed']}.", "",
             "| objective | model | heuristic | lift |", "|---|---|---|---|"]
         for objective, row in off["objectives"].items():
             lift = row["model"].get("lift")
@@ -213,10 +228,23 @@ def report_markdown(meta: dict) -> str:
             lines.append(f"| {objective} | {row['model']['value']:.3f} "
                          f"{_ci(row['model']['ci95'])} | {row['heuristic']['value']:.3f} "
                          f"{_ci(row['heuristic']['ci95'])} | {lift_s} |")
-        lines += ["", f"The model's ranking puts {off['matched_share']['model']:.1%} of the "
-                  "holdout impressions at their logged position within the top "
-                  f"{off['k']} (the data its estimate rests on); the heuristic's "
-                  f"{off['matched_share']['heuristic']:.1%}.", ""]
+        lines.append("")
+        if estimator == "snips":
+            lines += [f"The model's ranking puts {off['matched_share']['model']:.1%} of the "
+                      "holdout impressions at their logged position within the top "
+                      f"{off['k']} (the data the SNIPS estimate rests on); the heuristic's "
+                      f"{off['matched_share']['heuristic']:.1%}.", ""]
+    gate = extra.get("gate")
+    if gate:
+        lines += ["## Promotion gate", "",
+                  "passed: a utility lift above zero over every baseline" if gate["promote"]
+                  else "refused: " + "; ".join(gate["reasons"]), "",
+                  "| estimator | baseline | utility lift | 95 % interval | passed |",
+                  "|---|---|---|---|---|",
+                  *[f"| {c['estimator']} | {c['baseline']} | "
+                    f"{'' if c['lift'] is None else format(c['lift'], '+.1%')} | "
+                    f"{_ci(c['lift_ci95'])} | {'yes' if c['passed'] else 'no'} |"
+                    for c in gate["checks"]], ""]
     lines += [
         "## Diagnostics on the logged feeds (biased by the logging policy's order)", "",
         "| metric | model | heuristic (declared topics, then popularity) |", "|---|---|---|",

@@ -47,6 +47,25 @@ def test_snips_recovers_what_a_ranking_would_have_brought():
     assert out["objectives"]["reward"]["good"]["lift_ci95"][0] > 0
 
 
+def test_position_based_estimate_recovers_the_truth_with_narrower_intervals():
+    """In a world where outcome = appeal x examination(position), as this one is, the
+    position-based estimate is unbiased and uses every impression of the top K."""
+    appeal, shown, propensity, position, reward, request = _world(5)
+    scores = {"good": appeal[shown.ravel()], "bad": -appeal[shown.ravel()]}
+    width = {}
+    for estimator in ("snips", "pbm"):
+        ev = Evaluator(request, position, propensity, {"reward": reward}, k=K, seed=1,
+                       estimator=estimator)
+        out = ev.compare(scores, "bad")["objectives"]["reward"]
+        for name, score in (("good", appeal), ("bad", -appeal)):
+            assert out[name]["value"] == pytest.approx(_truth(appeal, shown, score), rel=0.05)
+        width[estimator] = out["good"]["lift_ci95"][1] - out["good"]["lift_ci95"][0]
+    assert width["pbm"] < width["snips"] / 2
+    theta = Evaluator(request, position, propensity, {"reward": reward}, k=K,
+                      estimator="pbm").theta
+    np.testing.assert_allclose(theta, np.exp(-0.15 * np.arange(SHOWS)), rtol=0.05)
+
+
 def test_a_ranking_of_ties_is_worth_a_random_order_not_the_logged_one():
     """Constant scores: the estimate is what a random order brings; a stable sort would have
     kept the logged order and been credited with the logger's choice of the top slots."""
