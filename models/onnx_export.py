@@ -22,7 +22,8 @@ def to_onnx(model, n_features: int) -> bytes:
     from skl2onnx.common.data_types import FloatTensorType
 
     onx = convert_sklearn(model, initial_types=[(ONNX_INPUT, FloatTensorType([None, n_features]))],
-                          options={id(model): {"zipmap": False}}, target_opset=17)
+                          options={id(model): {"zipmap": False}}, target_opset=17,
+                          name=type(model).__name__)  # not a random uuid: same model, same bytes
     return onx.SerializeToString()
 
 
