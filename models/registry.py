@@ -211,6 +211,17 @@ class Registry:
         _write_atomic(vdir / META_FILE, json.dumps(asdict(mv), indent=1))
         return mv
 
+    def attach(self, mv: ModelVersion, filename: str, content: bytes) -> Path:
+        """Add a file beside a registered version (its lineage, a report): never the model
+        or its metadata, never over an existing file."""
+        if filename in (MODEL_FILE, META_FILE) or "/" in filename or filename.startswith("."):
+            raise RegistryError(f"{mv.ref}: cannot attach {filename!r}")
+        path = self.version_dir(mv) / filename
+        if path.exists():
+            raise RegistryError(f"{mv.ref}: {filename} is already attached")
+        _write_atomic(path, content.decode())
+        return path
+
     def promote(self, name: str, version: str, alias: str = "production") -> ModelVersion:
         _check("alias", alias, ALIAS_PATTERN)
         mv = self._meta(name, version)

@@ -5,10 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from onair.cli import alarms, demo, docs, jobs, lake, stack, topics, transcripts, world
+from onair.cli import (
+    alarms,
+    demo,
+    docs,
+    jobs,
+    lake,
+    pipeline,
+    stack,
+    topics,
+    transcripts,
+    world,
+)
 from onair.cli.common import CliError, kafka_settings
 
-GROUPS = (stack, topics, jobs, lake, transcripts, alarms, world, demo, docs)
+GROUPS = (stack, topics, jobs, lake, transcripts, alarms, world, pipeline, demo, docs)
 
 
 def build_parser() -> argparse.ArgumentParser:

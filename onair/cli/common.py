@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+from datetime import date
+
 from core.settings import KafkaSettings
 from core.topics import TOPICS
 
@@ -17,3 +20,11 @@ def kafka_settings() -> KafkaSettings:
 def require_topic(name: str) -> None:
     if name not in TOPICS:
         raise CliError(f"unknown topic {name!r}. Known topics: {', '.join(TOPICS)}")
+
+
+def iso_date(text: str) -> date:
+    """An argparse type: a YYYY-MM-DD date."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None

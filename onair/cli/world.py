@@ -9,14 +9,7 @@ import sys
 import time
 from datetime import date
 
-from onair.cli.common import CliError, kafka_settings
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+from onair.cli.common import CliError, iso_date, kafka_settings
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -118,7 +111,7 @@ def _add_world_flags(p) -> None:
 
     p.add_argument("--users", type=int, default=1000)
     p.add_argument("--days", type=int, default=7)
-    p.add_argument("--start", type=_date, default=date(2026, 9, 1), help="first day (UTC)")
+    p.add_argument("--start", type=iso_date, default=date(2026, 9, 1), help="first day (UTC)")
     p.add_argument("--seed", type=int, default=7)
     for name, (kind, text) in WORLD_FLAGS.items():
         default = getattr(WorldConfig, name)
@@ -173,7 +166,7 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_simulate_live)
 
     p = sub.add_parser("replay", help="send one simulated day to Kafka as live traffic")
-    p.add_argument("--day", type=_date, required=True, help="which simulated day (YYYY-MM-DD)")
+    p.add_argument("--day", type=iso_date, required=True, help="which simulated day (YYYY-MM-DD)")
     p.add_argument("--rate", type=float, default=500.0, help="events per second")
     p.add_argument("--limit", type=int, default=0, help="stop after this many events")
     p.add_argument("--lake", default=lake_root(), help="lake root URI (env ONAIR_LAKE)")

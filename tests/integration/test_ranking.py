@@ -27,7 +27,7 @@ from onair.sim.world import WorldConfig
 from onair.sim.world_history import write_world
 from onair.submit import submit
 
-USERS, DAYS, START = 500, 16, date(2026, 9, 1)
+USERS, DAYS, START = 1500, 16, date(2026, 9, 1)  # enough for the gate to decide
 EXPERIMENT = "it-ranker"
 
 
@@ -82,16 +82,6 @@ def test_train_register_promote_rank_and_hot_reload(services, topic_prefix, tmp_
     assert (registry.version_dir(v1) / "report.md").exists()
     assert (registry.version_dir(v1) / "curves.png").exists()
     assert v1.extra["gate"]["promote"]
-
-    # The same lake, parameters and seeds again: the same model, byte for byte, which the
-    # gate refuses to promote over itself (no lift over production), saying so.
-    submit("train_ranker", ["--lake", lake, "--name", name, "--trees", "30",
-                            "--tree-tasks", "2", "--eval-days", "4", "--promote"],
-           detached=False)
-    again = _last_json(capsys.readouterr().out)
-    assert not again["promoted"] and v1.ref in again["gate"][0]
-    assert registry.resolve(name, again["model"].split(":")[1]).onnx_sha256 == v1.onnx_sha256
-    assert registry.resolve(name, "production").ref == v1.ref
 
     # Streaming features for a few of the shows, as compute_features would have written them.
     now = int(time.time() * 1000)
