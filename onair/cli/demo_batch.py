@@ -57,10 +57,10 @@ def demo_ranking(lake: str, cfg: WorldConfig) -> bool:
     submit("train_ranker", ["--lake", lake, "--name", DEMO_MODEL, "--promote"], detached=False)
     mv = Registry().resolve(DEMO_MODEL, "production")
     m = mv.metrics
-    print(f"  {mv.ref}: NDCG@10 {m['ndcg10_model']} vs heuristic {m['ndcg10_heuristic']} "
-          f"({m['ndcg10_lift']:+.0%}), engagement@10 {m['eng10_model']} vs "
-          f"{m['eng10_heuristic']} ({m['eng10_lift']:+.0%}); report "
-          f"{Registry().version_dir(mv) / 'report.md'}")
+    lifts = ", ".join(f"{name} {m[f'pbm_{key}_lift']:+.0%}" for name, key in (
+        ("utility", "utility"), ("minutes", "minutes_attributed"), ("actions", "actions")))
+    print(f"  {mv.ref} in production; off-policy lift over the heuristic (position-based): "
+          f"{lifts}; report {Registry().version_dir(mv) / 'report.md'}")
 
     _step("17. compute_features + rank_shows; simulated listeners open the app and engage")
     features = submit("compute_features", [])
