@@ -36,8 +36,12 @@ class Utility:
 
     minute: float = 1.0
     like: float = 5.0
-    follow: float = 5.0
-    notify: float = 2.0  # it brings listening later, counted in the minutes already
+    # Follows happen on live shows only: weighted low, the ranker filled the top with upcoming
+    # shows and lost follows in the simulated A/B.
+    follow: float = 15.0
+    # A notification's worth is the listening it brings when the show starts, already in the
+    # attributed minutes; weighting the opt-in too pushed upcoming shows over live ones.
+    notify: float = 0.0
     listen: float = 5.0
 
     def of(self, frame: pd.DataFrame) -> np.ndarray:

@@ -83,8 +83,11 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "onair-bench")
     args = ap.parse_args()
     train_args = tuple(shlex.split(args.train_args))
-    model = MODEL + (f"_{hashlib.sha256(args.train_args.encode()).hexdigest()[:8]}"
-                     if train_args else "")
+    # A model per utility and flags: the gate would refuse one trained for other weights.
+    from models.ranking.training import RankerParams
+
+    key = json.dumps(RankerParams().as_dict(), sort_keys=True) + args.train_args
+    model = f"{MODEL}_{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
     Stack.default().up(lambda _m: None)
     os.environ["ONAIR_TOPIC_PREFIX"] = f"benchab{uuid.uuid4().hex[:6]}."

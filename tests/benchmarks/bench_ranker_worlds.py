@@ -13,9 +13,11 @@ SNIPS (``snips_lifts``, unbiased under any position effect, much wider). The ste
 ``models.ranking.training.load_rows / train_part / evaluate``), run in this process: the
 job's Flink stages only spread the same work over subtasks.
 
-Prints one JSON line: per world its flags and each objective's lift with its 95 % bootstrap
-interval, and the smallest position-based lift over the worlds per objective
-(``min_lift_<objective>``) and the smallest lower interval bound (``min_lift_ci_low_<objective>``).
+Prints one JSON line: per world its flags, each objective's estimated lift with its 95 %
+bootstrap interval and its true lift (``true_lifts``: from the world's own model,
+``onair.sim.world_truth``, which no estimator sees); over the worlds, per objective, the
+smallest position-based lift (``min_lift_<objective>``), the smallest lower interval bound
+(``min_lift_ci_low_<objective>``) and the smallest true lift (``min_true_lift_<objective>``).
 Run: ``./dev bench ranker_worlds [--users N --days N]``.
 """
 
@@ -76,7 +78,7 @@ def rows_of_world(cache: Path, users: int, days: int, flags: dict) -> str:
     return str(rows)
 
 
-def evaluate_world(rows_file: str, tie_seed: int) -> dict:
+def evaluate_world(rows_file: str, tie_seed: int, cfg=None) -> dict:
     import numpy as np
     import pandas as pd
 
@@ -101,7 +103,18 @@ def evaluate_world(rows_file: str, tie_seed: int) -> dict:
         return {o: {"lift": rows[o]["model"]["lift"], "ci95": rows[o]["model"]["lift_ci95"]}
                 for o in OBJECTIVES}
 
+    truth = {}
+    if cfg is not None:  # the world's own expected outcomes: the estimators' yardstick
+        from models.ranking.training import heuristic_of_rows
+        from onair.sim.world_history import World
+        from onair.sim.world_truth import expected_outcomes
+
+        world = World.create(cfg)
+        model = expected_outcomes(world, holdout, p, tie_seed=tie_seed)
+        base = expected_outcomes(world, holdout, heuristic_of_rows(holdout), tie_seed=tie_seed)
+        truth = {o: round(model[o] / base[o] - 1, 4) for o in model if base[o]}
     return {"train_rows": len(train), "holdout_requests": result["holdout_requests"],
+            "true_lifts": truth,
             "snips_matched_share": result["offpolicy"]["snips"]["matched_share"]["model"],
             "lifts": lifts("pbm"), "snips_lifts": lifts("snips")}
 
@@ -109,8 +122,10 @@ def evaluate_world(rows_file: str, tie_seed: int) -> dict:
 def one_world(args: tuple) -> tuple[str, dict]:
     name, flags, cache, users, days, tie_seed = args
     started = time.monotonic()
+    from onair.sim.world import WorldConfig
+
     rows = rows_of_world(cache, users, days, flags)
-    out = evaluate_world(rows, tie_seed)
+    out = evaluate_world(rows, tie_seed, WorldConfig(users=users, days=days, **flags))
     return name, {"flags": flags, **out, "seconds": round(time.monotonic() - started, 1)}
 
 
@@ -140,6 +155,8 @@ def main() -> None:
            for o in OBJECTIVES},
         **{f"min_lift_ci_low_{o}": min(w["lifts"][o]["ci95"][0] for w in worlds.values())
            for o in OBJECTIVES},
+        **{f"min_true_lift_{o}": min(w["true_lifts"][o] for w in worlds.values())
+           for o in OBJECTIVES if o != "utility"},
         "beats_heuristic_everywhere": all(
             w["lifts"][o]["lift"] > 0 for w in worlds.values()
             for o in ("minutes_attributed", "actions")),

@@ -166,3 +166,20 @@ def test_simulated_listeners_ignore_shows_from_outside_their_world():
         assert world_show_index(world, foreign) is None
     ranking = {"request_id": "r1", "items": [{"show_id": "s629934-s38", "score": 1.0}]}
     assert engage(world, 0, ranking, np.random.default_rng(0), 0, 0) == []
+
+
+def test_the_worlds_expected_outcomes_match_what_its_logged_feeds_brought():
+    """The yardstick of the off-policy estimators (``onair.sim.world_truth``), on the logged
+    order itself: expectation and observation agree."""
+    from onair.sim.world_truth import expected_outcomes
+
+    world = World.create(WorldConfig(users=3000, days=3, seed=9))
+    imp = pd.concat([h.impressions for _, h in world.history()], ignore_index=True)
+    truth = expected_outcomes(world, imp, -imp["position"].to_numpy(float), k=10)
+    top = imp[imp["position"] < 10]
+    requests = imp["request_id"].nunique()
+    observed = {"likes": top["liked"].sum(), "notifies": top["notified"].sum(),
+                "minutes": top["listen_minutes"].sum(),
+                "minutes_attributed": top["attributed_minutes"].sum()}
+    for name, total in observed.items():
+        assert truth[name] == pytest.approx(total / requests, rel=0.1), name
