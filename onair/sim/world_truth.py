@@ -8,7 +8,8 @@ For every impression a ranking keeps in its top ``k`` (ties broken with the eval
 ``listen_mean_ms`` cut at the show's end, a like and a follow with their probabilities; for an
 upcoming show a notification, which brings a listen when the show starts (``notify_listen``).
 A follow's later listening is counted at the full mean length, whether or not the creator has
-a next show within the week (an upper bound: close enough for a yardstick). Per request, summed, averaged over requests.
+a next show within the week (an upper bound: close enough for a yardstick). Summed per
+request, averaged over requests.
 """
 
 from __future__ import annotations
