@@ -11,7 +11,7 @@ from core.settings import FlinkSettings
 TERMINAL = {"FINISHED", "CANCELED", "FAILED"}
 
 
-def _call(url: str, method: str = "GET") -> dict:
+def call(url: str, method: str = "GET") -> dict:
     req = urllib.request.Request(url, method=method)
     with urllib.request.urlopen(req, timeout=10) as resp:
         body = resp.read()
@@ -21,12 +21,12 @@ def _call(url: str, method: str = "GET") -> dict:
 def jobs_overview(flink: FlinkSettings | None = None) -> list[dict]:
     """``/jobs/overview``: every job with its ``jid``, ``name`` and ``state``."""
     flink = flink or FlinkSettings.from_env()
-    return _call(f"{flink.rest_url}/jobs/overview")["jobs"]
+    return call(f"{flink.rest_url}/jobs/overview")["jobs"]
 
 
 def job_state(job_id: str, flink: FlinkSettings | None = None) -> str:
     flink = flink or FlinkSettings.from_env()
-    return _call(f"{flink.rest_url}/jobs/{job_id}")["state"]
+    return call(f"{flink.rest_url}/jobs/{job_id}")["state"]
 
 
 def restarts(job_id: str, flink: FlinkSettings | None = None) -> int:
@@ -34,7 +34,7 @@ def restarts(job_id: str, flink: FlinkSettings | None = None) -> int:
     failures in its exception history if more (the metric was seen at 0 after a restart of
     a job whose only region failed)."""
     flink = flink or FlinkSettings.from_env()
-    values = _call(f"{flink.rest_url}/jobs/{job_id}/metrics?get=numRestarts")
+    values = call(f"{flink.rest_url}/jobs/{job_id}/metrics?get=numRestarts")
     metric = int(float(values[0]["value"])) if values else 0
     return max(metric, len(exceptions(job_id, flink)))
 
@@ -43,7 +43,7 @@ def exceptions(job_id: str, flink: FlinkSettings | None = None) -> list[str]:
     """The root exceptions of the job's failures so far (its exception history), newest
     first: what made it restart."""
     flink = flink or FlinkSettings.from_env()
-    history = _call(f"{flink.rest_url}/jobs/{job_id}/exceptions").get("exceptionHistory", {})
+    history = call(f"{flink.rest_url}/jobs/{job_id}/exceptions").get("exceptionHistory", {})
     return [e.get("exceptionName", "") + ": " + (e.get("stacktrace") or "")[:2000]
             for e in history.get("entries", [])]
 
@@ -53,7 +53,7 @@ def records_in(job_id: str, vertex_name_part: str, flink: FlinkSettings | None =
     """Records the first vertex whose name contains ``vertex_name_part`` has received, as of
     the JobManager's last metrics fetch (``metrics.fetcher.update-interval``), or None."""
     flink = flink or FlinkSettings.from_env()
-    for vertex in _call(f"{flink.rest_url}/jobs/{job_id}").get("vertices", []):
+    for vertex in call(f"{flink.rest_url}/jobs/{job_id}").get("vertices", []):
         if vertex_name_part in vertex["name"]:
             return vertex.get("metrics", {}).get("read-records")
     return None
@@ -66,19 +66,19 @@ def vertex_metric_sum(job_id: str, vertex_name_start: str, metric_suffix: str,
     the first metric id ending in ``metric_suffix`` (user metrics are named
     ``<operator>.<group>.<name>``), as of the last metrics fetch, or None."""
     flink = flink or FlinkSettings.from_env()
-    for vertex in _call(f"{flink.rest_url}/jobs/{job_id}").get("vertices", []):
+    for vertex in call(f"{flink.rest_url}/jobs/{job_id}").get("vertices", []):
         if vertex["name"].startswith(vertex_name_start):
             url = f"{flink.rest_url}/jobs/{job_id}/vertices/{vertex['id']}/subtasks/metrics"
-            names = [m["id"] for m in _call(url) if m["id"].endswith(metric_suffix)]
+            names = [m["id"] for m in call(url) if m["id"].endswith(metric_suffix)]
             if names:
-                values = _call(f"{url}?get={names[0]}&agg=sum")
+                values = call(f"{url}?get={names[0]}&agg=sum")
                 return float(values[0]["sum"]) if values else None
     return None
 
 
 def cancel(job_id: str, flink: FlinkSettings | None = None) -> None:
     flink = flink or FlinkSettings.from_env()
-    _call(f"{flink.rest_url}/jobs/{job_id}?mode=cancel", method="PATCH")
+    call(f"{flink.rest_url}/jobs/{job_id}?mode=cancel", method="PATCH")
 
 
 def latest_checkpoint(job_id: str, flink: FlinkSettings | None = None, *,
@@ -86,7 +86,7 @@ def latest_checkpoint(job_id: str, flink: FlinkSettings | None = None, *,
     """Path of the job's latest completed checkpoint (retained on cancel), or None; with
     ``triggered_after_ms``, only a checkpoint triggered after that wall-clock time."""
     flink = flink or FlinkSettings.from_env()
-    latest = _call(f"{flink.rest_url}/jobs/{job_id}/checkpoints").get("latest", {})
+    latest = call(f"{flink.rest_url}/jobs/{job_id}/checkpoints").get("latest", {})
     completed = latest.get("completed") or {}
     if completed.get("trigger_timestamp", 0) < triggered_after_ms:
         return None

@@ -30,6 +30,11 @@ from core.settings import state_dir
 KAFKA_PORT = 9092
 REDIS_PORT = 6379
 FLINK_REST_PORT = 8081
+PROMETHEUS_PORT = 9090
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+ALERT_RULES = PROJECT_ROOT / "infra" / "prometheus" / "alerts.yml"
+# Flink's Prometheus endpoints: the JobManager and the TaskManagers take the first free ones.
+PROMETHEUS_PORTS = tuple(range(9249, 9249 + 1 + 2 + 2))
 HOST = "127.0.0.1"
 
 # Sized for a 2-core, 24 GiB machine that runs several small streaming jobs side by side:
@@ -67,6 +72,12 @@ FLINK_OVERRIDES: dict[str, object] = {
     # per JVM: pemja must come from the cluster's own class path (see flink_lib_dir), never from
     # each job's class loader, or every job after the first fails with UnsatisfiedLinkError.
     "classloader.parent-first-patterns.additional": "pemja.",
+    # Prometheus' reporter (its plugin ships in PyFlink's plugins/): the JobManager and each
+    # TaskManager serve /metrics on the first free port of the range (docs/operations.md).
+    # It binds every interface (the reporter has no host option).
+    "metrics.reporter.prom.factory.class":
+        "org.apache.flink.metrics.prometheus.PrometheusReporterFactory",
+    "metrics.reporter.prom.port": f"{PROMETHEUS_PORTS[0]}-{PROMETHEUS_PORTS[-1]}",
 }
 
 
@@ -231,8 +242,9 @@ class Stack:
         return proc.pid
 
     # ----------------------------------------------------------------- services
-    def up(self, say: Callable[[str], None] = print) -> dict[str, str]:
-        """Start whatever is not already reachable; return endpoints by service."""
+    def up(self, say: Callable[[str], None] = print, metrics: bool = False) -> dict[str, str]:
+        """Start whatever is not already reachable; return endpoints by service. ``metrics``:
+        a Prometheus server too, scraping the cluster with the alert rules loaded."""
         for d in (self.home, self.logs, self.pids):
             d.mkdir(parents=True, exist_ok=True)
         # Externals first: a wrong variable must fail before anything is started.
@@ -243,6 +255,9 @@ class Stack:
         }
         before = set(self.started())
         starters = {"kafka": self._up_kafka, "redis": self._up_redis, "flink": self._up_flink}
+        if metrics:
+            starters["prometheus"] = self._up_prometheus
+            endpoints["prometheus"] = None
         try:
             for name, start in starters.items():
                 endpoints[name] = endpoints[name] or start(say)
@@ -415,6 +430,45 @@ class Stack:
             f"{FLINK_OVERRIDES['taskmanager.numberOfTaskSlots']} slots)")
         return rest
 
+    def write_prometheus_conf(self) -> Path:
+        """Scrape the cluster's reporter ports every 5 s; evaluate onair's alert rules."""
+        folder = self.home / "prometheus"
+        folder.mkdir(parents=True, exist_ok=True)
+        conf = {
+            "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
+            "rule_files": [str(ALERT_RULES)],
+            "scrape_configs": [{
+                "job_name": "flink",
+                "static_configs": [{"targets": [f"{HOST}:{p}" for p in PROMETHEUS_PORTS]}],
+            }],
+        }
+        path = folder / "prometheus.yml"
+        path.write_text(yaml.safe_dump(conf, sort_keys=False))
+        return path
+
+    def _up_prometheus(self, say: Callable[[str], None]) -> str:
+        url = f"http://{HOST}:{PROMETHEUS_PORT}"
+        if port_open(PROMETHEUS_PORT):
+            if _http_ok(f"{url}/-/ready"):
+                say(f"prometheus: already running at {url}, reusing it")
+                return url
+            raise StackError(f"port {PROMETHEUS_PORT} is taken by something that is not "
+                             f"Prometheus: stop it (`ss -ltnp 'sport = :{PROMETHEUS_PORT}'`)")
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise StackError("`onair up --metrics` needs Prometheus: apt-get install prometheus")
+        conf = self.write_prometheus_conf()
+        pid = self._spawn("prometheus", [
+            binary, f"--config.file={conf}", f"--storage.tsdb.path={conf.parent / 'data'}",
+            f"--web.listen-address={HOST}:{PROMETHEUS_PORT}", "--storage.tsdb.retention.time=2d",
+        ])
+        _wait("Prometheus", lambda: _http_ok(f"{url}/-/ready"), 30,
+              self.logs / "prometheus.log")
+        self._remember("prometheus", {"pid": pid, "endpoint": url})
+        say(f"prometheus: started at {url} (pid {pid}), scraping Flink's reporters, "
+            "alert rules loaded")
+        return url
+
     # ----------------------------------------------------------------- status and down
     def status(self) -> dict[str, dict]:
         """Health of each service, whoever started it."""
@@ -439,6 +493,9 @@ class Stack:
                 "jobs_running": overview.get("jobs-running") if overview else 0,
                 "managed": "flink" in mine,
             },
+            **({"prometheus": {"endpoint": mine["prometheus"]["endpoint"],
+                               "healthy": _http_ok(mine["prometheus"]["endpoint"] + "/-/ready"),
+                               "managed": True}} if "prometheus" in mine else {}),
         }
 
     def down(self, say: Callable[[str], None] = print, only: set[str] | None = None) -> None:
@@ -454,7 +511,8 @@ class Stack:
             _wait_closed(self.flink_port, 30)
             self._forget("flink")
             say("flink: stopped")
-        for name, port in (("redis", self.redis_port), ("kafka", self.kafka_port)):
+        for name, port in (("prometheus", PROMETHEUS_PORT), ("redis", self.redis_port),
+                           ("kafka", self.kafka_port)):
             if name in mine:
                 _terminate(mine[name]["pid"])
                 _wait_closed(port, 15)
@@ -476,6 +534,16 @@ class Stack:
             if alive_pids:
                 alive[pid_file.stem] = alive_pids
         return alive
+
+
+def _http_ok(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict[str, object]:

@@ -37,6 +37,7 @@ from models.alarms.stream import (
 from models.alarms.training import alarm_label_of, feature_spec_of, file_windows
 from models.onnx_export import OnnxScorer
 from models.registry import Registry
+from operators.metrics import LatencyMetrics
 from operators.validate import DEAD_LETTER_TAG, RecordBarrier, RowValidator, kafka_row
 
 
@@ -108,6 +109,8 @@ class DetectAlarmsFunction(KeyedProcessFunction):
             "audio_chunks", "audio_duplicates", "audio_gaps_filled", "audio_resets",
             "windows_scored", "alarm_alerts", "streams_expired", "batches")}
         self.last_delay_ms = group.distribution("last_alert_delay_ms")
+        self.job_latency = LatencyMetrics(group)
+        self.job_latency.model(self.model_ref)
 
     def process_element(self, value, ctx: KeyedProcessFunction.Context):
         key = ctx.get_current_key()
@@ -238,7 +241,9 @@ class DetectAlarmsFunction(KeyedProcessFunction):
             self.m["windows_scored"].inc(scored)
         for detector, detection in detections:
             now = int(time.time() * 1000)
-            self.last_delay_ms.update(now - round(detection.window_end_ts))
+            delay = now - round(detection.window_end_ts)
+            self.last_delay_ms.update(delay)
+            self.job_latency.observe(delay)
             self.m["alarm_alerts"].inc()
             stream_id = keys[id(detector)]
             yield kafka_row(stream_id, alert_message(

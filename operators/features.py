@@ -64,6 +64,7 @@ from models.features.buckets import (
     split_by_bucket,
 )
 from models.features.entities import DAY_MS, Eviction
+from operators.metrics import LatencyMetrics
 from operators.state_ttl import state_ttl
 from operators.validate import (
     DEAD_LETTER_TAG,
@@ -162,6 +163,7 @@ class EntityBucketsFunction(KeyedProcessFunction):
         self.writes = group.counter("redis_writes")
         self.batches = group.counter("redis_batches")
         self.reflection = group.distribution("reflection_ms")
+        self.job_latency = LatencyMetrics(group)
         self.barrier = RecordBarrier(self.job, self.operator, runtime_context)
         self.evictions = group.counter("entities_evicted")
 
@@ -262,7 +264,9 @@ class EntityBucketsFunction(KeyedProcessFunction):
         if oldest_event_ts is not None:   # event time passing is not an event reflected
             # One sample per write, its least recent entity: a metric update is a call into
             # the JVM in thread mode, too dear per entity.
-            self.reflection.update(max(0, int(time.time() * 1000) - oldest_event_ts))
+            reflection = max(0, int(time.time() * 1000) - oldest_event_ts)
+            self.reflection.update(reflection)
+            self.job_latency.observe(reflection)
         self.writes.inc(len(writes))
         self.batches.inc()
 

@@ -26,6 +26,7 @@ from models.ranking.scoring import (
     top_k_indices,
     variant,
 )
+from operators.metrics import LatencyMetrics
 from operators.validate import (
     DEAD_LETTER_TAG,
     RecordBarrier,
@@ -152,6 +153,7 @@ class RankShowsFunction(BroadcastProcessFunction):
         # Users' batch hashes read from Redis (the rest came from the reader's per-run cache).
         self.user_reads = group.counter("ranking_user_reads")
         self.latency = group.distribution("ranking_latency_us")
+        self.job_latency = LatencyMetrics(group)
         self.degraded = group.counter("ranking_degraded")
         self.barrier = RecordBarrier(self.job, "rank", runtime_context)
         # The worker holds a few hundred thousand long-lived objects (Beam, PyFlink, ONNX
@@ -207,6 +209,7 @@ class RankShowsFunction(BroadcastProcessFunction):
                 log.warning("keeping %s: reload failed: %s", self.model_version, e)
             return
         self.scorer, self.model_version = scorer, mv.ref
+        self.job_latency.model(mv.ref)
         self.reloads.inc()
         log.info("ranking with %s", mv.ref)
 
@@ -235,5 +238,7 @@ class RankShowsFunction(BroadcastProcessFunction):
             self.degraded.inc()
         elif message["variant"] == "ml" and message["model_version"] is None:
             self.fallbacks.inc()
-        self.latency.update(int((time.perf_counter() - started) * 1e6))
+        elapsed = time.perf_counter() - started
+        self.latency.update(int(elapsed * 1e6))
+        self.job_latency.observe(elapsed * 1000)
         yield kafka_row(request["user_id"], message)

@@ -8,6 +8,7 @@ the embedded stack (``onair up``), started once and stopped at the end of the se
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sized
@@ -58,7 +59,8 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     home = Path(os.environ.get("ONAIR_TEST_HOME") or tmp_path_factory.mktemp("onair-home"))
     os.environ["ONAIR_HOME"] = str(home)
     stack = Stack(home)
-    endpoints = stack.up()
+    # Prometheus too, when the system has it (./dev installs it): tests/integration/test_metrics.py
+    endpoints = stack.up(metrics=shutil.which("prometheus") is not None)
     yield Services(endpoints["kafka"], endpoints["redis"], endpoints["flink"])
     stack.down()
     # `onair down` must leave nothing behind of what this session started.

@@ -13,13 +13,14 @@ from onair.cli import (
     lake,
     pipeline,
     stack,
+    top,
     topics,
     transcripts,
     world,
 )
 from onair.cli.common import CliError, kafka_settings
 
-GROUPS = (stack, topics, jobs, lake, transcripts, alarms, world, pipeline, demo, docs)
+GROUPS = (stack, topics, jobs, top, lake, transcripts, alarms, world, pipeline, demo, docs)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from onair.stack import Stack
 
     stack = Stack.default()
-    endpoints = stack.up()
+    endpoints = stack.up(metrics=args.metrics)
     if not args.no_topics:
         from connectors.kafka_admin import create_topics
 
@@ -25,6 +25,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"  KAFKA_BOOTSTRAP_SERVERS={endpoints['kafka']}")
     print(f"  REDIS_URL={endpoints['redis']}")
     print(f"  FLINK_REST_URL={endpoints['flink']}  (web UI)")
+    if endpoints.get("prometheus"):
+        print(f"  Prometheus: {endpoints['prometheus']}  (alerts: /alerts; `onair top` for a "
+              "terminal view)")
     print(f"state, logs and pids: {stack.home}")
     return 0
 
@@ -39,7 +42,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         for name, s in status.items():
             state = "healthy" if s["healthy"] else "DOWN"
             extra = {k: v for k, v in s.items() if k not in ("endpoint", "healthy")}
-            print(f"{name:6} {state:8} {s['endpoint']}  "
+            print(f"{name:10} {state:8} {s['endpoint']}  "
                   + " ".join(f"{k}={v}" for k, v in extra.items()))
     return 0 if all(s["healthy"] for s in status.values()) else 1
 
@@ -54,6 +57,9 @@ def cmd_down(args: argparse.Namespace) -> int:
 def add_parsers(sub) -> None:
     p = sub.add_parser("up", help="start the embedded Kafka, Redis and Flink (if not running)")
     p.add_argument("--no-topics", action="store_true", help="do not create the project topics")
+    p.add_argument("--metrics", action="store_true",
+                   help="also a Prometheus server (system package) on 127.0.0.1:9090 scraping "
+                        "the cluster, with the alert rules of infra/prometheus loaded")
     p.set_defaults(func=cmd_up)
     p = sub.add_parser("status", help="health of Kafka, Redis and Flink")
     p.add_argument("--json", action="store_true")

@@ -49,10 +49,10 @@ def taskmanager_running(job_id: str, s: Stack) -> int:
     """The pid of a TaskManager that runs a task of ``job_id``."""
     rest = flink_rest.FlinkSettings.from_env().rest_url
     hosts: set[str] = set()
-    for vertex in flink_rest._call(f"{rest}/jobs/{job_id}").get("vertices", []):
-        detail = flink_rest._call(f"{rest}/jobs/{job_id}/vertices/{vertex['id']}/taskmanagers")
+    for vertex in flink_rest.call(f"{rest}/jobs/{job_id}").get("vertices", []):
+        detail = flink_rest.call(f"{rest}/jobs/{job_id}/vertices/{vertex['id']}/taskmanagers")
         hosts |= {tm["taskmanager-id"] for tm in detail.get("taskmanagers", [])}
-    by_id = {tm["id"]: tm for tm in flink_rest._call(f"{rest}/taskmanagers")["taskmanagers"]}
+    by_id = {tm["id"]: tm for tm in flink_rest.call(f"{rest}/taskmanagers")["taskmanagers"]}
     for tm_id in sorted(hosts):
         port = by_id.get(tm_id, {}).get("dataPort")
         # The REST API names no pid: the process listening on the TaskManager's data port.

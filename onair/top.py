@@ -1,0 +1,106 @@
+"""What `onair top` shows: each job's figures, read from Flink's REST API by metric name
+conventions (docs/operations.md, "Metrics"), with nothing known about any particular job.
+
+* records in per second: the sources' ``Source…numRecordsInPerSecond``;
+* records out per second: the sinks' ``…Writer.numRecordsOutPerSecond`` other than the
+  dead-letter sink's, plus the feature store's ``onair.redis_writes`` rate;
+* lag: the Kafka sources' ``pendingRecords`` (records behind the partitions' ends);
+* dead letters per second: the dead-letter sink's ``Writer.numRecordsOutPerSecond``;
+* latency p50 / p99 and model version: ``onair.latency_p50_ms``, ``onair.latency_p99_ms``
+  and ``onair.model_version``, the largest over subtasks (``operators/metrics.py``);
+* restarts (``numRestarts``), checkpoint duration (the latest completed one's end to end).
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+
+from connectors.flink_rest import call
+from core.settings import FlinkSettings
+
+FIELDS = ("name", "job_id", "state", "uptime_s", "restarts", "records_in_per_s",
+          "records_out_per_s", "lag", "dead_letters_per_s", "checkpoint_ms",
+          "latency_p50_ms", "latency_p99_ms", "model_version")
+
+
+def classify(metric_id: str) -> str | None:
+    """Which figure a subtask metric feeds, by its name alone (None: none)."""
+    operator, _, name = metric_id.rpartition(".")
+    if name == "numRecordsInPerSecond" and operator.startswith("Source"):
+        return "records_in_per_s"
+    if name == "numRecordsOutPerSecond" and operator.endswith("Writer"):
+        return "dead_letters_per_s" if "dead_letters" in operator else "records_out_per_s"
+    if name == "pendingRecords":
+        return "lag"
+    if operator.endswith("onair") or ".onair" in operator:
+        return {"redis_writes": "redis_writes", "latency_p50_ms": "latency_p50_ms",
+                "latency_p99_ms": "latency_p99_ms", "model_version": "model_version"}.get(name)
+    return None
+
+
+SUMMED = {"records_in_per_s", "records_out_per_s", "lag", "dead_letters_per_s", "redis_writes"}
+
+
+def combine(job: dict, values: list[tuple[str, float, float]], restarts: int,
+            checkpoint_ms: float | None, redis_writes_rate: float | None) -> dict:
+    """One job's row from its metrics ``(figure, sum over subtasks, max over subtasks)``."""
+    row: dict = {"name": job["name"], "job_id": job["jid"], "state": job["state"],
+                 "uptime_s": round(job.get("duration", 0) / 1000),
+                 "restarts": restarts, "checkpoint_ms": checkpoint_ms}
+    seen: dict[str, float] = {}
+    for figure, total, biggest in values:
+        if figure in SUMMED:
+            seen[figure] = seen.get(figure, 0.0) + total
+        else:
+            seen[figure] = max(seen.get(figure, 0.0), biggest)
+    seen.pop("redis_writes", None)
+    row.update(seen)
+    if redis_writes_rate:
+        row["records_out_per_s"] = (row.get("records_out_per_s") or 0.0) + redis_writes_rate
+    row["model_version"] = int(row["model_version"]) if row.get("model_version") else None
+    for name in FIELDS:
+        row.setdefault(name, None)
+        if isinstance(row[name], float):
+            row[name] = round(row[name], 1)
+    return {name: row[name] for name in FIELDS}
+
+
+class Top:
+    """Reads the cluster's jobs; keeps the last counter readings to turn them into rates."""
+
+    def __init__(self, flink: FlinkSettings | None = None):
+        self.flink = flink or FlinkSettings.from_env()
+        self.last: dict[str, tuple[float, float]] = {}  # job id -> (time, redis writes)
+
+    def jobs(self, include_ended: bool = False) -> list[dict]:
+        jobs = call(f"{self.flink.rest_url}/jobs/overview")["jobs"]
+        if not include_ended:
+            jobs = [j for j in jobs if j["state"] not in ("FINISHED", "CANCELED")]
+        return [self.row(j) for j in sorted(jobs, key=lambda j: (j["name"], j["jid"]))]
+
+    def row(self, job: dict) -> dict:
+        base = f"{self.flink.rest_url}/jobs/{job['jid']}"
+        values = []
+        running = job["state"] in ("RUNNING", "RESTARTING")
+        for vertex in call(base).get("vertices", []) if running else []:
+            url = f"{base}/vertices/{vertex['id']}/subtasks/metrics"
+            wanted = {m["id"]: classify(m["id"]) for m in call(url)}
+            wanted = {k: v for k, v in wanted.items() if v}
+            if not wanted:
+                continue
+            query = urllib.parse.quote(",".join(wanted), safe=",")
+            for m in call(f"{url}?get={query}&agg=sum,max"):
+                values.append((wanted[m["id"]], float(m.get("sum", 0)), float(m.get("max", 0))))
+        restarts = call(f"{base}/metrics?get=numRestarts")
+        checkpoints = call(f"{base}/checkpoints") if running else {}
+        completed = (checkpoints.get("latest") or {}).get("completed") or {}
+        writes = sum(total for figure, total, _ in values if figure == "redis_writes")
+        now, rate = time.monotonic(), None
+        if any(figure == "redis_writes" for figure, _, _ in values):
+            if job["jid"] in self.last:
+                then, before = self.last[job["jid"]]
+                rate = max(0.0, (writes - before) / max(now - then, 1e-3))
+            self.last[job["jid"]] = (now, writes)
+        return combine(job, values, int(float(restarts[0]["value"])) if restarts else 0,
+                       completed.get("end_to_end_duration"), rate)

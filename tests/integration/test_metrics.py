@@ -1,0 +1,105 @@
+"""Operators can see and be alerted: compute_features fed good and bad records on the stack
+with Prometheus (`onair up --metrics`): `onair top --once --json` shows its figures, the named
+series are in Prometheus with plausible values, the dead-letter alert goes off, and cancelling
+the job sets off the job-down alert."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from connectors import flink_rest
+from connectors.kafka_admin import create_topics, producer
+from core.settings import KafkaSettings
+from onair.cli import main
+from onair.stack import HOST, PROMETHEUS_PORT
+from onair.submit import submit
+
+PROMETHEUS = f"http://{HOST}:{PROMETHEUS_PORT}"
+
+
+def _get(path: str, **params) -> dict:
+    url = f"{PROMETHEUS}{path}?{urllib.parse.urlencode(params)}"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.loads(resp.read())["data"]
+
+
+def _query(expr: str) -> dict[str, float]:
+    return {r["metric"].get("job_name", ""): float(r["value"][1])
+            for r in _get("/api/v1/query", query=expr)["result"]}
+
+
+def _alerts(name: str, job: str) -> list[str]:
+    return [a["state"] for a in _get("/api/v1/alerts")["alerts"]
+            if a["labels"]["alertname"] == name and a["labels"].get("job_name") == job]
+
+
+def _until(check, timeout_s: float):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(2)
+
+
+@pytest.mark.integration
+def test_top_prometheus_series_and_alerts(services, topic_prefix, capsys):
+    try:
+        _get("/api/v1/status/buildinfo")
+    except OSError:
+        pytest.fail("no Prometheus at 127.0.0.1:9090: install it (apt-get install prometheus)")
+    kafka = KafkaSettings.from_env()
+    create_topics(kafka)
+    job = submit("compute_features", ["--checkpoint-interval-ms", "2000"])
+    try:
+        assert flink_rest.wait_for_state(job, {"RUNNING"}, 120) == "RUNNING"
+        p = producer(kafka)
+        now = int(time.time() * 1000)
+        for burst in range(4):      # dead letters at several scrapes: a rate, not a blip
+            for i in range(300):
+                event = {"event_id": f"m{burst}-{i}", "event_type": "listen_start",
+                         "ts": now + i, "user_id": f"u{i % 30}", "show_id": f"s{i % 9}",
+                         "creator_id": "c1", "topic": "tech"}
+                p.send(kafka.topic("behavior-events"), json.dumps(event).encode(), key=b"u")
+            for _ in range(1000):
+                p.send(kafka.topic("behavior-events"), b'{"bad": true}', key=b"x")
+            p.flush()
+            time.sleep(4)
+
+        capsys.readouterr()
+        assert main(["top", "--once", "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)["jobs"]
+        row = next(r for r in rows if r["job_id"] == job)
+        assert row["name"] == "compute_features" and row["state"] == "RUNNING"
+        assert row["restarts"] == 0 and row["lag"] is not None
+        assert row["records_in_per_s"] > 0 and row["dead_letters_per_s"] > 0
+        assert row["checkpoint_ms"] is not None and row["latency_p99_ms"] >= \
+            row["latency_p50_ms"] > 0
+
+        # The named series, scraped from the reporters, with plausible values.
+        assert _until(lambda: _query('sum by (job_name) (flink_taskmanager_job_task_operator_'
+                                     'onair_dead_letters{job_name="compute_features"})'
+                                     ).get("compute_features", 0) >= 4000, 60)
+        series = {
+            "flink_jobmanager_job_uptime": lambda v: v > 0,
+            "flink_jobmanager_job_numRestarts": lambda v: v == 0,
+            "flink_jobmanager_job_lastCheckpointDuration": lambda v: v >= 0,
+            "flink_taskmanager_job_task_operator_onair_records_in": lambda v: v >= 5200,
+            "flink_taskmanager_job_task_operator_onair_latency_p99_ms": lambda v: 0 < v < 60_000,
+            "flink_taskmanager_job_task_operator_pendingRecords": lambda v: v >= 0,
+        }
+        for name, plausible in series.items():
+            got = _query(f'max by (job_name) ({name}{{job_id="{job}"}})')
+            assert "compute_features" in got and plausible(got["compute_features"]), (name, got)
+
+        assert _until(lambda: _alerts("OnairDeadLetters", "compute_features"), 90)
+        assert not _alerts("OnairJobGone", "compute_features")
+    finally:
+        flink_rest.cancel(job)
+    assert flink_rest.wait_for_state(job, {"CANCELED"}, 60) == "CANCELED"
+    assert _until(lambda: _alerts("OnairJobGone", "compute_features"), 90)

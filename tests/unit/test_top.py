@@ -1,0 +1,45 @@
+"""`onair top`'s figures from Flink's metric names (no job known by name), and the latency
+window the jobs publish."""
+
+from __future__ import annotations
+
+import pytest
+
+from models.latency import LatencyWindow
+from onair.top import FIELDS, classify, combine
+
+
+def test_metrics_are_recognised_by_name_alone():
+    assert classify("Source__src_behavior_events[1].numRecordsInPerSecond") == "records_in_per_s"
+    assert classify("Calc[2].numRecordsInPerSecond") is None
+    assert classify("sink_dead_letters[14]__Writer.numRecordsOutPerSecond") == \
+        "dead_letters_per_s"
+    assert classify("sink_rec_rankings[7]__Writer.numRecordsOutPerSecond") == \
+        "records_out_per_s"
+    assert classify("Source__src_rec_requests[1].pendingRecords") == "lag"
+    assert classify("show-user-features.onair.latency_p99_ms") == "latency_p99_ms"
+    assert classify("rank.onair.model_version") == "model_version"
+    assert classify("rank.onair.ranking_requests") is None
+
+
+def test_a_row_sums_rates_and_takes_the_worst_latency():
+    job = {"name": "rank_shows", "jid": "abc", "state": "RUNNING", "duration": 65_000}
+    values = [("records_in_per_s", 40.0, 25.0), ("records_in_per_s", 10.0, 10.0),
+              ("lag", 7.0, 5.0), ("latency_p99_ms", 30.0, 18.0),
+              ("latency_p99_ms", 12.0, 12.0), ("model_version", 6.0, 3.0),
+              ("redis_writes", 1e6, 1e6)]
+    row = combine(job, values, restarts=2, checkpoint_ms=41, redis_writes_rate=5.0)
+    assert list(row) == list(FIELDS)
+    assert row["records_in_per_s"] == 50.0 and row["lag"] == 7.0
+    assert row["latency_p99_ms"] == 18.0 and row["model_version"] == 3
+    assert row["records_out_per_s"] == 5.0      # the feature store's writes
+    assert row["restarts"] == 2 and row["uptime_s"] == 65 and row["dead_letters_per_s"] is None
+
+
+def test_latency_window_keeps_the_last_observations():
+    w = LatencyWindow(size=100)
+    assert w.quantiles(0.5) is None
+    for v in range(1000):
+        w.add(float(v))
+    p50, p99 = w.quantiles(0.5, 0.99)
+    assert p50 == pytest.approx(949.5) and p99 == pytest.approx(998.01)
