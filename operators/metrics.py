@@ -1,6 +1,7 @@
 """The metrics every onair job publishes under the same names (docs/operations.md):
-``onair.latency_p50_ms`` / ``onair.latency_p99_ms`` (the job's own latency over its recent
-records) and ``onair.model_version`` (the registry version in service, 0 for none).
+``onair.latency_p50_ms`` / ``onair.latency_p99_ms`` (the job's own latency over the last
+minute of its records, published at most once a second; a job with no records keeps its last
+figures) and ``onair.model_version`` (the registry version in service, 0 for none).
 
 They are Flink Python distributions, which in thread mode are last-value gauges held on the
 Java side: the metrics thread reads them without calling into Python (a Python gauge would).
@@ -24,11 +25,11 @@ class LatencyMetrics:
         self.next_publish = 0.0
 
     def observe(self, ms: float) -> None:
-        self.window.add(ms)
         now = time.monotonic()
+        self.window.add(ms, now)
         if now >= self.next_publish:
             self.next_publish = now + PUBLISH_EVERY_S
-            p50, p99 = self.window.quantiles(0.5, 0.99)
+            p50, p99 = self.window.quantiles(now, 0.5, 0.99)
             self.p50.update(round(p50))
             self.p99.update(round(p99))
 

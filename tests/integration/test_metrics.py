@@ -1,7 +1,8 @@
 """Operators can see and be alerted: compute_features fed good and bad records on the stack
 with Prometheus (`onair up --metrics`): `onair top --once --json` shows its figures, the named
-series are in Prometheus with plausible values, the dead-letter alert goes off, and cancelling
-the job sets off the job-down alert."""
+series are in Prometheus with plausible values, every query of the Grafana dashboard returns
+a series, the dead-letter alert goes off, and cancelling the job sets off the job-down
+alert."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +22,7 @@ from onair.stack import HOST, PROMETHEUS_PORT
 from onair.submit import submit
 
 PROMETHEUS = f"http://{HOST}:{PROMETHEUS_PORT}"
+DASHBOARD = Path(__file__).resolve().parents[2] / "infra" / "grafana" / "dashboards" / "onair.json"
 
 
 def _get(path: str, **params) -> dict:
@@ -96,6 +99,16 @@ def test_top_prometheus_series_and_alerts(services, topic_prefix, capsys):
         for name, plausible in series.items():
             got = _query(f'max by (job_name) ({name}{{job_id="{job}"}})')
             assert "compute_features" in got and plausible(got["compute_features"]), (name, got)
+
+        # Every query of the Grafana dashboard returns a series for this job: the dashboard
+        # cannot drift from the metric names.
+        dashboard = json.loads(DASHBOARD.read_text())
+        exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+        assert len(exprs) >= 10
+        for expr in exprs:
+            concrete = expr.replace("$job", "compute_features").replace("$__rate_interval",
+                                                                         "1m")
+            assert _get("/api/v1/query", query=concrete)["result"], expr
 
         assert _until(lambda: _alerts("OnairDeadLetters", "compute_features"), 90)
         assert not _alerts("OnairJobGone", "compute_features")

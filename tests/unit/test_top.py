@@ -36,10 +36,13 @@ def test_a_row_sums_rates_and_takes_the_worst_latency():
     assert row["restarts"] == 2 and row["uptime_s"] == 65 and row["dead_letters_per_s"] is None
 
 
-def test_latency_window_keeps_the_last_observations():
-    w = LatencyWindow(size=100)
-    assert w.quantiles(0.5) is None
-    for v in range(1000):
-        w.add(float(v))
-    p50, p99 = w.quantiles(0.5, 0.99)
+def test_latency_window_keeps_the_last_minute_of_observations():
+    w = LatencyWindow(size=100, horizon_s=60)
+    assert w.quantiles(0.0, 0.5) is None
+    for v in range(1000):              # the ring keeps the last 100
+        w.add(float(v), now_s=0.0)
+    p50, p99 = w.quantiles(0.0, 0.5, 0.99)
     assert p50 == pytest.approx(949.5) and p99 == pytest.approx(998.01)
+    w.add(5.0, now_s=100.0)            # a minute later only the newest counts
+    assert w.quantiles(100.0, 0.5, 0.99) == [5.0, 5.0]
+    assert w.quantiles(200.0, 0.5) is None
