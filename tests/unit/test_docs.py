@@ -115,6 +115,9 @@ def _check_onair(tokens: list[str], where: str) -> None:
     sub = tokens[1]
     assert sub in SUBCOMMANDS, f"{where}: `onair {sub}` is not a subcommand"
     parser, rest = SUBCOMMANDS[sub], tokens[2:]
+    nested = _subparsers(parser)     # `onair pipeline daily ...`
+    if nested and rest and rest[0] in nested:
+        parser, rest = nested[rest[0]], rest[1:]
     own, job, job_args = _flags(parser), None, []
     if sub in ("submit", "config"):
         positional = [t for t in rest if not t.startswith("-")]
