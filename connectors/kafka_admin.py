@@ -76,7 +76,7 @@ def partitions_of(kafka: KafkaSettings, topic: str) -> list[int]:
 
 def end_offsets(kafka: KafkaSettings, topic: str, probe_timeout_ms: int = 2000) -> dict[int, int]:
     """The true end offset (one past the last record) of every partition of the physical
-    topic ``topic``."""
+    topic ``topic``; ``probe_timeout_ms`` 0: as the broker reports it, without reading on."""
     c = consumer(kafka, isolation_level="read_uncommitted")
     try:
         parts = [TopicPartition(topic, p) for p in partitions_of(kafka, topic)]
@@ -87,7 +87,7 @@ def end_offsets(kafka: KafkaSettings, topic: str, probe_timeout_ms: int = 2000) 
             ends[tp.partition] = reported[tp]
             c.seek(tp, reported[tp])
         # Read forward from what the broker reported until nothing more arrives.
-        while True:
+        while probe_timeout_ms:
             batch = c.poll(timeout_ms=probe_timeout_ms, max_records=5000)
             if not batch:
                 break

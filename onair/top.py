@@ -4,7 +4,10 @@ conventions (docs/operations.md, "Metrics"), with nothing known about any partic
 * records in per second: the sources' ``Source…numRecordsInPerSecond``;
 * records out per second: the sinks' ``…Writer.numRecordsOutPerSecond`` other than the
   dead-letter sink's, plus the feature store's ``onair.redis_writes`` rate;
-* lag: the Kafka sources' ``pendingRecords`` (records behind the partitions' ends);
+* lag: per partition of the project's topics, the broker's end offset minus the Kafka
+  source's ``currentOffset`` (the last record read) minus one, summed (``lag_by_partition``
+  has each, named as Flink's metrics spell topics: dots as underscores); the sources'
+  ``pendingRecords`` when the broker cannot be asked;
 * dead letters per second: the dead-letter sink's ``Writer.numRecordsOutPerSecond``;
 * latency p50 / p99 and model version: ``onair.latency_p50_ms``, ``onair.latency_p99_ms``
   and ``onair.model_version``, the largest over subtasks (``operators/metrics.py``);
@@ -13,19 +16,24 @@ conventions (docs/operations.md, "Metrics"), with nothing known about any partic
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.parse
 
 from connectors.flink_rest import call
-from core.settings import FlinkSettings
+from core.settings import FlinkSettings, KafkaSettings
 
 FIELDS = ("name", "job_id", "state", "uptime_s", "restarts", "records_in_per_s",
           "records_out_per_s", "lag", "dead_letters_per_s", "checkpoint_ms",
-          "latency_p50_ms", "latency_p99_ms", "model_version")
+          "latency_p50_ms", "latency_p99_ms", "model_version", "lag_by_partition")
+OFFSET = re.compile(
+    r"KafkaSourceReader\.topic\.(?P<topic>.+)\.partition\.(?P<p>\d+)\.currentOffset$")
 
 
 def classify(metric_id: str) -> str | None:
     """Which figure a subtask metric feeds, by its name alone (None: none)."""
+    if OFFSET.search(metric_id):
+        return "offset:" + metric_id
     operator, _, name = metric_id.rpartition(".")
     if name == "numRecordsInPerSecond" and operator.startswith("Source"):
         return "records_in_per_s"
@@ -42,8 +50,21 @@ def classify(metric_id: str) -> str | None:
 SUMMED = {"records_in_per_s", "records_out_per_s", "lag", "dead_letters_per_s", "redis_writes"}
 
 
+def partition_lag(values: list[tuple[str, float, float]],
+                  end_offsets: dict[str, dict[int, int]]) -> dict[str, int]:
+    """``topic:partition`` -> records behind its end, from the sources' current offsets."""
+    lag = {}
+    for figure, _total, current in values:
+        found = OFFSET.search(figure) if figure.startswith("offset:") else None
+        if found and int(found["p"]) in end_offsets.get(found["topic"], {}):
+            end = end_offsets[found["topic"]][int(found["p"])]
+            lag[f"{found['topic']}:{found['p']}"] = max(0, end - int(current) - 1)
+    return dict(sorted(lag.items()))
+
+
 def combine(job: dict, values: list[tuple[str, float, float]], restarts: int,
-            checkpoint_ms: float | None, redis_writes_rate: float | None) -> dict:
+            checkpoint_ms: float | None, redis_writes_rate: float | None,
+            lag_by_partition: dict[str, int] | None = None) -> dict:
     """One job's row from its metrics ``(figure, sum over subtasks, max over subtasks)``."""
     row: dict = {"name": job["name"], "job_id": job["jid"], "state": job["state"],
                  "uptime_s": round(job.get("duration", 0) / 1000),
@@ -55,7 +76,9 @@ def combine(job: dict, values: list[tuple[str, float, float]], restarts: int,
         else:
             seen[figure] = max(seen.get(figure, 0.0), biggest)
     seen.pop("redis_writes", None)
-    row.update(seen)
+    row.update({k: v for k, v in seen.items() if not k.startswith("offset:")})
+    if lag_by_partition:
+        row["lag"], row["lag_by_partition"] = sum(lag_by_partition.values()), lag_by_partition
     if redis_writes_rate:
         row["records_out_per_s"] = (row.get("records_out_per_s") or 0.0) + redis_writes_rate
     row["model_version"] = int(row["model_version"]) if row.get("model_version") else None
@@ -69,8 +92,9 @@ def combine(job: dict, values: list[tuple[str, float, float]], restarts: int,
 class Top:
     """Reads the cluster's jobs; keeps the last counter readings to turn them into rates."""
 
-    def __init__(self, flink: FlinkSettings | None = None):
+    def __init__(self, flink: FlinkSettings | None = None, kafka: KafkaSettings | None = None):
         self.flink = flink or FlinkSettings.from_env()
+        self.kafka = kafka or KafkaSettings.from_env()
         self.last: dict[str, tuple[float, float]] = {}  # job id -> (time, redis writes)
 
     def jobs(self, include_ended: bool = False) -> list[dict]:
@@ -103,4 +127,20 @@ class Top:
                 rate = max(0.0, (writes - before) / max(now - then, 1e-3))
             self.last[job["jid"]] = (now, writes)
         return combine(job, values, int(float(restarts[0]["value"])) if restarts else 0,
-                       completed.get("end_to_end_duration"), rate)
+                       completed.get("end_to_end_duration"), rate,
+                       partition_lag(values, self._end_offsets(values)))
+
+    def _end_offsets(self, values) -> dict[str, dict[int, int]]:
+        """End offsets by topic as metric names spell it (Flink writes a name's dots as _)."""
+        from connectors.kafka_admin import end_offsets
+        from core.topics import TOPICS
+
+        physical = {self.kafka.topic(name).replace(".", "_"): self.kafka.topic(name)
+                    for name in TOPICS}
+        topics = {m["topic"] for figure, _, _ in values
+                  if figure.startswith("offset:") and (m := OFFSET.search(figure))}
+        try:
+            return {t: end_offsets(self.kafka, physical[t], probe_timeout_ms=0)
+                    for t in topics if t in physical}
+        except Exception:   # the broker away: the sources' pendingRecords stand in
+            return {}

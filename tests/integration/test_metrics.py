@@ -80,6 +80,8 @@ def test_top_prometheus_series_and_alerts(services, topic_prefix, capsys):
         row = next(r for r in rows if r["job_id"] == job)
         assert row["name"] == "compute_features" and row["state"] == "RUNNING"
         assert row["restarts"] == 0 and row["lag"] is not None
+        spelt = kafka.topic("behavior-events").replace(".", "_")  # as Flink's metrics spell it
+        assert {f"{spelt}:{p}" for p in range(4)} <= set(row["lag_by_partition"])
         assert row["records_in_per_s"] > 0 and row["dead_letters_per_s"] > 0
         assert row["checkpoint_ms"] is not None and row["latency_p99_ms"] >= \
             row["latency_p50_ms"] > 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from models.latency import LatencyWindow
-from onair.top import FIELDS, classify, combine
+from onair.top import FIELDS, classify, combine, partition_lag
 
 
 def test_metrics_are_recognised_by_name_alone():
@@ -46,3 +46,18 @@ def test_latency_window_keeps_the_last_minute_of_observations():
     w.add(5.0, now_s=100.0)            # a minute later only the newest counts
     assert w.quantiles(100.0, 0.5, 0.99) == [5.0, 5.0]
     assert w.quantiles(200.0, 0.5) is None
+
+
+def test_lag_per_partition_is_the_end_offset_past_the_last_record_read():
+    ids = [f"Source__src_x[1].KafkaSourceReader.topic.t.x.partition.{p}.currentOffset"
+           for p in (0, 1)]
+    assert [classify(i).startswith("offset:") for i in ids] == [True, True]
+    values = [(classify(ids[0]), 99.0, 99.0), (classify(ids[1]), -1.0, -1.0),
+              ("lag", 3.0, 3.0)]
+    lag = partition_lag(values, {"t.x": {0: 100, 1: 40}})
+    assert lag == {"t.x:0": 0, "t.x:1": 40}   # read to the end; nothing read of 40
+    row = combine({"name": "j", "jid": "i", "state": "RUNNING"}, values, 0, None, None, lag)
+    assert row["lag"] == 40 and row["lag_by_partition"] == lag
+    # The broker away: the sources' pendingRecords stand in.
+    assert combine({"name": "j", "jid": "i", "state": "RUNNING"}, values, 0, None, None,
+                   {})["lag"] == 3.0
