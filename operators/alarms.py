@@ -241,9 +241,10 @@ class DetectAlarmsFunction(KeyedProcessFunction):
             self.m["windows_scored"].inc(scored)
         for detector, detection in detections:
             now = int(time.time() * 1000)
-            delay = now - round(detection.window_end_ts)
-            self.last_delay_ms.update(delay)
-            self.job_latency.observe(delay)
+            self.last_delay_ms.update(now - round(detection.window_end_ts))
+            # The job's latency: from the alarm's onset as the detector heard it (the start of
+            # the run's first positive window) to the alert.
+            self.job_latency.observe(now - round(detection.onset_ts))
             self.m["alarm_alerts"].inc()
             stream_id = keys[id(detector)]
             yield kafka_row(stream_id, alert_message(
