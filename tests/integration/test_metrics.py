@@ -1,12 +1,13 @@
 """Operators can see and be alerted: compute_features fed good and bad records on the stack
 with Prometheus (`onair up --metrics`): `onair top --once --json` shows its figures, the named
 series are in Prometheus with plausible values, every query of the Grafana dashboard returns
-a series, the dead-letter alert goes off, and cancelling the job sets off the job-down
-alert."""
+a series, the dead-letter alert fires while bad records keep coming, and the job-down alert
+fires once the job is cancelled."""
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -116,9 +117,25 @@ def test_top_prometheus_series_and_alerts(services, topic_prefix, capsys):
                                                                          "1m")
             assert _get("/api/v1/query", query=concrete)["result"], expr
 
-        assert _until(lambda: _alerts("OnairDeadLetters", "compute_features"), 90)
+        # Bad records keep coming (10 a second) until the dead-letter alert has been active
+        # for its 2 minutes and fires.
+        stop = threading.Event()
+
+        def hostile() -> None:
+            while not stop.wait(0.1):
+                p.send(kafka.topic("behavior-events"), b'{"bad": true}', key=b"x")
+                p.flush()
+
+        sender = threading.Thread(target=hostile, daemon=True)
+        sender.start()
+        try:
+            assert _until(lambda: "firing" in _alerts("OnairDeadLetters", "compute_features"),
+                          240)
+        finally:
+            stop.set()
+            sender.join(5)
         assert not _alerts("OnairJobGone", "compute_features")
     finally:
         flink_rest.cancel(job)
     assert flink_rest.wait_for_state(job, {"CANCELED"}, 60) == "CANCELED"
-    assert _until(lambda: _alerts("OnairJobGone", "compute_features"), 90)
+    assert _until(lambda: "firing" in _alerts("OnairJobGone", "compute_features"), 150)
