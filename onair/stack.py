@@ -72,12 +72,9 @@ FLINK_OVERRIDES: dict[str, object] = {
     # per JVM: pemja must come from the cluster's own class path (see flink_lib_dir), never from
     # each job's class loader, or every job after the first fails with UnsatisfiedLinkError.
     "classloader.parent-first-patterns.additional": "pemja.",
-}
-# `onair up --metrics` only: Prometheus' reporter (its plugin ships in PyFlink's plugins/); the
-# JobManager and each TaskManager serve /metrics on the first free port of the range. It binds
-# every interface (no host option). Off by default: with it on, the fault suite saw
-# correct_transcripts write duplicates after a killed TaskManager (docs/monitoring.md).
-METRICS_OVERRIDES: dict[str, object] = {
+    # Prometheus' reporter (its plugin ships in PyFlink's plugins/): the JobManager and each
+    # TaskManager serve /metrics on the first free port of the range (docs/operations.md).
+    # It binds every interface (the reporter has no host option).
     "metrics.reporter.prom.factory.class":
         "org.apache.flink.metrics.prometheus.PrometheusReporterFactory",
     "metrics.reporter.prom.port": f"{PROMETHEUS_PORTS[0]}-{PROMETHEUS_PORTS[-1]}",
@@ -257,8 +254,7 @@ class Stack:
             "flink": self._external("FLINK_REST_URL", flink_overview, say),
         }
         before = set(self.started())
-        starters = {"kafka": self._up_kafka, "redis": self._up_redis,
-                    "flink": lambda say: self._up_flink(say, metrics)}
+        starters = {"kafka": self._up_kafka, "redis": self._up_redis, "flink": self._up_flink}
         if metrics:
             starters["prometheus"] = self._up_prometheus
             endpoints["prometheus"] = None
@@ -378,7 +374,7 @@ class Stack:
         staging.rename(lib)
         return lib
 
-    def write_flink_conf(self, metrics: bool = False) -> Path:
+    def write_flink_conf(self) -> Path:
         """Flink's default config with onair's overrides, in the state directory."""
         defaults = pyflink_home() / "conf"
         self.flink_conf_dir.mkdir(parents=True, exist_ok=True)
@@ -388,8 +384,6 @@ class Stack:
         conf = yaml.safe_load((defaults / "config.yaml").read_text()) or {}
         flat = _flatten(conf)
         flat.update(FLINK_OVERRIDES)
-        if metrics:
-            flat.update(METRICS_OVERRIDES)
         flat.update({
             "env.pid.dir": str(self.pids),
             "rest.port": self.flink_port,
@@ -401,7 +395,7 @@ class Stack:
         (self.flink_conf_dir / "config.yaml").write_text(yaml.safe_dump(flat, sort_keys=True))
         return self.flink_conf_dir
 
-    def _up_flink(self, say: Callable[[str], None], metrics: bool = False) -> str:
+    def _up_flink(self, say: Callable[[str], None]) -> str:
         rest = f"http://localhost:{self.flink_port}"
         if port_open(self.flink_port):
             overview = flink_overview(rest)
@@ -414,7 +408,7 @@ class Stack:
                 f"Stop it (`ss -ltnp 'sport = :{self.flink_port}'`) or set FLINK_REST_URL."
             )
         check_java()
-        self.write_flink_conf(metrics)
+        self.write_flink_conf()
         (self.logs / "flink").mkdir(exist_ok=True)
         bin_dir = pyflink_home() / "bin"
         env = self.flink_env()

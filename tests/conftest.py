@@ -60,10 +60,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     os.environ["ONAIR_HOME"] = str(home)
     stack = Stack(home)
     # Prometheus too, when the system has it (./dev installs it): tests/integration/test_metrics.py
-    # (./dev faults runs without: see METRICS_OVERRIDES in onair/stack.py)
-    metrics = shutil.which("prometheus") is not None and os.environ.get(
-        "ONAIR_TEST_METRICS", "1") != "0"
-    endpoints = stack.up(metrics=metrics)
+    endpoints = stack.up(metrics=shutil.which("prometheus") is not None)
     yield Services(endpoints["kafka"], endpoints["redis"], endpoints["flink"])
     stack.down()
     # `onair down` must leave nothing behind of what this session started.
