@@ -11,7 +11,8 @@ conventions (docs/operations.md, "Metrics"), with nothing known about any partic
 * dead letters per second: the dead-letter sink's ``Writer.numRecordsOutPerSecond``;
 * latency p50 / p99 and model version: ``onair.latency_p50_ms``, ``onair.latency_p99_ms``
   and ``onair.model_version``, the largest over subtasks (``operators/metrics.py``);
-* restarts (``numRestarts``), checkpoint duration (the latest completed one's end to end).
+* restarts (``flink_rest.restarts``: ``numRestarts`` or the exception history), checkpoint
+  duration (the latest completed one's end to end).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import re
 import time
 import urllib.parse
 
-from connectors.flink_rest import call
+from connectors.flink_rest import call, restarts
 from core.settings import FlinkSettings, KafkaSettings
 
 FIELDS = ("name", "job_id", "state", "uptime_s", "restarts", "records_in_per_s",
@@ -116,7 +117,6 @@ class Top:
             query = urllib.parse.quote(",".join(wanted), safe=",")
             for m in call(f"{url}?get={query}&agg=sum,max"):
                 values.append((wanted[m["id"]], float(m.get("sum", 0)), float(m.get("max", 0))))
-        restarts = call(f"{base}/metrics?get=numRestarts")
         checkpoints = call(f"{base}/checkpoints") if running else {}
         completed = (checkpoints.get("latest") or {}).get("completed") or {}
         writes = sum(total for figure, total, _ in values if figure == "redis_writes")
@@ -126,7 +126,7 @@ class Top:
                 then, before = self.last[job["jid"]]
                 rate = max(0.0, (writes - before) / max(now - then, 1e-3))
             self.last[job["jid"]] = (now, writes)
-        return combine(job, values, int(float(restarts[0]["value"])) if restarts else 0,
+        return combine(job, values, restarts(job["jid"], self.flink),
                        completed.get("end_to_end_duration"), rate,
                        partition_lag(values, self._end_offsets(values)))
 
