@@ -12,6 +12,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
+from connectors.kafka_committed import CommittedReader
 from core.settings import KafkaSettings
 from core.topics import TOPICS, Topic
 
@@ -100,18 +101,6 @@ def end_offsets(kafka: KafkaSettings, topic: str, probe_timeout_ms: int = 2000) 
 
 def read_all(kafka: KafkaSettings, topic: str, idle_ms: int = 3000) -> list:
     """Every committed record of a physical topic, from the beginning until ``idle_ms`` pass
-    without a new one (partitions assigned directly: no consumer-group wait)."""
-    c = consumer(kafka)
-    try:
-        parts = [TopicPartition(topic, p) for p in partitions_of(kafka, topic)]
-        c.assign(parts)
-        c.seek_to_beginning(*parts)
-        records = []
-        while True:
-            batch = c.poll(timeout_ms=idle_ms, max_records=10000)
-            if not batch:
-                return records
-            for rs in batch.values():
-                records.extend(rs)
-    finally:
-        c.close()
+    without a new one; aborted transactions left out by their markers (``kafka_committed``)."""
+    with CommittedReader(kafka, topic) as reader:
+        return reader.read_until_idle(idle_ms)

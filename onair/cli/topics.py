@@ -75,50 +75,46 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
 def subscribe(topic: str, *, from_beginning: bool = False, max_records: int | None = None,
               timeout_s: float | None = None, compact: bool = False) -> int:
     """Print a topic's records as JSON as they arrive (the demo's view of alerts too)."""
-    from kafka import TopicPartition
-
-    from connectors.kafka_admin import LOW_LATENCY_FETCH_WAIT_MS, consumer, partitions_of
+    from connectors.kafka_admin import LOW_LATENCY_FETCH_WAIT_MS, end_offsets
+    from connectors.kafka_committed import CommittedReader
 
     require_topic(topic)
     kafka = kafka_settings()
-    # Partitions are assigned, not joined as a group: no rebalance wait, nothing committed.
-    # A short fetch wait: alerts and rankings are printed as they arrive, not up to 500 ms on.
-    c = consumer(kafka, fetch_max_wait_ms=LOW_LATENCY_FETCH_WAIT_MS)
     physical = kafka.topic(topic)
-    parts = [TopicPartition(physical, p) for p in partitions_of(kafka, physical)]
-    c.assign(parts)
-    if from_beginning:
-        c.seek_to_beginning(*parts)
-    else:
-        c.seek_to_end(*parts)
+    # Read straight from the partitions (no consumer group: no rebalance wait, nothing
+    # committed), committed records only, with a short fetch wait: alerts and rankings are
+    # printed as they arrive.
+    reader = CommittedReader(kafka, physical)
     seen = 0
-    idle_deadline = time.monotonic() + timeout_s if timeout_s else None
     try:
+        if not from_beginning:
+            reader.skip_to_end(end_offsets(kafka, physical, probe_timeout_ms=0))
+        idle_deadline = time.monotonic() + timeout_s if timeout_s else None
         while max_records is None or seen < max_records:
-            batch = c.poll(timeout_ms=500)
-            if not batch:
+            records = reader.read(max_wait_ms=LOW_LATENCY_FETCH_WAIT_MS)
+            if not records:
                 if idle_deadline and time.monotonic() > idle_deadline:
                     break
                 continue
-            for records in batch.values():
-                for r in records:
-                    try:
-                        value = json.loads(r.value)
-                        text = json.dumps(value, ensure_ascii=False, indent=None if compact
-                                          else 2)
-                    except (json.JSONDecodeError, UnicodeDecodeError):
-                        text = repr(r.value[:200])
-                    print(text, flush=True)
-                    seen += 1
-                    if max_records is not None and seen >= max_records:
-                        return 0
+            for r in records:
+                print(_as_text(r.value, compact), flush=True)
+                seen += 1
+                if max_records is not None and seen >= max_records:
+                    return 0
             if timeout_s:
                 idle_deadline = time.monotonic() + timeout_s
     except KeyboardInterrupt:
         pass
     finally:
-        c.close()
+        reader.close()
     return 0
+
+
+def _as_text(value: bytes | None, compact: bool) -> str:
+    try:
+        return json.dumps(json.loads(value), ensure_ascii=False, indent=None if compact else 2)
+    except (TypeError, json.JSONDecodeError, UnicodeDecodeError):
+        return repr((value or b"")[:200])
 
 
 def add_parsers(sub) -> None:
