@@ -231,12 +231,7 @@ def gate_against_production(registry, cfg: TrainRankerConfig, holdout, x_hold,
     from models.onnx_export import OnnxScorer
     from models.ranking.gate import promotion_gate, refused
     from models.ranking.scoring import FEATURE_ORDER
-    from models.registry import RegistryError
-
-    try:
-        current = registry.resolve(cfg.name, "production")
-    except RegistryError:
-        current = None
+    current = registry.find(cfg.name)
     production = None
     if current is not None:
         if current.feature_names != list(FEATURE_ORDER):

@@ -185,6 +185,13 @@ class Registry:
                                 f"`onair models promote {name} VERSION` sets production")
         return self._meta(name, aliases[ref])
 
+    def find(self, name: str, ref: str = "production") -> ModelVersion | None:
+        """``resolve``, or None where there is no such model, version or alias yet."""
+        try:
+            return self.resolve(name, ref)
+        except RegistryError:
+            return None
+
     def version_dir(self, mv: ModelVersion) -> Path:
         return self.root / mv.name / mv.version
 

@@ -16,8 +16,6 @@ lake, as-of day and seed give the same ONNX sha256.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -84,17 +82,11 @@ def lake_inputs(lake: str, last_day: date) -> dict:
     return out
 
 
-def last_json(text: str) -> dict:
-    lines = [line for line in text.splitlines() if line.startswith("{")]
-    return json.loads(lines[-1]) if lines else {}
-
-
-def run_daily(run: DailyRun, submit=None, echo=print) -> RunRecord:
+def run_daily(run: DailyRun, echo=print) -> RunRecord:
     """Run the day's jobs in order; stop at the first that fails (the record says which)."""
     from models.registry import Registry, code_version
-    from onair.submit import submit as flink_submit
+    from onair.submit import run_attached
 
-    submit = submit or flink_submit
     run_id = f"{run.as_of.isoformat()}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
     record = RunRecord(run_id=run_id, config=asdict(run) | {"as_of": run.as_of.isoformat()},
                        code_version=code_version(),
@@ -104,10 +96,7 @@ def run_daily(run: DailyRun, submit=None, echo=print) -> RunRecord:
         for job, args in run.steps():
             echo(f"== {job} {' '.join(args)}")
             t0 = time.monotonic()
-            out = io.StringIO()
-            with contextlib.redirect_stdout(out):
-                job_id = submit(job, args, detached=False)
-            summary = last_json(out.getvalue())
+            job_id, summary, _ = run_attached(job, args)
             record.steps.append({"job": job, "args": args, "flink_job_id": job_id,
                                  "seconds": round(time.monotonic() - t0, 1),
                                  "summary": summary})
@@ -121,7 +110,7 @@ def run_daily(run: DailyRun, submit=None, echo=print) -> RunRecord:
             "batch_features": record.steps[1]["summary"].get("run_id"),
             "model": mv.ref, "onnx_sha256": mv.onnx_sha256,
             "promoted": trained.get("promoted"), "gate": trained.get("gate"),
-            "production": _production(registry, run.name)}
+            "production": getattr(registry.find(run.name), "ref", None)}
         record.status = "succeeded"
     except Exception as e:
         record.status = f"failed: {type(e).__name__}: {str(e)[:2000]}"
@@ -130,15 +119,6 @@ def run_daily(run: DailyRun, submit=None, echo=print) -> RunRecord:
         record.seconds = round(time.monotonic() - started, 1)
         _save(record)
     return record
-
-
-def _production(registry, name: str) -> str | None:
-    from models.registry import RegistryError
-
-    try:
-        return registry.resolve(name, "production").ref
-    except RegistryError:
-        return None
 
 
 def runs_dir() -> Path:

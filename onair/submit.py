@@ -3,6 +3,9 @@ and the benchmarks all use."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import shlex
 import subprocess
 import sys
@@ -65,3 +68,26 @@ def submit(job: str, job_args: list[str], detached: bool = True,
         if "JobID" in line:
             return line.split()[-1]
     raise SubmitError(f"flink run printed no job id:\n{output[-2000:]}")
+
+
+def last_json(text: str) -> dict:
+    """The last JSON object line of a job's output (bounded jobs end with their summary)."""
+    return _split_summary(text)[0]
+
+
+def _split_summary(text: str) -> tuple[dict, list[str]]:
+    lines = text.splitlines()
+    at = max((i for i, line in enumerate(lines) if line.startswith("{")), default=None)
+    if at is None:
+        return {}, lines
+    return json.loads(lines[at]), lines[:at] + lines[at + 1:]
+
+
+def run_attached(job: str, job_args: list[str]) -> tuple[str, dict, list[str]]:
+    """Run a bounded job to its end: its Flink job id, its JSON summary (its last JSON line)
+    and the other lines it printed."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        job_id = submit(job, job_args, detached=False)
+    summary, rest = _split_summary(out.getvalue())
+    return job_id, summary, rest

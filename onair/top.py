@@ -31,10 +31,14 @@ OFFSET = re.compile(
     r"KafkaSourceReader\.topic\.(?P<topic>.+)\.partition\.(?P<p>\d+)\.currentOffset$")
 
 
-def classify(metric_id: str) -> str | None:
-    """Which figure a subtask metric feeds, by its name alone (None: none)."""
-    if OFFSET.search(metric_id):
-        return "offset:" + metric_id
+SourceOffset = tuple[str, int]   # (topic as the metric spells it, partition)
+
+
+def classify(metric_id: str) -> str | SourceOffset | None:
+    """Which figure a subtask metric feeds, by its name alone (None: none); a Kafka source's
+    current offset: the partition it is of."""
+    if found := OFFSET.search(metric_id):
+        return found["topic"], int(found["p"])
     operator, _, name = metric_id.rpartition(".")
     if name == "numRecordsInPerSecond" and operator.startswith("Source"):
         return "records_in_per_s"
@@ -51,15 +55,13 @@ def classify(metric_id: str) -> str | None:
 SUMMED = {"records_in_per_s", "records_out_per_s", "lag", "dead_letters_per_s", "redis_writes"}
 
 
-def partition_lag(values: list[tuple[str, float, float]],
+def partition_lag(offsets: dict[SourceOffset, float],
                   end_offsets: dict[str, dict[int, int]]) -> dict[str, int]:
     """``topic:partition`` -> records behind its end, from the sources' current offsets."""
     lag = {}
-    for figure, _total, current in values:
-        found = OFFSET.search(figure) if figure.startswith("offset:") else None
-        if found and int(found["p"]) in end_offsets.get(found["topic"], {}):
-            end = end_offsets[found["topic"]][int(found["p"])]
-            lag[f"{found['topic']}:{found['p']}"] = max(0, end - int(current) - 1)
+    for (topic, p), current in offsets.items():
+        if p in end_offsets.get(topic, {}):
+            lag[f"{topic}:{p}"] = max(0, end_offsets[topic][p] - int(current) - 1)
     return dict(sorted(lag.items()))
 
 
@@ -77,7 +79,7 @@ def combine(job: dict, values: list[tuple[str, float, float]], restarts: int,
         else:
             seen[figure] = max(seen.get(figure, 0.0), biggest)
     seen.pop("redis_writes", None)
-    row.update({k: v for k, v in seen.items() if not k.startswith("offset:")})
+    row.update(seen)
     if lag_by_partition:
         row["lag"], row["lag_by_partition"] = sum(lag_by_partition.values()), lag_by_partition
     if redis_writes_rate:
@@ -106,7 +108,7 @@ class Top:
 
     def row(self, job: dict) -> dict:
         base = f"{self.flink.rest_url}/jobs/{job['jid']}"
-        values = []
+        values, offsets = [], {}
         running = job["state"] in ("RUNNING", "RESTARTING")
         for vertex in call(base).get("vertices", []) if running else []:
             url = f"{base}/vertices/{vertex['id']}/subtasks/metrics"
@@ -116,7 +118,11 @@ class Top:
                 continue
             query = urllib.parse.quote(",".join(wanted), safe=",")
             for m in call(f"{url}?get={query}&agg=sum,max"):
-                values.append((wanted[m["id"]], float(m.get("sum", 0)), float(m.get("max", 0))))
+                figure = wanted[m["id"]]
+                if isinstance(figure, tuple):
+                    offsets[figure] = float(m.get("max", 0))
+                else:
+                    values.append((figure, float(m.get("sum", 0)), float(m.get("max", 0))))
         checkpoints = call(f"{base}/checkpoints") if running else {}
         completed = (checkpoints.get("latest") or {}).get("completed") or {}
         writes = sum(total for figure, total, _ in values if figure == "redis_writes")
@@ -128,17 +134,15 @@ class Top:
             self.last[job["jid"]] = (now, writes)
         return combine(job, values, restarts(job["jid"], self.flink),
                        completed.get("end_to_end_duration"), rate,
-                       partition_lag(values, self._end_offsets(values)))
+                       partition_lag(offsets, self._end_offsets({t for t, _ in offsets})))
 
-    def _end_offsets(self, values) -> dict[str, dict[int, int]]:
+    def _end_offsets(self, topics: set[str]) -> dict[str, dict[int, int]]:
         """End offsets by topic as metric names spell it (Flink writes a name's dots as _)."""
         from connectors.kafka_admin import end_offsets
         from core.topics import TOPICS
 
         physical = {self.kafka.topic(name).replace(".", "_"): self.kafka.topic(name)
                     for name in TOPICS}
-        topics = {m["topic"] for figure, _, _ in values
-                  if figure.startswith("offset:") and (m := OFFSET.search(figure))}
         try:
             return {t: end_offsets(self.kafka, physical[t], probe_timeout_ms=0)
                     for t in topics if t in physical}

@@ -12,7 +12,7 @@ from connectors.batch_store import BatchOnlineStore, offline_root, read_offline
 from core.settings import state_dir
 from onair.sim.world import WorldConfig
 from onair.sim.world_history import write_world
-from onair.submit import submit
+from onair.submit import run_attached, submit
 
 USERS, DAYS = 2000, 22
 DEMO_MODEL = "demo_show_ranker"  # its own name: the demo never moves a real model's alias
@@ -43,9 +43,6 @@ def demo_batch_features() -> tuple[bool, str, WorldConfig]:
 
 
 def demo_ranking(lake: str, cfg: WorldConfig) -> bool:
-    import io
-    from contextlib import redirect_stdout
-
     from connectors import flink_rest
     from connectors.kafka_admin import read_all
     from core.settings import KafkaSettings
@@ -83,11 +80,8 @@ def demo_ranking(lake: str, cfg: WorldConfig) -> bool:
                   f" model {r['model_version']})")
 
         _step("18. report_ab: engagement per request by arm, with 95 % intervals")
-        out = io.StringIO()
-        with redirect_stdout(out):
-            submit("report_ab", [], detached=False)
-        report = json.loads(out.getvalue().strip().splitlines()[-1])
-        print("\n".join("  " + line for line in out.getvalue().strip().splitlines()[:-1]))
+        _, report, lines = run_attached("report_ab", [])
+        print("\n".join("  " + line for line in lines))
         ok = stats.rankings == stats.requests and sum(report["requests"].values()) > 0
     finally:
         for job in (features, ranking):

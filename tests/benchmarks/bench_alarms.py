@@ -64,7 +64,7 @@ from models.alarms.stream import (
 )
 from models.alarms.training import feature_spec_of
 from models.onnx_export import OnnxScorer
-from models.registry import Registry, RegistryError
+from models.registry import Registry
 from onair.stack import Stack
 from onair.submit import submit
 
@@ -74,19 +74,18 @@ MODEL = "alarm_detector"
 
 def ensure_model(tmp: Path):
     registry = Registry()
-    try:
-        return registry.resolve(MODEL, "production")
-    except RegistryError:
-        from core.settings import audio_dir
-        from models.alarms.dataset import DatasetConfig, build_dataset
+    if (mv := registry.find(MODEL)) is not None:
+        return mv
+    from core.settings import audio_dir
+    from models.alarms.dataset import DatasetConfig, build_dataset
 
-        # The production recipe's training clips: a smaller model's slower detections would be
-        # measured as latency. Only the evaluation parts are cut short.
-        build_dataset(DatasetConfig(out=str(tmp), real_audio=str(audio_dir()),
-                                    holdout_per_class=60, holdout_streams=5,
-                                    background_minutes=5))
-        submit("train_alarm_detector", ["--dataset", str(tmp), "--promote"], detached=False)
-        return registry.resolve(MODEL, "production")
+    # The production recipe's training clips: a smaller model's slower detections would be
+    # measured as latency. Only the evaluation parts are cut short.
+    build_dataset(DatasetConfig(out=str(tmp), real_audio=str(audio_dir()),
+                                holdout_per_class=60, holdout_streams=5,
+                                background_minutes=5))
+    submit("train_alarm_detector", ["--dataset", str(tmp), "--promote"], detached=False)
+    return registry.resolve(MODEL, "production")
 
 
 def stream_audio(rng: np.random.Generator, seconds: float, alarm_at: float | None):

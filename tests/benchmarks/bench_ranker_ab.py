@@ -71,7 +71,7 @@ def main() -> None:
     from onair.pipeline import DailyRun, run_daily
     from onair.sim.world_live import run_live
     from onair.stack import Stack
-    from onair.submit import submit
+    from onair.submit import run_attached, submit
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, default=2000)
@@ -110,10 +110,7 @@ def main() -> None:
         stats = run_live(cfg, KafkaSettings.from_env(), requests=args.requests,
                          rate=args.rate, day=live_day, hour=20)
         time.sleep(10)  # the last behaviour events into the topic before the report reads it
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            submit("report_ab", ["--json"], detached=False)
-        report = json.loads(out.getvalue().strip().splitlines()[-1])
+        _, report, _ = run_attached("report_ab", ["--json"])
     finally:
         for job in jobs:
             flink_rest.cancel(job)

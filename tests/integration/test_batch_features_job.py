@@ -3,7 +3,6 @@ against an independent pandas reference, for point-in-time correctness and idemp
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from datetime import date
@@ -18,20 +17,16 @@ from connectors.batch_store import BatchOnlineStore, offline_root, read_offline
 from connectors.lake import LAKE_TABLES, local_path, write_raw
 from core.topics import BEHAVIOR_EVENT
 from models.features.batch import TABLE_FEATURES, TABLE_KEYS
-from onair.submit import submit
+from onair.submit import last_json, submit
 
 AS_OF = date(2026, 9, 9)
 ONAIR = str(Path(sys.executable).with_name("onair"))
 
 
-def _last_json(stdout: str) -> dict:
-    return json.loads([line for line in stdout.splitlines() if line.startswith("{")][-1])
-
-
 def _run_job(job: str, args: list[str], capsys) -> dict:
     capsys.readouterr()
     submit(job, args, detached=False)
-    return _last_json(capsys.readouterr().out)
+    return last_json(capsys.readouterr().out)
 
 
 def _transformed_bytes(lake: str) -> dict[str, bytes]:
@@ -52,7 +47,7 @@ def test_simulated_world_to_batch_features(services, tmp_path, capsys):
     sim = subprocess.run([ONAIR, "simulate", "--users", "400", "--days", "12", "--quiet",
                           "--start", "2026-09-01", "--lake", lake],
                          capture_output=True, text=True, check=True)
-    simulated = _last_json(sim.stdout)
+    simulated = last_json(sim.stdout)
     assert simulated["behavior_events"] > 1000
 
     compaction = _run_job("compact_lake", ["--lake", lake], capsys)

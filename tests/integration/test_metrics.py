@@ -9,9 +9,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.parse
-import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -19,17 +16,14 @@ from connectors import flink_rest
 from connectors.kafka_admin import create_topics, producer
 from core.settings import KafkaSettings
 from onair.cli import main
+from onair.dashboard import Prometheus, concrete, panels
 from onair.stack import HOST, PROMETHEUS_PORT
 from onair.submit import submit
 
 PROMETHEUS = f"http://{HOST}:{PROMETHEUS_PORT}"
-DASHBOARD = Path(__file__).resolve().parents[2] / "infra" / "grafana" / "dashboards" / "onair.json"
 
 
-def _get(path: str, **params) -> dict:
-    url = f"{PROMETHEUS}{path}?{urllib.parse.urlencode(params)}"
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return json.loads(resp.read())["data"]
+_get = Prometheus(PROMETHEUS).get
 
 
 def _query(expr: str) -> dict[str, float]:
@@ -52,7 +46,7 @@ def _until(check, timeout_s: float):
 
 
 @pytest.mark.integration
-def test_top_prometheus_series_and_alerts(services, topic_prefix, capsys):
+def test_top_prometheus_series_and_alerts(services, topic_prefix, capsys, tmp_path):
     try:
         _get("/api/v1/status/buildinfo")
     except OSError:
@@ -105,17 +99,20 @@ def test_top_prometheus_series_and_alerts(services, topic_prefix, capsys):
 
         # Every query of the Grafana dashboard returns a series for this job: the dashboard
         # cannot drift from the metric names.
-        dashboard = json.loads(DASHBOARD.read_text())
-        panels = [p for p in dashboard["panels"] if p.get("targets")]
+        charts = panels()
         # Panels of one job's own figures say so ("jobs: ..."): compute_features has the rest.
-        own = [p for p in panels if p.get("description", "").startswith("jobs:")]
-        assert [p["title"] for p in own] == ["Rolling WER (correct_transcripts)"]
-        exprs = [t["expr"] for p in panels if p not in own for t in p["targets"]]
+        own = [c for c in charts if c.jobs is not None]
+        assert [(c.title, c.jobs) for c in own] == [("Rolling WER (correct_transcripts)",
+                                                     ("correct_transcripts",))]
+        exprs = [e for c in charts if c not in own for e in c.exprs]
         assert len(exprs) >= 10
         for expr in exprs:
-            concrete = expr.replace("$job", "compute_features").replace("$__rate_interval",
-                                                                         "1m")
-            assert _get("/api/v1/query", query=concrete)["result"], expr
+            assert _get("/api/v1/query", query=concrete(expr, "compute_features"))["result"], expr
+        # `onair dashboard` draws the same queries over time: a line in each of those panels.
+        png = tmp_path / "dashboard.png"
+        assert main(["dashboard", "--out", str(png), "--minutes", "3"]) == 0
+        assert png.read_bytes()[:4] == b"\x89PNG"
+        assert f"{len(charts)} panels" in capsys.readouterr().out
 
         # Bad records keep coming (10 a second) until the dead-letter alert has been active
         # for its 2 minutes and fires.

@@ -25,14 +25,10 @@ from models.ranking.training import RankerParams, train_part
 from models.registry import Registry
 from onair.sim.world import WorldConfig
 from onair.sim.world_history import write_world
-from onair.submit import submit
+from onair.submit import last_json, submit
 
 USERS, DAYS, START = 1500, 16, date(2026, 9, 1)  # enough for the gate to decide
 EXPERIMENT = "it-ranker"
-
-
-def _last_json(out: str) -> dict:
-    return json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
 
 
 def _offline(reader: RankingReader, scorer, ranking: dict, shows: dict[str, tuple[str, str]]):
@@ -71,7 +67,7 @@ def test_train_register_promote_rank_and_hot_reload(services, topic_prefix, tmp_
     submit("train_ranker", ["--lake", lake, "--name", name, "--trees", "30",
                             "--tree-tasks", "2", "--eval-days", "4", "--promote"],
            detached=False)
-    trained = _last_json(capsys.readouterr().out)
+    trained = last_json(capsys.readouterr().out)
     registry = Registry()
     v1 = registry.resolve(name, "production")
     assert trained["model"] == v1.ref
