@@ -91,9 +91,11 @@ def render(prometheus_url: str, out: Path, minutes: float = 15,
     cols = 3
     rows = -(-len(charts) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 2.9 * rows), squeeze=False)
+    colour = {job: f"C{i % 10}" for i, job in enumerate(jobs)}   # a job's colour everywhere
     drawn: dict[str, int] = {}
     for ax, panel in zip(axes.flat, charts, strict=False):
         drawn[panel.title] = 0
+        spread: list[float] = []
         for job in jobs:
             if panel.jobs is not None and job not in panel.jobs:
                 continue
@@ -104,8 +106,13 @@ def render(prometheus_url: str, out: Path, minutes: float = 15,
                 label = job + (f" ({'p50' if i == 0 else 'p99'})" if len(panel.exprs) > 1
                                and "latency" in panel.title.lower() else "")
                 ax.plot([(t - end) / 60 for t, _ in points], [v for _, v in points],
-                        label=label, linewidth=1.2, linestyle="-" if i == 0 else "--")
+                        label=label, linewidth=1.2, linestyle="-" if i == 0 else "--",
+                        color=colour[job])
+                spread += [v for _, v in points if v > 0]
                 drawn[panel.title] += 1
+        if panel.unit == "ms" and spread and max(spread) > 100 * min(spread):
+            # a first slow minute (JIT, a backlog) would flatten the rest
+            ax.set_yscale("log")
         ax.set_title(f"{panel.title}" + (f"  [{panel.unit}]" if panel.unit else ""),
                      fontsize=9)
         ax.tick_params(labelsize=7)
