@@ -27,6 +27,8 @@ def redis_client(settings: RedisSettings | None = None, **overrides) -> redis.Re
     }
     if settings.password:
         kw["password"] = settings.password
+    if settings.username:
+        kw["username"] = settings.username
     if settings.tls_ca and settings.url.startswith("rediss://"):
         kw["ssl_ca_certs"] = settings.tls_ca
     kw.update(overrides)

@@ -7,6 +7,7 @@ and against a real deployment (set the variables, nothing else). Secrets are mas
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,10 +89,37 @@ class KafkaSettings:
                 f"topic_prefix={self.topic_prefix!r})")
 
 
+def stack_credentials(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The client settings the embedded stack generated for itself (``onair up``:
+    ``$ONAIR_HOME/secrets/stack.env``, ``NAME=value`` lines, readable by its owner only); empty
+    when there are none (``onair up --insecure``, or a stack of your own)."""
+    path = state_dir(env) / "secrets" / "stack.env"
+    try:
+        text = path.read_text()
+    except OSError:
+        return {}
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line
+                and not line.startswith("#"))
+
+
+def redact(text: str, secrets: list[str | None] | tuple[str | None, ...] = ()) -> str:
+    """``text`` with each of ``secrets`` and any URL's password (``scheme://user:pw@host``)
+    replaced by ``***``: for what is printed or logged."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
+_URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class RedisSettings:
     """Redis (or Valkey) server: ``REDIS_URL`` (``redis://`` or ``rediss://`` for TLS),
-    ``REDIS_PASSWORD`` when it is not in the URL, ``REDIS_TLS_CA`` for a private CA."""
+    ``REDIS_USERNAME`` and ``REDIS_PASSWORD`` (an ACL user; the password alone for a server
+    with ``requirepass``), ``REDIS_TLS_CA`` for a private CA. At the embedded stack's address
+    the stack's generated user applies unless these are set."""
 
     url: str = "redis://127.0.0.1:6379/0"
     password: str | None = field(default=None, repr=False)
@@ -103,18 +131,34 @@ class RedisSettings:
     # job into its restart strategy. rank_shows waits less and does not retry (it degrades).
     timeout_s: float = 5.0
     retries: int = 10
+    username: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> RedisSettings:
         """``ONAIR_REDIS_PREFIX`` (default ``onair``) starts every key onair writes;
         ``REDIS_TIMEOUT_S`` and ``REDIS_RETRIES`` bound each command."""
         env = os.environ if env is None else env
+        url = env.get("REDIS_URL", cls.url)
+        stack = stack_credentials(env)
+        if stack.get("REDIS_URL") != url or env.get("REDIS_PASSWORD"):
+            stack = {}      # another server, or credentials given: the stack's do not apply
         return cls(
-            env.get("REDIS_URL", cls.url), env.get("REDIS_PASSWORD") or None,
-            env.get("REDIS_TLS_CA") or None, env.get("ONAIR_REDIS_PREFIX", cls.key_prefix),
+            url, env.get("REDIS_PASSWORD") or stack.get("REDIS_PASSWORD") or None,
+            env.get("REDIS_TLS_CA") or stack.get("REDIS_TLS_CA") or None,
+            env.get("ONAIR_REDIS_PREFIX", cls.key_prefix),
             float(env.get("REDIS_TIMEOUT_S") or cls.timeout_s),
             int(env.get("REDIS_RETRIES") or cls.retries),
+            env.get("REDIS_USERNAME") or stack.get("REDIS_USERNAME") or None,
         )
+
+    @property
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.password,)
+
+    def __repr__(self) -> str:
+        return (f"RedisSettings(url={redact(self.url)!r}, username={self.username!r}, "
+                f"password={'***' if self.password else None}, tls_ca={self.tls_ca!r}, "
+                f"key_prefix={self.key_prefix!r})")
 
 
 @dataclass(frozen=True)
@@ -139,6 +183,20 @@ def state_dir(env: dict[str, str] | None = None) -> Path:
     """Where the embedded stack keeps logs, pids, checkpoints and the lake (``ONAIR_HOME``)."""
     env = os.environ if env is None else env
     return Path(env.get("ONAIR_HOME", Path.cwd() / ".onair")).resolve()
+
+
+def model_signing_key_path(env: dict[str, str] | None = None) -> Path:
+    """Ed25519 private key that signs registry entries (``ONAIR_MODEL_SIGNING_KEY``)."""
+    env = os.environ if env is None else env
+    return Path(env.get("ONAIR_MODEL_SIGNING_KEY")
+                or state_dir(env) / "secrets" / "model-signing.key").resolve()
+
+
+def model_verify_key_path(env: dict[str, str] | None = None) -> Path:
+    """Ed25519 public key registry entries must verify with (``ONAIR_MODEL_VERIFY_KEY``)."""
+    env = os.environ if env is None else env
+    return Path(env.get("ONAIR_MODEL_VERIFY_KEY")
+                or model_signing_key_path(env).with_suffix(".pub")).resolve()
 
 
 def lake_root(env: dict[str, str] | None = None) -> str:
@@ -227,7 +285,10 @@ SHARED_ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
     ("ONAIR_TOPIC_PREFIX", "—", "prefix of every topic name, so environments can share a "
      "cluster"),
     ("REDIS_URL", "redis://127.0.0.1:6379/0", "Redis or Valkey (rediss:// for TLS)"),
-    ("REDIS_PASSWORD", "—", "Redis password when it is not in the URL (secret)"),
+    ("REDIS_USERNAME", "—", "Redis ACL user (default: the embedded stack's generated one at "
+     "its address)"),
+    ("REDIS_PASSWORD", "—", "Redis password when it is not in the URL (secret; default: the "
+     "embedded stack's generated one at its address)"),
     ("REDIS_TLS_CA", "—", "CA file for a private Redis TLS certificate"),
     ("ONAIR_REDIS_PREFIX", "onair", "first part of every Redis key onair writes"),
     ("REDIS_TIMEOUT_S", "5", "a Redis command waits this long for its reply"),
@@ -236,5 +297,9 @@ SHARED_ENVIRONMENT: tuple[tuple[str, str, str], ...] = (
     ("ONAIR_HOME", "./.onair", "state of the embedded stack: logs, pids, checkpoints"),
     ("ONAIR_LAKE", "$ONAIR_HOME/lake", "root URI of the data lake (any Flink filesystem)"),
     ("ONAIR_REGISTRY", "$ONAIR_HOME/registry", "root of the model registry"),
+    ("ONAIR_MODEL_SIGNING_KEY", "$ONAIR_HOME/secrets/model-signing.key", "Ed25519 key that "
+     "signs registry entries (secret; made on first use at the default place)"),
+    ("ONAIR_MODEL_VERIFY_KEY", "beside the signing key (.pub)", "public key registry entries "
+     "must verify with to be loaded"),
     ("ONAIR_AUDIO_DIR", "data/audio", "real recordings for the alarm dataset"),
 )

@@ -24,11 +24,11 @@ from pyflink.table import StreamTableEnvironment
 from connectors.flink_env import run_job
 from connectors.kafka_admin import LOW_LATENCY_FETCH_WAIT_MS
 from core.config import connection, group, option, parse
-from core.settings import FlinkJobSettings, KafkaSettings, registry_root
+from core.settings import FlinkJobSettings, KafkaSettings
 from core.topics import ALARM_ALERTS, AUDIO_CHUNKS
 from models.alarms.stream import PolicyOptions, StreamPolicy
 from models.alarms.training import policy_of
-from models.registry import ModelVersion, Registry, RegistryError
+from models.registry import ModelVersion, Registry, RegistryError, RegistryRef
 from operators.alarms import DetectAlarmsFunction
 from operators.kafka_io import add_dead_letter_sink, add_kafka_sink, keyed_raw_input
 from operators.validate import DEAD_LETTER_TAG, KAFKA_ROW_TYPE
@@ -62,7 +62,7 @@ class Deployment:
     """What the job resolves at submission: the model version every subtask scores with
     (pinned, so alerts name it even if the alias moves) and the policy it brings."""
 
-    registry: str
+    registry: RegistryRef
     model: ModelVersion
     policy: StreamPolicy
 
@@ -71,7 +71,7 @@ class Deployment:
         registry = Registry()
         model = registry.resolve(cfg.model, cfg.model_version)
         registry.verify(model)
-        return cls(str(registry_root()), model, cfg.policy.policy(policy_of(model)))
+        return cls(RegistryRef.here(), model, cfg.policy.policy(policy_of(model)))
 
 
 def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,

@@ -25,8 +25,9 @@ from pyflink.table import StreamTableEnvironment
 
 from connectors.flink_env import run_job
 from core.config import connection, group, option, parse
-from core.settings import FlinkJobSettings, KafkaSettings, RedisSettings, registry_root
+from core.settings import FlinkJobSettings, KafkaSettings, RedisSettings
 from core.topics import REC_RANKINGS, REC_REQUESTS, SHOW_EVENTS
+from models.registry import RegistryRef
 from operators.kafka_io import (
     Input,
     add_dead_letter_sink,
@@ -82,7 +83,7 @@ def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironmen
     valid, dead = validated_inputs(t_env, cfg.kafka, [Input.as_dicts(SHOW_EVENTS)], job=JOB,
                                    group_id=cfg.group_id, bounded=cfg.flink.bounded)
     catalog = valid[SHOW_EVENTS.name].broadcast(CATALOG_STATE)
-    registry = str(registry_root())   # read where the job is submitted, shipped with it
+    registry = RegistryRef.here()   # read where the job is submitted, shipped with it
     rankings = (requests.connect(catalog)
                 .process(RankShowsFunction(JOB, REC_REQUESTS.schema, cfg.redis, registry,
                                            cfg.model, cfg.alias, cfg.experiment,

@@ -5,13 +5,15 @@ Layout under ``core.settings.registry_root()``::
     NAME/aliases.json            {"production": "3", ...}   (replaced atomically)
     NAME/VERSION/model.onnx      the only file ever loaded for serving
     NAME/VERSION/meta.json       ModelVersion fields (below)
+    NAME/VERSION/signature.json  Ed25519 signature of meta.json's content (models/signing.py)
     NAME/VERSION/...             reports and plots written beside the model
 
 Versions are integers counted from 1 per name. Names, versions and aliases must match
 ``NAME_PATTERN``, ``VERSION_PATTERN`` and ``ALIAS_PATTERN``, and every path resolves inside the
 root (a symlink out of it is refused). ``load_session`` reads the ONNX file once, checks the
-sha256 of those very bytes against its metadata (tampered, truncated, swapped) and builds the
-session from them; pickles are never loaded. Every way a version can be broken (a truncated
+sha256 of those very bytes against its metadata (tampered, truncated, swapped) and the
+metadata's signature against the trusted public key (who made it), and builds the session from
+those bytes; pickles are never loaded. Every way a version can be broken (a truncated
 ``meta.json``, an unknown key, bytes that are not ONNX) is a ``RegistryError``.
 """
 
@@ -29,9 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from core.settings import registry_root
+from models.signing import ModelKeys, SignatureError
 
 MODEL_FILE = "model.onnx"
 META_FILE = "meta.json"
+SIGNATURE_FILE = "signature.json"
 ALIASES_FILE = "aliases.json"
 
 
@@ -107,9 +111,31 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+@dataclass(frozen=True)
+class RegistryRef:
+    """A registry as a job opens it where it runs: its root and the public key entries must
+    verify with, both read where the job is submitted and shipped with it."""
+
+    root: str
+    verify_key: bytes
+
+    @classmethod
+    def here(cls) -> RegistryRef:
+        registry = Registry()
+        try:
+            key = registry.keys.public()
+        except SignatureError as e:
+            raise RegistryError(str(e)) from None
+        return cls(str(registry.root), key)
+
+    def open(self) -> Registry:
+        return Registry(self.root, ModelKeys.verify_only(self.verify_key))
+
+
 class Registry:
-    def __init__(self, root: str | Path | None = None):
+    def __init__(self, root: str | Path | None = None, keys: ModelKeys | None = None):
         self.root = Path(root) if root else registry_root()
+        self.keys = keys or ModelKeys.from_env()
 
     def _path(self, *parts: str) -> Path:
         """``root/parts...``, refused unless it resolves inside the root."""
@@ -215,13 +241,21 @@ class Registry:
             metrics=metrics or {}, data_fingerprint=data_fingerprint or {},
             code_version=code_version(),
             created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), extra=extra or {})
-        _write_atomic(vdir / META_FILE, json.dumps(asdict(mv), indent=1))
+        # The metadata as it will be read back (JSON types), signed before it is visible.
+        text = json.dumps(asdict(mv), indent=1)
+        try:
+            signature = self.keys.sign(json.loads(text))
+        except SignatureError as e:
+            raise RegistryError(f"{name}:{version} cannot be signed: {e}") from None
+        _write_atomic(vdir / SIGNATURE_FILE, json.dumps(signature, indent=1))
+        _write_atomic(vdir / META_FILE, text)
         return mv
 
     def attach(self, mv: ModelVersion, filename: str, content: bytes) -> Path:
         """Add a file beside a registered version (its lineage, a report): never the model
         or its metadata, never over an existing file."""
-        if filename in (MODEL_FILE, META_FILE) or "/" in filename or filename.startswith("."):
+        if (filename in (MODEL_FILE, META_FILE, SIGNATURE_FILE) or "/" in filename
+                or filename.startswith(".")):
             raise RegistryError(f"{mv.ref}: cannot attach {filename!r}")
         path = self.version_dir(mv) / filename
         if path.exists():
@@ -237,8 +271,20 @@ class Registry:
         _write_atomic(self.root / name / ALIASES_FILE, json.dumps(aliases, indent=1))
         return mv
 
+    def check_signature(self, mv: ModelVersion) -> None:
+        """Raise unless ``mv``'s metadata carries a valid signature by the trusted key."""
+        path = self._path(mv.name, mv.version, SIGNATURE_FILE)
+        signature = self._read_json(path) if path.exists() else None
+        try:
+            self.keys.verify(asdict(mv), signature if isinstance(signature, dict) else None,
+                             mv.ref)
+        except SignatureError as e:
+            raise RegistryError(str(e)) from None
+
     def verify(self, mv: ModelVersion) -> bytes:
-        """The model file's bytes, read once, after their sha256 matched the metadata's."""
+        """The model file's bytes, read once, after the metadata's signature verified and
+        their sha256 matched the metadata's."""
+        self.check_signature(mv)
         path = self._path(mv.name, mv.version, MODEL_FILE)
         try:
             data = path.read_bytes()

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from core.settings import state_dir
+from core.settings import RedisSettings, redact, stack_credentials, state_dir
 
 KAFKA_PORT = 9092
 REDIS_PORT = 6379
@@ -131,12 +131,20 @@ def kafka_healthy(bootstrap: str, timeout_s: float = 5.0) -> bool:
         admin.close()
 
 
-def redis_info(url: str) -> str | None:
-    """Server name and version (``redis 7.2.4``) when a Redis-protocol server answers, else None."""
+def redis_info(url: str, settings: RedisSettings | None = None) -> str | None:
+    """Server name and version (``redis 7.2.4``) when a Redis-protocol server answers ``url``
+    to the configured client (its user, password and CA), else None."""
+    import dataclasses
+
     import redis
 
+    from connectors.redis_client import redis_client
+
+    settings = dataclasses.replace(settings or RedisSettings.from_env({**os.environ,
+                                                                       "REDIS_URL": url}),
+                                   url=url, timeout_s=2, retries=0)
     try:
-        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        client = redis_client(settings)
         info = client.info("server")
         client.close()
     except (redis.RedisError, OSError):
@@ -241,12 +249,57 @@ class Stack:
         (self.pids / f"{name}.pid").write_text(str(proc.pid))
         return proc.pid
 
+    # ----------------------------------------------------------------- credentials
+    @property
+    def secrets(self) -> Path:
+        return self.home / "secrets"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{HOST}:{self.redis_port}/0"
+
+    def credentials(self, insecure: bool = False) -> dict[str, str]:
+        """The stack's generated client settings (``secrets/stack.env``), made once: a Redis
+        ACL user with a random password (the default user is disabled). ``insecure``: none,
+        and any made before are removed."""
+        env_file = self.secrets / "stack.env"
+        if insecure:
+            for f in (env_file, self.secrets / "redis.acl"):
+                f.unlink(missing_ok=True)
+            return {}
+        found = stack_credentials({"ONAIR_HOME": str(self.home)})
+        if found.get("REDIS_URL") == self.redis_url and found.get("REDIS_PASSWORD"):
+            return found
+        import secrets as random_secrets
+
+        creds = {"REDIS_URL": self.redis_url, "REDIS_USERNAME": "onair",
+                 "REDIS_PASSWORD": random_secrets.token_urlsafe(24)}
+        _write_private(env_file, "".join(f"{k}={v}\n" for k, v in creds.items()))
+        return creds
+
+    def _redis_acl(self, creds: dict[str, str]) -> Path:
+        """Redis' ACL file: the default user off, the stack's user with every right. The
+        password is stored as its SHA-256, as Redis' ACL files allow."""
+        import hashlib
+
+        digest = hashlib.sha256(creds["REDIS_PASSWORD"].encode()).hexdigest()
+        path = self.secrets / "redis.acl"
+        _write_private(path, "user default off\n"
+                             f"user {creds['REDIS_USERNAME']} on #{digest} ~* &* +@all\n")
+        return path
+
     # ----------------------------------------------------------------- services
-    def up(self, say: Callable[[str], None] = print, metrics: bool = False) -> dict[str, str]:
+    def up(self, say: Callable[[str], None] = print, metrics: bool = False,
+           insecure: bool = False) -> dict[str, str]:
         """Start whatever is not already reachable; return endpoints by service. ``metrics``:
-        a Prometheus server too, scraping the cluster with the alert rules loaded."""
+        a Prometheus server too, scraping the cluster with the alert rules loaded.
+        ``insecure``: Redis without a password (today's open stack on loopback)."""
         for d in (self.home, self.logs, self.pids):
             d.mkdir(parents=True, exist_ok=True)
+        self.credentials(insecure)
+        if insecure:
+            say("insecure: Redis takes any local client without a password "
+                "(docs/security.md says what that gives up)")
         # Externals first: a wrong variable must fail before anything is started.
         endpoints = {
             "kafka": self._external("KAFKA_BOOTSTRAP_SERVERS", kafka_healthy, say),
@@ -275,9 +328,9 @@ class Stack:
         if not endpoint:
             return None
         if not healthy(endpoint):
-            raise StackError(f"{variable}={endpoint} does not answer. Start that service, or "
-                             f"unset {variable} to use the embedded one.")
-        say(f"{variable}={endpoint} is set and healthy: using it, starting nothing")
+            raise StackError(f"{variable}={redact(endpoint)} does not answer. Start that "
+                             f"service, or unset {variable} to use the embedded one.")
+        say(f"{variable}={redact(endpoint)} is set and healthy: using it, starting nothing")
         return endpoint
 
     def _up_kafka(self, say: Callable[[str], None]) -> str:
@@ -319,12 +372,20 @@ class Stack:
         return str(get_binary_path())
 
     def _up_redis(self, say: Callable[[str], None]) -> str:
-        url = f"redis://{HOST}:{self.redis_port}/0"
+        url = self.redis_url
+        # The credentials `up` made (or removed, --insecure) decide how Redis is started.
+        settings = RedisSettings.from_env({"ONAIR_HOME": str(self.home), "REDIS_URL": url})
+        creds = stack_credentials({"ONAIR_HOME": str(self.home)}) if settings.password else {}
         if port_open(self.redis_port):
-            version = redis_info(url)
+            version = redis_info(url, settings)
             if version:
                 say(f"redis: already running at {url} ({version}), reusing it")
                 return url
+            if redis_info(url, RedisSettings(url)):
+                raise StackError(
+                    f"a Redis at {url} answers without the stack's password and refuses it "
+                    "(started by `onair up --insecure`, or by someone else): `onair down`, "
+                    "then `onair up` again")
             raise StackError(
                 f"port {self.redis_port} is taken by something that does not speak Redis. "
                 f"Stop it (`ss -ltnp 'sport = :{self.redis_port}'`), or set REDIS_URL."
@@ -339,10 +400,15 @@ class Stack:
             self._redis_binary(), "--port", str(self.redis_port), "--bind", HOST, "--save", "",
             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(data),
             "--daemonize", "no",
+            *(["--aclfile", str(self._redis_acl(creds))] if creds else []),
         ])
-        _wait("Redis", lambda: redis_info(url) is not None, 20, self.logs / "redis.log")
-        self._remember("redis", {"pid": pid, "endpoint": url})
-        say(f"redis: started {redis_info(url)} at {url} (pid {pid})")
+        _wait("Redis", lambda: redis_info(url, settings) is not None, 20,
+              self.logs / "redis.log")
+        self._remember("redis", {"pid": pid, "endpoint": url,
+                                 "auth": f"ACL user {settings.username}" if creds
+                                 else "none (--insecure)"})
+        say(f"redis: started {redis_info(url, settings)} at {url} (pid {pid}), "
+            + (f"ACL user {settings.username}" if creds else "no password"))
         return url
 
     def flink_env(self) -> dict[str, str]:
@@ -475,16 +541,19 @@ class Stack:
         from core.settings import FlinkSettings, KafkaSettings, RedisSettings
 
         kafka = KafkaSettings.from_env().bootstrap_servers
-        redis_url = RedisSettings.from_env().url
+        redis = RedisSettings.from_env()
+        redis_url = redact(redis.url)
         rest = FlinkSettings.from_env().rest_url
         mine = self.started()
         overview = flink_overview(rest)
-        redis_version = redis_info(redis_url)
+        redis_version = redis_info(redis.url, redis)
         return {
             "kafka": {"endpoint": kafka, "healthy": kafka_healthy(kafka, 3),
                       "managed": "kafka" in mine},
             "redis": {"endpoint": redis_url, "healthy": redis_version is not None,
-                      "version": redis_version, "managed": "redis" in mine},
+                      "version": redis_version, "managed": "redis" in mine,
+                      "auth": (f"user {redis.username}" if redis.username else
+                               "password" if redis.password else "none")},
             "flink": {
                 "endpoint": rest, "healthy": bool(overview),
                 "version": overview.get("flink-version") if overview else None,
@@ -534,6 +603,16 @@ class Stack:
             if alive_pids:
                 alive[pid_file.stem] = alive_pids
         return alive
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` readable by the owner only (the folder too), never briefly wider."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    path.chmod(0o600)
 
 
 def _http_ok(url: str) -> bool:

@@ -36,7 +36,7 @@ from models.alarms.stream import (
 )
 from models.alarms.training import alarm_label_of, feature_spec_of, file_windows
 from models.onnx_export import OnnxScorer
-from models.registry import Registry
+from models.registry import RegistryRef
 from operators.metrics import LatencyMetrics
 from operators.validate import DEAD_LETTER_TAG, RecordBarrier, RowValidator, kafka_row
 
@@ -66,12 +66,12 @@ class DetectAlarmsFunction(KeyedProcessFunction):
     ``alert_id`` (at-least-once, like the sink). A processing-time timer forgets a stream idle
     for ``idle_timeout_s``."""
 
-    def __init__(self, job: str, schema: MessageSchema, registry_root: str, model_name: str,
+    def __init__(self, job: str, schema: MessageSchema, registry: RegistryRef, model_name: str,
                  model_version: str, policy: StreamPolicy, *, batch_chunks: int = 64,
                  batch_wait_ms: int = 40, snapshot_every: int = 10):
         self.job = job
         self.route = (schema, decoded_chunk)
-        self.registry_root = registry_root
+        self.registry = registry
         self.model_name = model_name
         self.model_version = model_version
         self.policy = policy
@@ -82,8 +82,7 @@ class DetectAlarmsFunction(KeyedProcessFunction):
     def open(self, runtime_context: RuntimeContext) -> None:
         self.validate = RowValidator(self.job, runtime_context)
         self.barrier = RecordBarrier(self.job, "detect", runtime_context)
-        session, mv = Registry(self.registry_root).load_session(self.model_name,
-                                                                self.model_version)
+        session, mv = self.registry.open().load_session(self.model_name, self.model_version)
         self.scorer = OnnxScorer(session)
         self.labels = mv.labels
         self.alarm_label = alarm_label_of(mv)

@@ -26,6 +26,7 @@ from models.ranking.scoring import (
     top_k_indices,
     variant,
 )
+from models.registry import RegistryRef
 from operators.metrics import LatencyMetrics
 from operators.validate import (
     DEAD_LETTER_TAG,
@@ -116,21 +117,19 @@ class Ranker:
 
 
 class RankShowsFunction(BroadcastProcessFunction):
-    def __init__(self, job: str, request_schema, redis, registry_root: str, model_name: str,
+    def __init__(self, job: str, request_schema, redis, registry: RegistryRef, model_name: str,
                  alias: str, experiment: str, horizon_ms: int, default_k: int, reload_s: float,
                  user_cache_size: int = 100_000):
         # Settings travel from the driver: the TaskManagers' environment is not the user's.
         self.job, self.request_schema = job, request_schema
         self.redis = redis
-        self.registry_root, self.model_name, self.alias = registry_root, model_name, alias
+        self.registry_ref, self.model_name, self.alias = registry, model_name, alias
         self.experiment, self.horizon_ms = experiment, horizon_ms
         self.default_k, self.reload_s = default_k, reload_s
         self.user_cache_size = user_cache_size
 
     def open(self, runtime_context):
         from connectors.ranking_reads import RankingReader
-        from models.registry import Registry
-
         self.catalog = Catalog()
         self.restored = False
         # Short waits and no retries: a request ranks from the catalog alone rather than
@@ -140,7 +139,7 @@ class RankShowsFunction(BroadcastProcessFunction):
         reader = RankingReader(store, max_users=self.user_cache_size)
         self.ranker = Ranker(self.catalog, reader, self.experiment, self.horizon_ms,
                              self.default_k)
-        self.registry = Registry(self.registry_root)
+        self.registry = self.registry_ref.open()
         self.scorer = None
         self.model_version: str | None = None
         self.next_check = 0.0

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 
+from core.settings import redact
 from onair.cli.common import kafka_settings
 
 
@@ -13,7 +14,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from onair.stack import Stack
 
     stack = Stack.default()
-    endpoints = stack.up(metrics=args.metrics)
+    endpoints = stack.up(metrics=args.metrics, insecure=args.insecure)
     if not args.no_topics:
         from connectors.kafka_admin import create_topics
 
@@ -23,7 +24,9 @@ def cmd_up(args: argparse.Namespace) -> int:
               f"{sum(v == 'exists' for v in created.values())} already there")
     print("endpoints:")
     print(f"  KAFKA_BOOTSTRAP_SERVERS={endpoints['kafka']}")
-    print(f"  REDIS_URL={endpoints['redis']}")
+    print(f"  REDIS_URL={redact(endpoints['redis'])}"
+          + ("" if args.insecure else f"  (user and password: {stack.secrets}/stack.env, "
+             "read by every onair client)"))
     print(f"  FLINK_REST_URL={endpoints['flink']}  (web UI)")
     if endpoints.get("prometheus"):
         print(f"  Prometheus: {endpoints['prometheus']}  (alerts: /alerts; `onair top` for a "
@@ -60,6 +63,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--metrics", action="store_true",
                    help="also a Prometheus server (system package) on 127.0.0.1:9090 scraping "
                         "the cluster, with the alert rules of infra/prometheus loaded")
+    p.add_argument("--insecure", action="store_true",
+                   help="Redis without a password, as before (loopback only; see "
+                        "docs/security.md)")
     p.set_defaults(func=cmd_up)
     p = sub.add_parser("status", help="health of Kafka, Redis and Flink")
     p.add_argument("--json", action="store_true")

@@ -178,10 +178,15 @@ def test_registry_refuses_names_and_paths_outside_its_root_and_broken_versions(t
     meta.write_text(json.dumps(json.loads(good) | {"version": "2"}))
     with pytest.raises(RegistryError, match="describes alarm:2"):
         registry.resolve("alarm", "1")
+    # Bytes swapped with their sha256 in the metadata: the signature no longer matches.
     junk = b"not an onnx model"
     (root / "alarm" / "1" / "model.onnx").write_bytes(junk)
-    meta.write_text(json.dumps(json.loads(good) | {"onnx_sha256": hashlib.sha256(junk)
-                                                   .hexdigest()}))
+    swapped = json.loads(good) | {"onnx_sha256": hashlib.sha256(junk).hexdigest()}
+    meta.write_text(json.dumps(swapped))
+    with pytest.raises(RegistryError, match="signature does not match"):
+        registry.load_session("alarm", "1")
+    # Signed by the key holder, bytes that are not ONNX are still refused.
+    (root / "alarm" / "1" / "signature.json").write_text(json.dumps(registry.keys.sign(swapped)))
     with pytest.raises(RegistryError, match="not a loadable ONNX model"):
         registry.load_session("alarm", "1")
     assert v1.version == "1"
