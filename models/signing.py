@@ -103,6 +103,9 @@ class ModelKeys:
                                  "be checked (ONAIR_MODEL_VERIFY_KEY, or train one here first)")
         return self.verify_path.read_bytes()
 
+    def key_id(self) -> str:
+        return key_id(self.public())
+
     # ------------------------------------------------------------------ sign and verify
     def sign(self, meta: dict) -> dict:
         key = self._private()

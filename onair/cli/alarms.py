@@ -201,6 +201,8 @@ def cmd_models(args: argparse.Namespace) -> int:
                 raise CliError("`onair models show NAME [VERSION]`")
             mv = registry.resolve(args.name, args.version or "latest")
             print(json.dumps({**asdict(mv), "path": str(registry.version_dir(mv))}, indent=1))
+        elif args.action == "verify":
+            return _verify_models(registry, args.name, args.version)
         else:
             if not (args.name and args.version):
                 raise CliError("`onair models promote NAME VERSION`")
@@ -209,6 +211,25 @@ def cmd_models(args: argparse.Namespace) -> int:
     except RegistryError as e:
         raise CliError(str(e)) from None
     return 0
+
+
+def _verify_models(registry, name: str | None, version: str | None) -> int:
+    """Signature and model bytes of each version (of NAME, or version V): 1 if any fails."""
+    from models.registry import RegistryError
+
+    versions = ([registry.resolve(name, version)] if version else
+                registry.versions(name) if name else
+                [mv for n in registry.names() for mv in registry.versions(n)])
+    failed = 0
+    for mv in versions:
+        try:
+            registry.verify(mv)
+            print(f"{mv.ref:<24} ok (signature by {registry.keys.key_id()}, sha256)")
+        except RegistryError as e:
+            failed += 1
+            print(f"{mv.ref:<24} FAILED: {e}")
+    print(f"{len(versions) - failed} of {len(versions)} verified")
+    return 1 if failed else 0
 
 
 def _headline(metrics: dict) -> str:
@@ -263,8 +284,9 @@ def add_parsers(sub) -> None:
     add_arguments(p, DetectOptions, "detect")
     p.set_defaults(func=cmd_detect)
 
-    p = sub.add_parser("models", help="the model registry: list | show NAME [V] | promote NAME V")
-    p.add_argument("action", choices=("list", "show", "promote"))
+    p = sub.add_parser("models", help="the model registry: list | show NAME [V] | "
+                                      "promote NAME V | verify [NAME [V]]")
+    p.add_argument("action", choices=("list", "show", "promote", "verify"))
     p.add_argument("name", nargs="?")
     p.add_argument("version", nargs="?")
     p.add_argument("--alias", default="production")

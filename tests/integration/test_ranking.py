@@ -22,7 +22,7 @@ from core.settings import KafkaSettings
 from models.onnx_export import OnnxScorer, to_onnx
 from models.ranking.scoring import FEATURE_ORDER, assemble, heuristic_scores, top_k, variant
 from models.ranking.training import RankerParams, train_part
-from models.registry import Registry
+from models.registry import Registry, RegistryError
 from onair.sim.world import WorldConfig
 from onair.sim.world_history import write_world
 from onair.submit import last_json, submit
@@ -153,6 +153,23 @@ def test_train_register_promote_rank_and_hot_reload(services, topic_prefix, tmp_
         assert {r["model_version"] for r in later if r["variant"] == "ml"} == {v2.ref}
         scorer_v2 = OnnxScorer(registry.load_session(name, v2.version)[0])
         _check(later, reader, {v2.ref: scorer_v2}, shows)
+
+        # A version changed after it was signed (its metrics inflated) cannot be promoted;
+        # put in production anyway by someone who can write the registry's files, it is
+        # refused at reload and v2 goes on ranking.
+        v3 = registry.register(name, to_onnx(model, len(FEATURE_ORDER)),
+                               feature_names=list(FEATURE_ORDER), labels=v1.labels)
+        meta = registry.version_dir(v3) / "meta.json"
+        meta.write_text(json.dumps(json.loads(meta.read_text()) | {"metrics": {"auc": 0.99}}))
+        with pytest.raises(RegistryError, match="signature does not match"):
+            registry.promote(name, v3.version)
+        aliases = registry.root / name / "aliases.json"
+        aliases.write_text(json.dumps({"production": v3.version}))
+        time.sleep(3)
+        tampered_ids = send("t")
+        tampered = wait_for_count(lambda: rankings(tampered_ids), len(tampered_ids), 90)
+        assert {r["model_version"] for r in tampered if r["variant"] == "ml"} == {v2.ref}
+        aliases.write_text(json.dumps({"production": v2.version}))
 
         # Resumed from its last checkpoint (unaligned: the job's default), the job reads on
         # after the show events, so the catalog it ranks comes from its broadcast state.
