@@ -108,3 +108,16 @@ def topic_prefix(monkeypatch: pytest.MonkeyPatch) -> str:
     prefix = f"t{uuid.uuid4().hex[:8]}."
     monkeypatch.setenv("ONAIR_TOPIC_PREFIX", prefix)
     return prefix
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_own_state_dir(request: pytest.FixtureRequest,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests keep their state (the model-signing key pair a registry makes on first use)
+    in a folder of their own, never in the checkout's ``.onair``."""
+    if "unit" not in request.node.path.parts:
+        return
+    tmp_path = request.getfixturevalue("tmp_path")
+    monkeypatch.setenv("ONAIR_HOME", str(tmp_path / "onair-home"))
+    for name in ("ONAIR_MODEL_SIGNING_KEY", "ONAIR_MODEL_VERIFY_KEY", "ONAIR_REGISTRY"):
+        monkeypatch.delenv(name, raising=False)
