@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 import numpy as np
@@ -13,8 +14,9 @@ from core.settings import RedisSettings
 
 @pytest.fixture()
 def store(services) -> RedisFeatureStore:
-    return RedisFeatureStore(RedisSettings(url=services.redis,
-                                           key_prefix=f"t{uuid.uuid4().hex[:8]}"))
+    # The configured client (the stack's user), at the test session's Redis.
+    return RedisFeatureStore(dataclasses.replace(RedisSettings.from_env(), url=services.redis,
+                                                 key_prefix=f"t{uuid.uuid4().hex[:8]}"))
 
 
 def show(seq: int, likes: int, status: str = "live", ttl: int = 0) -> FeatureWrite:
