@@ -30,6 +30,7 @@ from core.settings import KafkaSettings
 
 _NO_ERROR, _OFFSET_OUT_OF_RANGE = 0, 1
 _PARTITION_MAX_BYTES = 1 << 20
+_MAX_BYTES = 16 << 20       # one fetch answer, all partitions together
 
 
 class CommittedRecord(NamedTuple):
@@ -102,7 +103,9 @@ class CommittedReader:
 
     def __init__(self, kafka: KafkaSettings, topic: str):
         self.topic = topic
-        self.client = KafkaNetClient(**kafka.python_client_kwargs())
+        # Room for a whole answer: every partition's share plus the protocol's framing.
+        self.client = KafkaNetClient(**kafka.python_client_kwargs(),
+                                     receive_message_max_bytes=_MAX_BYTES + (1 << 20))
         self.client.cluster.set_topics([topic])
         self._refresh()
         parts = self.client.cluster.partitions_for_topic(topic)
@@ -150,7 +153,7 @@ class CommittedReader:
     def _request(self, parts: list[int], max_wait_ms: int) -> FetchRequest:
         fetch_partition = FetchRequest.FetchTopic.FetchPartition
         return FetchRequest(
-            max_wait_ms=max_wait_ms, min_bytes=1, max_bytes=len(parts) * _PARTITION_MAX_BYTES,
+            max_wait_ms=max_wait_ms, min_bytes=1, max_bytes=_MAX_BYTES,
             isolation_level=0,   # the whole log, markers included: settle() decides
             session_id=0, session_epoch=-1, forgotten_topics_data=[], rack_id="",
             topics=[FetchRequest.FetchTopic(topic=self.topic, partitions=[

@@ -117,15 +117,15 @@ class RegistryRef:
     verify with, both read where the job is submitted and shipped with it."""
 
     root: str
-    verify_key: bytes
+    verify_key: bytes | None      # None: no key where it was submitted; every load refused
 
     @classmethod
     def here(cls) -> RegistryRef:
         registry = Registry()
         try:
             key = registry.keys.public()
-        except SignatureError as e:
-            raise RegistryError(str(e)) from None
+        except SignatureError:
+            key = None
         return cls(str(registry.root), key)
 
     def open(self) -> Registry:

@@ -55,8 +55,14 @@ class ModelKeys:
                    create=not configured)
 
     @classmethod
-    def verify_only(cls, public_pem: bytes) -> ModelKeys:
+    def verify_only(cls, public_pem: bytes | None) -> ModelKeys:
+        """Checks with ``public_pem`` only; None: every entry is refused (no trusted key)."""
         return cls(public_pem=public_pem)
+
+    def ensure(self) -> None:
+        """Make the pair now when it is missing and may be made (``onair up``)."""
+        if self.create and self.signing_path is not None and not self.signing_path.exists():
+            self._generate(self.signing_path)
 
     # ------------------------------------------------------------------ keys
     def _private(self):
@@ -98,7 +104,10 @@ class ModelKeys:
         """The public key (PEM) signatures are checked with."""
         if self.public_pem is not None:
             return self.public_pem
-        if self.verify_path is None or not self.verify_path.exists():
+        if self.verify_path is None:
+            raise SignatureError("no trusted model verify key where the job was submitted: "
+                                 "models cannot be checked (ONAIR_MODEL_VERIFY_KEY)")
+        if not self.verify_path.exists():
             raise SignatureError(f"no model verify key at {self.verify_path}: models cannot "
                                  "be checked (ONAIR_MODEL_VERIFY_KEY, or train one here first)")
         return self.verify_path.read_bytes()

@@ -260,8 +260,12 @@ class Stack:
 
     def credentials(self, insecure: bool = False) -> dict[str, str]:
         """The stack's generated client settings (``secrets/stack.env``), made once: a Redis
-        ACL user with a random password (the default user is disabled). ``insecure``: none,
-        and any made before are removed."""
+        ACL user with a random password (the default user is disabled); and the model-signing
+        key pair when there is none. ``insecure``: no Redis credentials, and any made before
+        are removed."""
+        from models.signing import ModelKeys
+
+        ModelKeys.from_env({**os.environ, "ONAIR_HOME": str(self.home)}).ensure()
         env_file = self.secrets / "stack.env"
         if insecure:
             for f in (env_file, self.secrets / "redis.acl"):
@@ -290,12 +294,19 @@ class Stack:
 
     # ----------------------------------------------------------------- services
     def up(self, say: Callable[[str], None] = print, metrics: bool = False,
-           insecure: bool = False) -> dict[str, str]:
+           insecure: bool | None = None) -> dict[str, str]:
         """Start whatever is not already reachable; return endpoints by service. ``metrics``:
         a Prometheus server too, scraping the cluster with the alert rules loaded.
-        ``insecure``: Redis without a password (today's open stack on loopback)."""
+        ``insecure``: Redis without a password (the open stack, loopback only); None: as the
+        running stack was started (secure when none runs)."""
         for d in (self.home, self.logs, self.pids):
             d.mkdir(parents=True, exist_ok=True)
+        running = self.started().get("redis", {}).get("auth")
+        if insecure is None:
+            insecure = bool(running) and running.startswith("none")
+        elif running and insecure != running.startswith("none"):
+            raise StackError(f"this stack's Redis runs with auth: {running}; `onair down` "
+                             "before starting it " + ("--insecure" if insecure else "secure"))
         self.credentials(insecure)
         if insecure:
             say("insecure: Redis takes any local client without a password "

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import json
 
-from core.settings import redact
+from core.settings import RedisSettings, redact
 from onair.cli.common import kafka_settings
 
 
@@ -14,7 +14,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from onair.stack import Stack
 
     stack = Stack.default()
-    endpoints = stack.up(metrics=args.metrics, insecure=args.insecure)
+    endpoints = stack.up(metrics=args.metrics, insecure=args.insecure or None)
     if not args.no_topics:
         from connectors.kafka_admin import create_topics
 
@@ -25,8 +25,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     print("endpoints:")
     print(f"  KAFKA_BOOTSTRAP_SERVERS={endpoints['kafka']}")
     print(f"  REDIS_URL={redact(endpoints['redis'])}"
-          + ("" if args.insecure else f"  (user and password: {stack.secrets}/stack.env, "
-             "read by every onair client)"))
+          + (f"  (user and password: {stack.secrets}/stack.env, read by every onair client)"
+             if RedisSettings.from_env().username else "  (no password)"))
     print(f"  FLINK_REST_URL={endpoints['flink']}  (web UI)")
     if endpoints.get("prometheus"):
         print(f"  Prometheus: {endpoints['prometheus']}  (alerts: /alerts; `onair top` for a "
