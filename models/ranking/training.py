@@ -67,6 +67,11 @@ class RankerParams:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> RankerParams:
+        """Back from ``as_dict`` (a registry entry's ``params``)."""
+        return cls(**{**d, "utility": Utility(**d.get("utility", {}))})
+
 
 def tree_tasks(params: RankerParams, parts: int) -> list[tuple[int, int]]:
     """(seed, trees) of each part: distinct seeds, trees split as evenly as possible."""

@@ -97,9 +97,9 @@ def sklearn_twin(mv):
     rows = Path(mv.extra["rows_dir"])
     files = [str(rows / f"day={d}.parquet") for d in mv.extra["train_days"]
              if (rows / f"day={d}.parquet").exists()]
-    x, y = load_rows(files)
-    params = RankerParams(**mv.params)
-    parts = [train_part(x, y, params, seed, trees)
+    params = RankerParams.from_dict(mv.params)
+    x, y, weight = load_rows(files, params.utility)
+    parts = [train_part(x, y, weight, params, seed, trees)
              for seed, trees in tree_tasks(params, mv.extra["tree_tasks"])]
     return merge_forests(sorted(parts, key=lambda m: m.random_state))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -208,3 +210,9 @@ def test_the_same_rows_and_seeds_give_the_same_onnx_bytes():
         return hashlib.sha256(to_onnx(merge_forests(parts), len(FEATURE_ORDER))).hexdigest()
 
     assert build() == build()
+
+
+def test_ranker_params_come_back_from_a_registry_entry():
+    params = RankerParams(trees=9, utility=Utility(follow=3.0))
+    back = RankerParams.from_dict(json.loads(json.dumps(params.as_dict())))
+    assert back == params and isinstance(back.utility, Utility)
