@@ -102,6 +102,17 @@ def stack_credentials(env: dict[str, str] | None = None) -> dict[str, str]:
                 and not line.startswith("#"))
 
 
+def write_private(path: Path, data: bytes, exclusive: bool = False) -> None:
+    """Write ``data`` readable by the owner only, its folder too, never briefly wider;
+    ``exclusive``: fail rather than replace an existing file (a key is never overwritten)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    with os.fdopen(os.open(path, flags, 0o600), "wb") as f:
+        f.write(data)
+    path.chmod(0o600)
+
+
 def redact(text: str, secrets: list[str | None] | tuple[str | None, ...] = ()) -> str:
     """``text`` with each of ``secrets`` and any URL's password (``scheme://user:pw@host``)
     replaced by ``***``: for what is printed or logged."""
@@ -150,10 +161,6 @@ class RedisSettings:
             int(env.get("REDIS_RETRIES") or cls.retries),
             env.get("REDIS_USERNAME") or stack.get("REDIS_USERNAME") or None,
         )
-
-    @property
-    def secrets(self) -> tuple[str | None, ...]:
-        return (self.password,)
 
     def __repr__(self) -> str:
         return (f"RedisSettings(url={redact(self.url)!r}, username={self.username!r}, "

@@ -28,7 +28,7 @@ from core.settings import FlinkJobSettings, KafkaSettings
 from core.topics import ALARM_ALERTS, AUDIO_CHUNKS
 from models.alarms.stream import PolicyOptions, StreamPolicy
 from models.alarms.training import policy_of
-from models.registry import ModelVersion, Registry, RegistryError, RegistryRef
+from models.registry import ModelVersion, RegistryError, RegistryRef
 from operators.alarms import DetectAlarmsFunction
 from operators.kafka_io import add_dead_letter_sink, add_kafka_sink, keyed_raw_input
 from operators.validate import DEAD_LETTER_TAG, KAFKA_ROW_TYPE
@@ -68,10 +68,11 @@ class Deployment:
 
     @classmethod
     def resolve(cls, cfg: DetectAlarmsConfig) -> Deployment:
-        registry = Registry()
+        ref = RegistryRef.here()
+        registry = ref.open()   # the key the subtasks will check with, checked here first
         model = registry.resolve(cfg.model, cfg.model_version)
         registry.verify(model)
-        return cls(RegistryRef.here(), model, cfg.policy.policy(policy_of(model)))
+        return cls(ref, model, cfg.policy.policy(policy_of(model)))
 
 
 def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment,

@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.settings import model_signing_key_path, model_verify_key_path
+from core.settings import model_signing_key_path, model_verify_key_path, write_private
 
 ALGORITHM = "ed25519"
 
@@ -36,6 +36,13 @@ def canonical(meta: dict) -> bytes:
 
 def key_id(public_pem: bytes) -> str:
     return hashlib.sha256(public_pem).hexdigest()[:16]
+
+
+def _public_pem(private_key) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 @dataclass
@@ -86,19 +93,12 @@ class ModelKeys:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
         key = Ed25519PrivateKey.generate()
-        private = key.private_bytes(serialization.Encoding.PEM,
-                                    serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
-        public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.parent.chmod(0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(private)
+        write_private(path, key.private_bytes(serialization.Encoding.PEM,
+                                              serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()), exclusive=True)
         verify_path = self.verify_path or path.with_suffix(".pub")
         if not verify_path.exists():
-            verify_path.write_bytes(public)
+            verify_path.write_bytes(_public_pem(key))
 
     def public(self) -> bytes:
         """The public key (PEM) signatures are checked with."""
@@ -118,11 +118,7 @@ class ModelKeys:
     # ------------------------------------------------------------------ sign and verify
     def sign(self, meta: dict) -> dict:
         key = self._private()
-        from cryptography.hazmat.primitives import serialization
-
-        public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
-        return {"algorithm": ALGORITHM, "key_id": key_id(public),
+        return {"algorithm": ALGORITHM, "key_id": key_id(_public_pem(key)),
                 "signature": base64.b64encode(key.sign(canonical(meta))).decode()}
 
     def verify(self, meta: dict, signature: dict | None, what: str) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from core.settings import RedisSettings, redact, stack_credentials, state_dir
+from core.settings import RedisSettings, redact, stack_credentials, state_dir, write_private
 
 KAFKA_PORT = 9092
 REDIS_PORT = 6379
@@ -278,18 +278,18 @@ class Stack:
 
         creds = {"REDIS_URL": self.redis_url, "REDIS_USERNAME": "onair",
                  "REDIS_PASSWORD": random_secrets.token_urlsafe(24)}
-        _write_private(env_file, "".join(f"{k}={v}\n" for k, v in creds.items()))
+        write_private(env_file, "".join(f"{k}={v}\n" for k, v in creds.items()).encode())
         return creds
 
-    def _redis_acl(self, creds: dict[str, str]) -> Path:
+    def _redis_acl(self, settings: RedisSettings) -> Path:
         """Redis' ACL file: the default user off, the stack's user with every right. The
         password is stored as its SHA-256, as Redis' ACL files allow."""
         import hashlib
 
-        digest = hashlib.sha256(creds["REDIS_PASSWORD"].encode()).hexdigest()
+        digest = hashlib.sha256(settings.password.encode()).hexdigest()
         path = self.secrets / "redis.acl"
-        _write_private(path, "user default off\n"
-                             f"user {creds['REDIS_USERNAME']} on #{digest} ~* &* +@all\n")
+        write_private(path, ("user default off\n"
+                             f"user {settings.username} on #{digest} ~* &* +@all\n").encode())
         return path
 
     # ----------------------------------------------------------------- services
@@ -386,7 +386,7 @@ class Stack:
         url = self.redis_url
         # The credentials `up` made (or removed, --insecure) decide how Redis is started.
         settings = RedisSettings.from_env({"ONAIR_HOME": str(self.home), "REDIS_URL": url})
-        creds = stack_credentials({"ONAIR_HOME": str(self.home)}) if settings.password else {}
+        auth = f"ACL user {settings.username}" if settings.password else "none (--insecure)"
         if port_open(self.redis_port):
             version = redis_info(url, settings)
             if version:
@@ -411,15 +411,12 @@ class Stack:
             self._redis_binary(), "--port", str(self.redis_port), "--bind", HOST, "--save", "",
             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(data),
             "--daemonize", "no",
-            *(["--aclfile", str(self._redis_acl(creds))] if creds else []),
+            *(["--aclfile", str(self._redis_acl(settings))] if settings.password else []),
         ])
         _wait("Redis", lambda: redis_info(url, settings) is not None, 20,
               self.logs / "redis.log")
-        self._remember("redis", {"pid": pid, "endpoint": url,
-                                 "auth": f"ACL user {settings.username}" if creds
-                                 else "none (--insecure)"})
-        say(f"redis: started {redis_info(url, settings)} at {url} (pid {pid}), "
-            + (f"ACL user {settings.username}" if creds else "no password"))
+        self._remember("redis", {"pid": pid, "endpoint": url, "auth": auth})
+        say(f"redis: started {redis_info(url, settings)} at {url} (pid {pid}), auth: {auth}")
         return url
 
     def flink_env(self) -> dict[str, str]:
@@ -614,16 +611,6 @@ class Stack:
             if alive_pids:
                 alive[pid_file.stem] = alive_pids
         return alive
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` readable by the owner only (the folder too), never briefly wider."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.parent.chmod(0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    path.chmod(0o600)
 
 
 def _http_ok(url: str) -> bool:
