@@ -29,7 +29,10 @@ def redis_client(settings: RedisSettings | None = None, **overrides) -> redis.Re
         kw["password"] = settings.password
     if settings.username:
         kw["username"] = settings.username
-    if settings.tls_ca and settings.url.startswith("rediss://"):
-        kw["ssl_ca_certs"] = settings.tls_ca
+    if settings.url.startswith("rediss://"):
+        # The server's certificate must name the host dialled (redis-py 5 does not check).
+        kw["ssl_check_hostname"] = True
+        if settings.tls_ca:
+            kw["ssl_ca_certs"] = settings.tls_ca
     kw.update(overrides)
     return redis.Redis.from_url(settings.url, **kw)

@@ -149,8 +149,9 @@ class RedisSettings:
         """``ONAIR_REDIS_PREFIX`` (default ``onair``) starts every key onair writes;
         ``REDIS_TIMEOUT_S`` and ``REDIS_RETRIES`` bound each command."""
         env = os.environ if env is None else env
-        url = env.get("REDIS_URL", cls.url)
         stack = stack_credentials(env)
+        # Unset, REDIS_URL is the embedded stack's (rediss:// when it runs with --tls).
+        url = env.get("REDIS_URL") or stack.get("REDIS_URL") or cls.url
         if stack.get("REDIS_URL") != url or env.get("REDIS_PASSWORD"):
             stack = {}      # another server, or credentials given: the stack's do not apply
         return cls(

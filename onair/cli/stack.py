@@ -14,7 +14,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     from onair.stack import Stack
 
     stack = Stack.default()
-    endpoints = stack.up(metrics=args.metrics, insecure=args.insecure or None)
+    endpoints = stack.up(metrics=args.metrics, insecure=args.insecure or None,
+                         tls=args.tls or None)
     if not args.no_topics:
         from connectors.kafka_admin import create_topics
 
@@ -66,6 +67,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--insecure", action="store_true",
                    help="Redis without a password, as before (loopback only; see "
                         "docs/security.md)")
+    p.add_argument("--tls", action="store_true",
+                   help="Redis over TLS only, with a CA made for this stack "
+                        "($ONAIR_HOME/secrets/tls); needs the system redis-server")
     p.set_defaults(func=cmd_up)
     p = sub.add_parser("status", help="health of Kafka, Redis and Flink")
     p.add_argument("--json", action="store_true")

@@ -1,5 +1,6 @@
 import re
 import socket
+import stat
 
 import pytest
 import yaml
@@ -66,3 +67,19 @@ def test_failed_up_stops_what_it_started(tmp_path, busy_port):
     assert stack.started() == {}
     assert stack.leftovers() == {}
     assert not port_open(kafka_port)
+
+
+def test_tls_and_insecure_together_are_refused_before_anything_starts(tmp_path):
+    with pytest.raises(StackError, match="--insecure and --tls together"):
+        Stack(tmp_path).up(lambda _msg: None, insecure=True, tls=True)
+    assert Stack(tmp_path).started() == {}
+
+
+def test_tls_credentials_name_the_stack_ca_and_keep_the_password(tmp_path):
+    plain = Stack(tmp_path).credentials()
+    stack = Stack(tmp_path, tls=True)
+    creds = stack.credentials()
+    assert creds["REDIS_URL"].startswith("rediss://127.0.0.1:")
+    assert creds["REDIS_TLS_CA"] == str(stack.server_tls.ca) and stack.server_tls.exists()
+    assert creds["REDIS_PASSWORD"] == plain["REDIS_PASSWORD"]
+    assert stat.S_IMODE(stack.server_tls.key.stat().st_mode) == 0o600
