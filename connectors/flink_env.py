@@ -52,6 +52,10 @@ def stream_env(cfg: FlinkJobSettings) -> StreamExecutionEnvironment:
         conf.set_string("execution.batch.adaptive.auto-parallelism.enabled", "false")
     for key, value in restart_strategy(cfg).items():
         conf.set_string(key, value)
+    if not cfg.batch:
+        conf.set_string("state.backend.type", cfg.state_backend)
+        if cfg.state_backend == "rocksdb":
+            conf.set_string("execution.checkpointing.incremental", "true")
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(cfg.parallelism)
     env.set_buffer_timeout(cfg.buffer_timeout_ms)

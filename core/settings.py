@@ -263,6 +263,13 @@ class FlinkJobSettings:
                                    legacy_env=("ONAIR_RESTART_ATTEMPTS",))
     restart_max_delay_s: int = option(60, "longest wait before a restart; waits double from 1 s",
                                       minimum=1, legacy_env=("ONAIR_RESTART_MAX_DELAY_S",))
+    # The state backend: "hashmap" keeps state as objects on the TaskManager's heap (every
+    # checkpoint copies all of it); "rocksdb" keeps it serialised on local disk behind a memory
+    # cache, and checkpoints only the files changed since the last one (docs/performance.md
+    # measures both as state grows).
+    state_backend: str = option("hashmap", "keyed state on the heap ('hashmap') or in RocksDB "
+                                "on local disk with incremental checkpoints ('rocksdb')",
+                                choices=("hashmap", "rocksdb"))
     bounded: bool = option(False, "read the input topics up to their current end, then finish")
     # BATCH execution (bounded jobs over files: no checkpoints, blocking shuffles).
     batch: bool = False

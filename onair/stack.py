@@ -155,6 +155,16 @@ def redis_info(url: str, settings: RedisSettings | None = None) -> str | None:
     return f"redis {info.get('redis_version', '?')}"
 
 
+def _asks_for_auth(port: int) -> bool:
+    """A plaintext Redis on ``port`` that wants a user first (answers PING with NOAUTH)."""
+    try:
+        with socket.create_connection((HOST, port), timeout=2) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"-NOAUTH")
+    except OSError:
+        return False
+
+
 def flink_overview(rest_url: str) -> dict | None:
     """The cluster overview from Flink's REST API (has ``flink-version``), or None."""
     try:
@@ -438,6 +448,11 @@ class Stack:
                     f"a Redis at {url} answers without the stack's password and refuses it "
                     "(started by `onair up --insecure`, or by someone else): `onair down`, "
                     "then `onair up` again")
+            if _asks_for_auth(self.redis_port):
+                raise StackError(
+                    f"a Redis at {url} refuses this stack's credentials: another stack (another "
+                    "ONAIR_HOME, e.g. a test run's) or someone else's Redis has the port. Stop "
+                    "it, or set REDIS_URL.")
             raise StackError(
                 f"port {self.redis_port} is taken by something that does not speak Redis. "
                 f"Stop it (`ss -ltnp 'sport = :{self.redis_port}'`), or set REDIS_URL."

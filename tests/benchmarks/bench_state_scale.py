@@ -1,0 +1,251 @@
+"""Benchmark: compute_features' state as the population grows, per state backend.
+
+For each population size N (listeners; with N/100 live shows and N/500 creators) and each
+state backend, on a freshly started Flink cluster (so resident memory starts level):
+
+1. Load: one listen start per listener (and a follow for 3 in 10), in event-time order, is
+   produced before the job starts; events/s = all of them over the time from the job's
+   first Redis write until end markers behind them are applied, checkpoints running every
+   ``--checkpoint-ms``.
+2. Memory: resident set of the TaskManager processes (JVM and, in thread mode, the embedded
+   Python; children too) after the load; per listener, the growth between two sizes of the
+   run divided by the listeners added (fixed costs cancel out).
+3. Steady load at ``--rate`` events/s for ``--seconds``: reflection p99 (event -> Redis, the
+   probes of bench_features) and the checkpoints taken meanwhile (size and duration, from
+   Flink's REST API; ``checkpointed_size`` is what an incremental checkpoint wrote).
+4. Restore: the job is cancelled (its checkpoint retained) and submitted again from it;
+   restore time = submission until a probe in every first-stage bucket is in Redis (every
+   bucket's state loaded again).
+5. Reads: ``read_shows`` of 1,000 of the population's shows, the job stopped.
+
+Prints one JSON line. Run: ``./dev bench state_scale [--sizes 100000,1000000]
+[--backends hashmap,rocksdb]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import json
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+from bench_features import markers, reflection, wait_seq
+
+from connectors import flink_rest
+from connectors.feature_store import RedisFeatureStore
+from connectors.kafka_admin import create_topics, producer
+from core.settings import FlinkSettings, KafkaSettings
+from models.features.buckets import bucket_of
+from onair.stack import Stack
+from onair.submit import submit
+
+BUCKETS = 16     # compute_features' default --buckets
+MINUTE = 60_000
+
+
+def population(kafka: KafkaSettings, listeners: int, t0_ms: int) -> tuple[int, int]:
+    """Produce the population's events; returns (events, shows)."""
+    shows = max(100, listeners // 100)
+    creators = max(20, listeners // 500)
+    p = producer(kafka, linger_ms=50, batch_size=512 * 1024)
+    show_topic, behavior_topic = kafka.topic("show-events"), kafka.topic("behavior-events")
+    for s in range(shows):
+        base = f'"show_id": "s{s}", "creator_id": "c{s % creators}", "topic": "t{s % 12}"'
+        for i, (kind, ts) in enumerate((("scheduled", t0_ms - 30 * MINUTE), ("live", t0_ms))):
+            extra = f', "scheduled_start": {t0_ms}' if kind == "scheduled" else ""
+            p.send(show_topic, (f'{{"event_id": "p{s}-{i}", "event_type": "{kind}", '
+                                f'"ts": {ts}, {base}{extra}}}').encode(), key=f"s{s}".encode())
+    sent = 2 * shows
+    span = 60 * MINUTE   # the listeners arrive over an hour of event time
+    for u in range(listeners):
+        ts = t0_ms + u * span // listeners
+        s = u % shows
+        key = f"u{u}".encode()
+        p.send(behavior_topic, (f'{{"event_id": "l{u}", "event_type": "listen_start", '
+                                f'"ts": {ts}, "user_id": "u{u}", "show_id": "s{s}", '
+                                f'"topic": "t{s % 12}"}}').encode(), key=key)
+        sent += 1
+        if u % 10 < 3:
+            p.send(behavior_topic, (f'{{"event_id": "f{u}", "event_type": "follow", '
+                                    f'"ts": {ts + 1}, "user_id": "u{u}", '
+                                    f'"creator_id": "c{(u * 7) % creators}"}}').encode(),
+                   key=key)
+            sent += 1
+    p.flush()
+    p.close()
+    return sent, shows
+
+
+def taskmanager_rss() -> int:
+    """Bytes resident in the TaskManager processes and their children."""
+    pids = [int(d) for d in os.listdir("/proc") if d.isdigit()
+            and "TaskManagerRunner" in _read(f"/proc/{d}/cmdline")]
+    children = [int(c) for pid in pids for task in _tasks(pid)
+                for c in _read(f"/proc/{pid}/task/{task}/children").split()]
+    total = 0
+    for pid in pids + children:
+        for line in _read(f"/proc/{pid}/status").splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_bytes().decode(errors="replace").replace("\0", " ")
+    except OSError:
+        return ""
+
+
+def _tasks(pid: int) -> list[str]:
+    try:
+        return os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+
+
+def checkpoints(job: str) -> list[dict]:
+    rest = FlinkSettings.from_env().rest_url
+    history = flink_rest.call(f"{rest}/jobs/{job}/checkpoints").get("history", [])
+    return [h for h in history if h.get("status") == "COMPLETED"]
+
+
+def probes(kafka: KafkaSettings, tag: str) -> list[str]:
+    """One new listener in every first-stage bucket (shows and users share those buckets);
+    returns their ids, in Redis once every bucket's state is loaded again."""
+    users: dict[int, str] = {}
+    i = 0
+    while len(users) < BUCKETS:
+        users.setdefault(bucket_of(f"user:{tag}{i}", BUCKETS), f"{tag}{i}")
+        i += 1
+    p = producer(kafka)
+    now = int(time.time() * 1000)
+    for user in users.values():
+        p.send(kafka.topic("behavior-events"),
+               json.dumps({"event_id": f"{user}-probe", "event_type": "listen_start",
+                           "ts": now, "user_id": user, "show_id": "s0"}).encode(),
+               key=user.encode())
+    p.flush()
+    p.close()
+    return list(users.values())
+
+
+def run_size(listeners: int, backend: str, args) -> dict:
+    stack = Stack.default()
+    # A fresh cluster per run: resident memory only grows within a JVM's life.
+    stack.down(lambda _m: None, only={"flink"})
+    stack.up(lambda _m: None, only={"flink"})
+    os.environ["ONAIR_TOPIC_PREFIX"] = f"scale{uuid.uuid4().hex[:6]}."
+    os.environ["ONAIR_REDIS_PREFIX"] = f"scale{uuid.uuid4().hex[:6]}"
+    kafka = KafkaSettings.from_env()
+    create_topics(kafka)
+    store = RedisFeatureStore()
+    t_produce = time.monotonic()
+    events, shows = population(kafka, listeners, int(time.time() * 1000) - 2 * 3_600_000)
+    n_markers = markers(kafka, "end-a")
+    produce_s = time.monotonic() - t_produce
+    rss_before = taskmanager_rss()
+    job_args = ["--parallelism", "2", "--out-of-order-ms", "5000", "--idle-s", "5",
+                "--checkpoint-interval-ms", str(args.checkpoint_ms),
+                "--state-backend", backend]
+    job = submit("compute_features", job_args)
+    out: dict = {"listeners": listeners, "backend": backend, "events": events,
+                 "shows": shows, "produce_s": round(produce_s, 1)}
+    try:
+        flink_rest.wait_for_state(job, {"RUNNING"}, 180)
+        first = store.key("show", "s0")
+        while not store.client.exists(first):
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        t1 = wait_seq(store, "end-a", n_markers, timeout_s=3600)
+        out["events_per_s"] = round((events + n_markers) / (t1 - t0))
+        loaded_at_ms = int(time.time() * 1000)
+        out["rss_after_load_mb"] = round(taskmanager_rss() / 2**20)
+        out["rss_before_mb"] = round(rss_before / 2**20)
+        lat, offered, _ = reflection(kafka, store, args.rate, args.seconds)
+        out["offered_events_per_s"] = round(offered)
+        out["reflection_p99_ms"] = (round(float(np.percentile(lat, 99)), 1)
+                                    if lat.size else None)
+        out["rss_mb"] = round(taskmanager_rss() / 2**20)
+        steady = [c for c in checkpoints(job) if c["trigger_timestamp"] > loaded_at_ms]
+        every = checkpoints(job)
+        if every:
+            out["state_mb"] = round(max(c["state_size"] for c in every) / 2**20, 1)
+            out["checkpoint_full_s"] = round(max(c["end_to_end_duration"]
+                                                 for c in every) / 1000, 2)
+        if steady:
+            out["checkpoints_steady"] = len(steady)
+            out["checkpoint_steady_s"] = round(float(np.median(
+                [c["end_to_end_duration"] for c in steady])) / 1000, 2)
+            out["checkpoint_steady_written_mb"] = round(float(np.median(
+                [c["checkpointed_size"] for c in steady])) / 2**20, 2)
+    finally:
+        flink_rest.cancel(job)
+    flink_rest.wait_for_state(job, {"CANCELED"}, 300)
+    # Retained on cancel: the newest completed one, taken after the load.
+    checkpoint = flink_rest.latest_checkpoint(job, triggered_after_ms=loaded_at_ms)
+    if checkpoint is None:
+        raise RuntimeError("no checkpoint completed after the load to restore from")
+
+    t_restore = time.monotonic()
+    again = submit("compute_features", job_args, from_savepoint=checkpoint)
+    try:
+        flink_rest.wait_for_state(again, {"RUNNING"}, 600)
+        users = probes(kafka, "probe-u")
+        while not all(store.client.exists(store.key("user", u)) for u in users):
+            time.sleep(0.1)
+        out["restore_s"] = round(time.monotonic() - t_restore, 1)
+    finally:
+        flink_rest.cancel(again)
+    flink_rest.wait_for_state(again, {"CANCELED"}, 300)
+
+    time.sleep(2)
+    ids = [f"s{i}" for i in range(0, shows, max(1, shows // 1000))][:1000]
+    gc.collect()
+    reads = []
+    for _ in range(300):
+        t = time.perf_counter()
+        store.read_shows(ids)
+        reads.append((time.perf_counter() - t) * 1000)
+    out["read_1000_p99_ms"] = round(float(np.percentile(reads[20:], 99)), 2)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="100000,1000000",
+                        help="listener counts, comma-separated")
+    parser.add_argument("--backends", default="hashmap,rocksdb")
+    parser.add_argument("--checkpoint-ms", type=int, default=5000)
+    parser.add_argument("--rate", type=int, default=2000)
+    parser.add_argument("--seconds", type=int, default=20)
+    args = parser.parse_args()
+    Stack.default().up(lambda _m: None)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    runs = []
+    for backend in args.backends.split(","):
+        for n in sizes:
+            try:
+                runs.append(run_size(n, backend, args))
+            except Exception as e:   # a size that does not fit is a result too
+                runs.append({"listeners": n, "backend": backend,
+                             "error": f"{type(e).__name__}: {str(e)[:300]}"})
+            print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+    result: dict = {"bench": "state_scale", "runs": runs}
+    for backend in args.backends.split(","):
+        mine = sorted((r for r in runs if r["backend"] == backend and "rss_mb" in r),
+                      key=lambda r: r["listeners"])
+        for small, big in itertools.pairwise(mine):
+            added = big["listeners"] - small["listeners"]
+            big["bytes_per_listener"] = round((big["rss_mb"] - small["rss_mb"]) * 2**20 / added)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
