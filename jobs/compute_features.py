@@ -69,6 +69,10 @@ class ComputeFeaturesConfig:
                                   "state after this many days of event time without events; "
                                   "0 keeps them", minimum=0,
                                   legacy_env=("FEATURES_EVICT_IDLE_DAYS",))
+    cache_per_bucket: int = option(0, "users and creators each bucket keeps deserialised in "
+                                   "the Python worker, least recently used out (read again "
+                                   "from Flink state on their next event); 0 keeps them all",
+                                   minimum=0)
     evict_ended_days: int = option(7, "ended shows leave state (and Redis) this many days of "
                                    "event time after their end; 0 keeps them", minimum=0,
                                    legacy_env=("FEATURES_EVICT_ENDED_DAYS",))
@@ -85,6 +89,7 @@ class ComputeFeaturesConfig:
                                      ended_ttl_ms=self.ended_ttl_s * 1000,
                                      state_ttl_days=ttl_days,
                                      evict_idle_days=self.evict_idle_days,
+                                     cache_per_bucket=self.cache_per_bucket,
                                      evict_ended_days=self.evict_ended_days)
 
 

@@ -11,9 +11,11 @@ buckets go to Redis together, in one pipelined round trip at most every
 updates (plays, live changes) for a second, creator-bucketed instance.
 
 State: each bucket's entities in a ``MapState`` (entity key -> state object, and a show's
-listeners as entries of their own, so a batch saves only what it touched), and a copy in
-this worker's memory that all reads use. The copy is loaded from the ``MapState`` the first
-time this worker sees the bucket, which is also when the bucket's timer is registered again:
+listeners as entries of their own, so a batch saves only what it touched), and in this
+worker's memory what the reads use: every show, and users and creators up to
+``cache_per_bucket`` per bucket (the least recently used leave; a miss reads the ``MapState``;
+0 keeps them all). The bucket is loaded from the ``MapState`` the first time this worker sees
+it, which is also when the bucket's timer is registered again:
 PyFlink (process mode, 2.0) can leave a checkpoint without the timer registrations of the
 bundle whose state it holds (the registration travels as a mailbox mail that is drained only
 before the watermark advances), so a timer remembered in state could be one Flink lost. Flink
@@ -21,9 +23,10 @@ keeps one timer per (key, time): a re-registration of a timer that survived is n
 
 Why Redis stays consistent across restarts: every write carries the entity's ``seq`` (events
 applied) and Redis keeps only a higher or equal one; a replay from a checkpoint recomputes the
-same versions. A checkpoint can hold states whose write was still pending, so a bucket loaded
-from its ``MapState`` writes all its entities again; until a restored bucket gets a batch or
-its timer, what it had pending stays out of Redis (with a live stream, a batch or two).
+same versions. A checkpoint can hold states whose write was still pending, so each bucket keeps
+the keys changed since the last write in its ``MapState`` too, and a bucket loaded from it
+writes those again; until a restored bucket gets a batch or its timer, what it had pending
+stays out of Redis (with a live stream, a batch or two).
 
 Metrics (group ``onair``): ``records_in``, ``records_valid``, ``dead_letters`` (splitter);
 ``events_applied``, ``late_events`` (behind the watermark when applied), ``redis_writes``,
@@ -57,6 +60,7 @@ from core.topics import (
 )
 from models.features.buckets import (
     PART_SEP,
+    RESERVED,
     Bucket,
     PendingWrites,
     route_derived,
@@ -81,6 +85,8 @@ SOURCE_TOPIC_OF = {**dict.fromkeys(BEHAVIOR_EVENT.kinds, BEHAVIOR_EVENTS.name),
                    **dict.fromkeys(SHOW_EVENT.kinds, SHOW_EVENTS.name)}
 # Events that update a creator first-hand (follows), from the splitter to the creator stage.
 CREATOR_TAG = OutputTag("creator-events", BATCH_TYPE)
+# In each bucket's MapState: the entities whose latest state may not be in Redis yet.
+UNWRITTEN = f"{RESERVED}unwritten"
 
 
 class SplitBatchFunction(ProcessFunction):
@@ -134,7 +140,7 @@ class EntityBucketsFunction(KeyedProcessFunction):
     def __init__(self, redis: RedisSettings, *, buckets: int, write_interval_ms: int = 100,
                  ended_ttl_ms: int = 24 * 3_600_000, state_ttl_days: int = 14,
                  evict_idle_days: int = 30, evict_ended_days: int = 7,
-                 job: str = "compute_features",
+                 cache_per_bucket: int = 0, job: str = "compute_features",
                  operator: str = "entities"):
         self.job, self.operator = job, operator
         # Entities leave state by event time (idle users and creators, ended shows), in
@@ -146,6 +152,7 @@ class EntityBucketsFunction(KeyedProcessFunction):
         self.write_interval_ms = write_interval_ms
         self.ended_ttl_ms = ended_ttl_ms
         self.state_ttl_days = state_ttl_days
+        self.cache_per_bucket = cache_per_bucket
 
     def open(self, runtime_context: RuntimeContext) -> None:
         descriptor = MapStateDescriptor("entities", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
@@ -153,7 +160,8 @@ class EntityBucketsFunction(KeyedProcessFunction):
             descriptor.enable_time_to_live(state_ttl(self.state_ttl_days * 86_400))
         self.state = runtime_context.get_map_state(descriptor)
         self.store = RedisFeatureStore(self.redis)
-        self.loaded: dict[str, Bucket] = {}   # the worker-memory copy, by bucket key
+        self.loaded: dict[str, Bucket] = {}   # what this worker holds of each bucket
+        self.unwritten: dict[str, set[str]] = {}   # changed since the last write, by bucket
         self.timers: dict[str, int] = {}      # the event-time timer registered, by bucket
         self.pending = PendingWrites(self.write_interval_ms)
         self.write_timer: int | None = None   # the processing-time timer that writes them
@@ -226,12 +234,20 @@ class EntityBucketsFunction(KeyedProcessFunction):
     def _bucket(self, key: str) -> Bucket:
         bucket = self.loaded.get(key)
         if bucket is None:
-            bucket = self.loaded[key] = Bucket(eviction=self.eviction)
+            bucket = self.loaded[key] = Bucket(
+                eviction=self.eviction, capacity=self.cache_per_bucket or None,
+                load=self.state.get if self.cache_per_bucket else None)
             bucket.restore(self.state.items())
             # A checkpoint can hold states whose Redis write was still pending when it was
-            # taken: a restored bucket writes all its entities again (versioned, so the
-            # ones Redis already has at a higher version are left alone).
-            self.pending.mark(bucket.entities.items(), events=False)
+            # taken: a restored bucket writes those entities again (versioned, so the ones
+            # Redis already has at a higher version are left alone). A checkpoint without
+            # the list (an older version's) has all of them written again.
+            unwritten = self.state.get(UNWRITTEN)
+            if unwritten is None:
+                self.pending.mark(bucket.in_memory(), events=False)
+            else:
+                self.pending.mark([(k, st) for k in unwritten
+                                   if (st := bucket.get(k)) is not None], events=False)
         return bucket
 
     def _save(self, key: str, bucket: Bucket, ctx, *, events: bool) -> None:
@@ -245,6 +261,12 @@ class EntityBucketsFunction(KeyedProcessFunction):
         for state_key, obj in saves:
             self.state.put(state_key, obj)
         self.pending.mark(changed, events=events)
+        if changed:
+            unwritten = self.unwritten.setdefault(key, set())
+            unwritten.update(k for k, _ in changed)
+            # Cleared in memory by each write, in state by this bucket's next change: a
+            # restore may write a few entities again, never miss one.
+            self.state.put(UNWRITTEN, list(unwritten))
         if not self.pending.entities:
             return
         now = ctx.timer_service().current_processing_time()
@@ -261,6 +283,7 @@ class EntityBucketsFunction(KeyedProcessFunction):
             return
         writes = [self._write(entity, st) for entity, st in changed]
         self.store.write_many(writes)
+        self.unwritten.clear()
         if oldest_event_ts is not None:   # event time passing is not an event reflected
             # One sample per write, its least recent entity: a metric update is a call into
             # the JVM in thread mode, too dear per entity.

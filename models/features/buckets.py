@@ -6,12 +6,20 @@ JVM hands each keyed function a whole batch of one bucket's events in one record
 bucket keeps one event-time timer (at its entities' earliest ``next_timer``) instead of one
 per entity. ``Bucket`` is that unit: entity states by key, which of them changed since they
 were last saved, and the derived creator updates shows emit.
+
+A bucket can keep only some of its entities in memory (``capacity``): users and creators then
+live in a least-recently-used cache and are read again through ``load`` (the job's Flink state)
+on their next event or timer. Shows stay in memory, with their listeners: there are few of them,
+every listener event touches one, and a show's listener parts are found only by scanning.
+Every entity's next timer stays in memory (a key and a number), so a bucket's timer knows
+what is due without reading the state.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from models.features.entities import (
@@ -27,6 +35,8 @@ Routed = tuple[str, dict]   # (entity key "kind:id", event or derived update)
 Failure = tuple[str, dict | None, Exception]   # (entity key, event or None, what it raised)
 # Between an entity key and the name of one of its parts, in state keys (not in any id).
 PART_SEP = "\x1f"
+# Starts the state keys that are not entities (no id holds it).
+RESERVED = "\x1e"
 
 
 def bucket_of(key: str, buckets: int) -> int:
@@ -62,7 +72,12 @@ def route_derived(updates: Iterable[dict]) -> list[Routed]:
 @dataclass
 class Bucket:
     """One bucket's entities. ``changed`` holds the keys applied or advanced since the
-    caller last took them (``take_changed``): what to save to state and write to Redis."""
+    caller last took them (``take_changed``): what to save to state and write to Redis.
+
+    ``capacity`` None keeps every entity in ``entities``; a number keeps shows there and at
+    most that many users and creators in ``cache`` (least recently used first out, after
+    their changes were taken), loading the others through ``load`` (key -> saved state, or
+    None for an entity never saved)."""
 
     entities: dict[str, EntityState] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
@@ -73,20 +88,60 @@ class Bucket:
     eviction: Eviction | None = None
     # Entities evicted since the caller last took them: (entity key, its part names).
     evicted: list[tuple[str, list[str]]] = field(default_factory=list)
+    capacity: int | None = None
+    load: Callable[[str], tuple | None] | None = None
+    cache: OrderedDict[str, EntityState] = field(default_factory=OrderedDict)
+    loads: int = 0   # entities read through ``load`` (cache misses that found one)
+
+    def get(self, key: str) -> EntityState | None:
+        """The entity's state, from memory or (a cache miss) from ``load``; None if new."""
+        st = self.entities.get(key)
+        if st is not None:
+            return st
+        st = self.cache.get(key)
+        if st is not None:
+            self.cache.move_to_end(key)
+            return st
+        if self._pinned(key) or self.load is None:
+            return None
+        saved = self.load(key)
+        if saved is None:
+            return None
+        self.loads += 1
+        st = self.cache[key] = from_saved(saved)
+        return st
+
+    def in_memory(self) -> Iterable[tuple[str, EntityState]]:
+        yield from self.entities.items()
+        yield from self.cache.items()
+
+    def _pinned(self, key: str) -> bool:
+        return self.capacity is None or key.startswith("show:")
+
+    def _keep(self, key: str, st: EntityState) -> None:
+        (self.entities if self._pinned(key) else self.cache)[key] = st
+
+    def _drop(self, key: str) -> None:
+        self.entities.pop(key, None)
+        self.cache.pop(key, None)
 
     def restore(self, saved: Iterable[tuple[str, tuple]]) -> None:
-        """Entities from what ``take_changed`` handed out to be saved (in any order)."""
+        """Entities from what ``take_changed`` handed out to be saved (in any order). With a
+        ``capacity``, users and creators beyond it leave only their timers in memory."""
         parts = []
         for key, value in saved:
+            if key.startswith(RESERVED):
+                continue
             if PART_SEP in key:
                 parts.append((key, value))
-            else:
-                self.entities[key] = from_saved(value)
+                continue
+            st = from_saved(value)
+            self._note_timer(key, st)
+            if self._pinned(key) or len(self.cache) < self.capacity:
+                self._keep(key, st)
         for key, value in parts:
             entity, name = key.split(PART_SEP, 1)
             self.entities[entity].load_part(name, from_saved(value))
-        for key, st in self.entities.items():
-            self._note_timer(key, st)
 
     def apply(self, batch: Iterable[Routed], failed: list[Failure] | None = None
               ) -> list[dict]:
@@ -98,15 +153,16 @@ class Bucket:
         derived: list[dict] = []
         for key, event in batch:
             try:
-                st = self.entities.get(key)
+                st = self.get(key)
                 if st is None:
-                    st = self.entities[key] = STATE_TYPES[key.split(":", 1)[0]]()
+                    st = STATE_TYPES[key.split(":", 1)[0]]()
+                    self._keep(key, st)
                 derived.extend(st.apply(event) or ())
             except Exception as e:
                 if failed is None:
                     raise
                 failed.append((key, event, e))
-                if key not in self.entities:
+                if key not in self.entities and key not in self.cache:
                     continue
             self.changed.add(key)
             self._note_timer(key, st)
@@ -117,7 +173,10 @@ class Bucket:
         ``failed`` given: an entity whose advance raises is appended (with no event) and
         loses its timer, so it cannot fail the same way at every later watermark."""
         for key in [k for k, t in self.timers.items() if t <= watermark]:
-            st = self.entities[key]
+            st = self.get(key)
+            if st is None:   # its state is gone: nothing left to advance
+                self.timers.pop(key, None)
+                continue
             try:
                 st.advance(watermark)
                 gone = self.eviction is not None and (
@@ -130,7 +189,7 @@ class Bucket:
                 continue
             if gone:
                 self.evicted.append((key, st.part_names()))
-                del self.entities[key]
+                self._drop(key)
                 self.timers.pop(key, None)
                 self.changed.discard(key)
                 continue
@@ -146,14 +205,18 @@ class Bucket:
 
     def take_changed(self) -> tuple[list[tuple[str, EntityState]], list[tuple[str, tuple]]]:
         """(changed entities, what to save for them): each entity under its key, and each
-        of its changed parts under ``key + PART_SEP + part name``, as ``to_saved`` tuples."""
-        changed = [(k, self.entities[k]) for k in self.changed]
+        of its changed parts under ``key + PART_SEP + part name``, as ``to_saved`` tuples.
+        Then the cache is trimmed to its capacity (what leaves is saved)."""
+        changed = [(k, self.entities.get(k) or self.cache[k]) for k in self.changed]
         self.changed = set()
         saves: list[tuple[str, tuple]] = []
         for key, st in changed:
             saves.append((key, to_saved(st)))
             saves.extend((f"{key}{PART_SEP}{name}", to_saved(part))
                          for name, part in st.take_parts())
+        if self.capacity is not None:
+            while len(self.cache) > self.capacity:
+                self.cache.popitem(last=False)
         return changed, saves
 
     def _note_timer(self, key: str, st: EntityState) -> None:

@@ -29,6 +29,7 @@ import gc
 import itertools
 import json
 import os
+import shlex
 import sys
 import time
 import uuid
@@ -153,7 +154,7 @@ def run_size(listeners: int, backend: str, args) -> dict:
     rss_before = taskmanager_rss()
     job_args = ["--parallelism", "2", "--out-of-order-ms", "5000", "--idle-s", "5",
                 "--checkpoint-interval-ms", str(args.checkpoint_ms),
-                "--state-backend", backend]
+                "--state-backend", backend, *shlex.split(args.job_args)]
     job = submit("compute_features", job_args)
     out: dict = {"listeners": listeners, "backend": backend, "events": events,
                  "shows": shows, "produce_s": round(produce_s, 1)}
@@ -173,6 +174,12 @@ def run_size(listeners: int, backend: str, args) -> dict:
         out["reflection_p99_ms"] = (round(float(np.percentile(lat, 99)), 1)
                                     if lat.size else None)
         out["rss_mb"] = round(taskmanager_rss() / 2**20)
+        # A checkpoint of the loaded state to restore from (one triggered while the load ran
+        # can take long: its barriers queue behind the batches).
+        deadline = time.monotonic() + 600
+        while (not flink_rest.latest_checkpoint(job, triggered_after_ms=loaded_at_ms)
+               and time.monotonic() < deadline):
+            time.sleep(1)
         steady = [c for c in checkpoints(job) if c["trigger_timestamp"] > loaded_at_ms]
         every = checkpoints(job)
         if every:
@@ -225,6 +232,8 @@ def main() -> None:
     parser.add_argument("--checkpoint-ms", type=int, default=5000)
     parser.add_argument("--rate", type=int, default=2000)
     parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--job-args", default="",
+                        help="more compute_features flags, e.g. '--cache-per-bucket 20000'")
     args = parser.parse_args()
     Stack.default().up(lambda _m: None)
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -237,7 +246,7 @@ def main() -> None:
                 runs.append({"listeners": n, "backend": backend,
                              "error": f"{type(e).__name__}: {str(e)[:300]}"})
             print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
-    result: dict = {"bench": "state_scale", "runs": runs}
+    result: dict = {"bench": "state_scale", "job_args": args.job_args, "runs": runs}
     for backend in args.backends.split(","):
         mine = sorted((r for r in runs if r["backend"] == backend and "rss_mb" in r),
                       key=lambda r: r["listeners"])

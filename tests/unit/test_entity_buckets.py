@@ -241,3 +241,52 @@ def test_without_eviction_bounds_entities_stay():
     bucket.apply([(key, e) for key in _keys(e)])
     bucket.advance(1_764_000_000_000 + 400 * DAY_MS)
     assert set(bucket.entities) == {"user:u", "show:s"} and not bucket.take_evicted()
+
+
+def test_a_bucket_with_a_small_cache_writes_what_an_unbounded_one_writes():
+    """Users and creators beyond the capacity leave memory once saved and are read again
+    from the saved states (the job's MapState) on their next event or timer: the features
+    written, after timers and at the end, are the unbounded bucket's, across a restore."""
+    log = [e for _, e in feature_log(3_000, seed=5)]
+
+    def run(capacity):
+        saved: dict[str, dict] = {}   # what the job's MapState holds, by bucket
+        buckets: dict[str, Bucket] = {}
+        written: dict[str, dict] = {}  # the store: entity -> latest features
+
+        def bucket(key):
+            if key not in buckets:
+                state = saved.setdefault(key, {})
+                buckets[key] = Bucket(capacity=capacity, load=state.get)
+            return buckets[key]
+
+        def save(key):
+            changed, saves = buckets[key].take_changed()
+            saved[key].update(saves)
+            written.update((k, st.features()) for k, st in changed)
+
+        for i in range(0, len(log), 50):
+            if i == 1_500:   # a restore: every bucket from its saved states alone
+                for key in buckets:
+                    buckets[key] = Bucket(capacity=capacity, load=saved[key].get)
+                    buckets[key].restore(saved[key].items())
+            batch = log[i:i + 50]
+            routed = [r for e in batch for r in route_event(e)[0] + route_event(e)[1]]
+            for key, part in split_by_bucket(routed, 3, "b").items():
+                derived = bucket(key).apply(part)
+                save(key)
+                for ckey, cpart in split_by_bucket(route_derived(derived), 3, "b").items():
+                    bucket(ckey).apply(cpart)
+                    save(ckey)
+            watermark = batch[-1]["ts"] - 60_000
+            for key, b in list(buckets.items()):
+                if (nxt := b.next_timer()) is not None and nxt <= watermark:
+                    b.advance(watermark)
+                    save(key)
+        return written, sum(b.loads for b in buckets.values()), buckets
+
+    unbounded, _, _ = run(None)
+    bounded, loads, buckets = run(2)
+    assert bounded == unbounded
+    assert loads > 100                      # entities really were read back
+    assert all(len(b.cache) <= 2 for b in buckets.values())
