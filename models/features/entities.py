@@ -27,6 +27,7 @@ restart, or events reordered across partitions, lands on the same values):
 from __future__ import annotations
 
 import bisect
+import heapq
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -211,6 +212,10 @@ class ShowState(EntityState):
     unattributed_plays: list[int] = field(default_factory=list)  # play ts, creator unknown
     listeners: dict[str, Listener] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)   # listeners changed since take_parts
+    # (due, user, session start) of open sessions, earliest first; entries of sessions closed
+    # or reopened since are skipped when they come up. Not saved: rebuilt from ``open_at``.
+    due_heap: list[tuple[int, str, int]] = field(default_factory=list)
+    heap_built: bool = False
 
     def take_parts(self) -> list[tuple[str, Listener]]:
         """Listeners changed since the last call, by user id."""
@@ -305,19 +310,37 @@ class ShowState(EntityState):
             self.open_at[user] = new_open
             due = self._due(new_open)
             self.next_at = due if self.next_at is None else min(self.next_at, due)
+            heapq.heappush(self.due_heap, (due, user, new_open))
 
-    def _due(self, open_at: int) -> int:
-        return open_at + (SESSION_LONG_MS if self.watermark - open_at < SESSION_LONG_MS
+    def _due(self, open_at: int, watermark: int | None = None) -> int:
+        """When an open session next changes: at 5 minutes, then at its timeout."""
+        watermark = self.watermark if watermark is None else watermark
+        return open_at + (SESSION_LONG_MS if watermark - open_at < SESSION_LONG_MS
                           else MAX_SESSION_MS)
 
     def advance(self, watermark: int) -> None:
-        """Event time reached ``watermark``: open sessions may pass 5 minutes or time out."""
+        """Event time reached ``watermark``: open sessions may pass 5 minutes or time out.
+        Only the sessions due by then are re-evaluated (and their listeners saved), found on
+        a heap: a live show holds thousands of open sessions, and each time step used to
+        touch them all."""
         if watermark <= self.watermark:
             return
+        heap = self.due_heap
+        if not self.heap_built:    # new or restored: the heap is not saved
+            heap[:] = [(self._due(t), user, t) for user, t in self.open_at.items()]
+            heapq.heapify(heap)
+            self.heap_built = True
+        due = set()
+        while heap and heap[0][0] <= watermark:
+            _, user, start = heapq.heappop(heap)
+            if self.open_at.get(user) == start:
+                due.add(user)
         self.watermark = watermark
-        for user in list(self.open_at):
+        for user in due:
             self._resession(user)
-        self.next_at = min((self._due(t) for t in self.open_at.values()), default=None)
+        while heap and self.open_at.get(heap[0][1]) != heap[0][2]:
+            heapq.heappop(heap)
+        self.next_at = heap[0][0] if heap else None
 
     def next_timer(self) -> int | None:
         return self.next_at
@@ -461,7 +484,8 @@ STATE_TYPES = {"show": ShowState, "creator": CreatorState, "user": UserState}
 # are one listener per event.
 _SAVED_TYPES: list[type] = [ShowState, CreatorState, UserState, Listener]
 _NESTED = (_Dedupe, _LatestFlags)
-_TRANSIENT = {"listeners", "changed"}   # ShowState's listeners are saved as parts
+# ShowState's listeners are saved as parts; its heap of due sessions is rebuilt.
+_TRANSIENT = {"listeners", "changed", "due_heap", "heap_built"}
 _LAYOUT = {cls: [(f.name, next((n for n in _NESTED if n.__name__ in str(f.type)), None))
                  for f in fields(cls) if f.name not in _TRANSIENT]
            for cls in _SAVED_TYPES}

@@ -137,7 +137,8 @@ def probes(kafka: KafkaSettings, tag: str) -> list[str]:
     return list(users.values())
 
 
-def run_size(listeners: int, backend: str, args) -> dict:
+def run_size(listeners: int, backend: str, args, out: dict) -> None:
+    """Fills ``out`` as the figures come (a size that fails keeps what it measured)."""
     stack = Stack.default()
     # A fresh cluster per run: resident memory only grows within a JVM's life.
     stack.down(lambda _m: None, only={"flink"})
@@ -156,8 +157,7 @@ def run_size(listeners: int, backend: str, args) -> dict:
                 "--checkpoint-interval-ms", str(args.checkpoint_ms),
                 "--state-backend", backend, *shlex.split(args.job_args)]
     job = submit("compute_features", job_args)
-    out: dict = {"listeners": listeners, "backend": backend, "events": events,
-                 "shows": shows, "produce_s": round(produce_s, 1)}
+    out.update(events=events, shows=shows, produce_s=round(produce_s, 1))
     try:
         flink_rest.wait_for_state(job, {"RUNNING"}, 180)
         first = store.key("show", "s0")
@@ -221,7 +221,6 @@ def run_size(listeners: int, backend: str, args) -> dict:
         store.read_shows(ids)
         reads.append((time.perf_counter() - t) * 1000)
     out["read_1000_p99_ms"] = round(float(np.percentile(reads[20:], 99)), 2)
-    return out
 
 
 def main() -> None:
@@ -240,11 +239,12 @@ def main() -> None:
     runs = []
     for backend in args.backends.split(","):
         for n in sizes:
+            out: dict = {"listeners": n, "backend": backend}
+            runs.append(out)
             try:
-                runs.append(run_size(n, backend, args))
+                run_size(n, backend, args, out)
             except Exception as e:   # a size that does not fit is a result too
-                runs.append({"listeners": n, "backend": backend,
-                             "error": f"{type(e).__name__}: {str(e)[:300]}"})
+                out["error"] = f"{type(e).__name__}: {str(e)[:300]}"
             print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     result: dict = {"bench": "state_scale", "job_args": args.job_args, "runs": runs}
     for backend in args.backends.split(","):
@@ -253,6 +253,21 @@ def main() -> None:
         for small, big in itertools.pairwise(mine):
             added = big["listeners"] - small["listeners"]
             big["bytes_per_listener"] = round((big["rss_mb"] - small["rss_mb"]) * 2**20 / added)
+    # The issue's summary keys, for the first backend given (e.g. events_per_s_1m).
+    first = args.backends.split(",")[0]
+    names = {"bytes_per_listener": "bytes_per_listener", "checkpoint_steady_s":
+             "checkpoint_incremental_s", "restore_s": "restore_s",
+             "events_per_s": "events_per_s", "reflection_p99_ms": "reflection_p99_ms"}
+    for r in runs:
+        if r["backend"] != first:
+            continue
+        label = (f"{r['listeners'] // 1_000_000}m" if r["listeners"] % 1_000_000 == 0
+                 else f"{r['listeners'] // 1000}k")
+        for field, name in names.items():
+            if field in r:
+                result[f"{name}_{label}"] = r[field]
+    held = [r["listeners"] for r in runs if r["backend"] == first and "restore_s" in r]
+    result["max_listeners_held"] = max(held, default=0)
     print(json.dumps(result))
 
 
