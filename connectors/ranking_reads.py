@@ -61,22 +61,77 @@ class RankingReader:
         # catalog, so the stacking is skipped while the list and the run stay the same.
         self._memo: tuple | None = None
 
+    def run(self) -> str | None:
+        """The published batch run (None before the first)."""
+        pointer = self.batch.current()
+        return pointer["run_id"] if pointer else None
+
+    def profile(self, user_id: str) -> tuple[dict[str, float], set[str]]:
+        """The user's batch features and declared topics of the published run (cached like
+        ``read``'s; one HGETALL on a miss)."""
+        run = self.run()
+        self._switch(run)
+        user = self._user(run, user_id)
+        if user is None:
+            user = self._parse_user(run, user_id, self.streaming.client.hgetall(
+                self.batch.key(run, "user", user_id)))
+        return user
+
+    def priors(self, show_ids: Sequence[str],
+               creator_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Each candidate's batch listens and its creator's 7-day plays (zeros without a
+        published run): the retrieval prior. Vectors missing from the run's cache are read in
+        one round trip."""
+        run = self.run()
+        if run is None:
+            return np.zeros(len(show_ids)), np.zeros(len(creator_ids))
+        self._switch(run)
+        missing = {kind: [i for i in dict.fromkeys(ids) if (kind, i) not in self._batch]
+                   for kind, ids in (("show", show_ids), ("creator", creator_ids))}
+        if missing["show"] or missing["creator"]:
+            pipe = self.streaming.client.pipeline(transaction=False)
+            for kind in ("show", "creator"):
+                pipe.mget([self.batch.key(run, f"{kind}vec", i) for i in missing[kind]]
+                          or ["-"])
+            self._keep_batch(missing, pipe.execute())
+        listens = TABLE_FEATURES["show"].index("s_listens")
+        plays = TABLE_FEATURES["creator"].index("c_plays_7d")
+        return (np.fromiter((self._batch[("show", s)][listens] for s in show_ids), np.float64,
+                            len(show_ids)),
+                np.fromiter((self._batch[("creator", c)][plays] for c in creator_ids),
+                            np.float64, len(creator_ids)))
+
+    def _switch(self, run: str | None) -> None:
+        """Empty the batch caches when another run is published (or they outgrew their cap)."""
+        if run != self._run or len(self._batch) > self.max_entries:
+            self._run, self._batch, self._users = run, {}, OrderedDict()
+
+    def _keep_batch(self, missing: dict[str, list[str]], replies) -> None:
+        for reply, kind in zip(replies, ("show", "creator"), strict=True):
+            width = len(TABLE_FEATURES[kind])
+            for i, vec in zip(missing[kind], unpack(reply[:len(missing[kind])],
+                                                    np.zeros(width, np.float32)), strict=True):
+                self._batch[(kind, i)] = vec
+
     def read(self, user_id: str, show_ids: Sequence[str], creator_ids: Sequence[str],
-             topics: Sequence[str], now_ms: int) -> CandidateFeatures:
+             topics: Sequence[str], now_ms: int,
+             profile: tuple[dict[str, float], set[str]] | None = None) -> CandidateFeatures:
+        """``profile``: the user's (``profile``), when the caller has read it already."""
         pointer = self.batch.current()
         run = pointer["run_id"] if pointer else None
         key = (run, tuple(show_ids), tuple(creator_ids))
         memo = self._memo
         if memo is not None and memo[0] == key and time.monotonic() - memo[1] <= self.pit_cache_s:
             pit, shows, creators, coded = memo[2:]
-            user = self._user(run, user_id)
+            user = profile or self._user(run, user_id)
             if user is None:
                 user = self._parse_user(run, user_id,
                                         self.streaming.client.hgetall(
                                             self.batch.key(run, "user", user_id)))
             return self._columns(run, user, pit, shows, creators, topics, creator_ids, coded,
                                  now_ms)
-        return self._read(user_id, show_ids, creator_ids, topics, now_ms, pointer, key)
+        return self._read(user_id, show_ids, creator_ids, topics, now_ms, pointer, key,
+                          profile)
 
     def _user(self, run: str | None, user_id: str) -> tuple[dict[str, float], set[str]] | None:
         """The user's cached batch features of ``run`` (empty ones when no run is published)."""
@@ -100,10 +155,10 @@ class RankingReader:
                 self._users.popitem(last=False)
         return user
 
-    def _read(self, user_id, show_ids, creator_ids, topics, now_ms, pointer, memo_key):
+    def _read(self, user_id, show_ids, creator_ids, topics, now_ms, pointer, memo_key,
+              profile=None):
         run = pointer["run_id"] if pointer else None
-        if run != self._run or len(self._batch) > self.max_entries:
-            self._run, self._batch, self._users = run, {}, OrderedDict()
+        self._switch(run)
         if len(self._pit) > self.max_entries:
             self._pit = {}
         clock = time.monotonic()
@@ -113,7 +168,7 @@ class RankingReader:
                    for kind, ids in (("show", show_ids), ("creator", creator_ids))} if run \
             else {"show": [], "creator": []}
         pipe = self.streaming.client.pipeline(transaction=False)
-        user = self._user(run, user_id)
+        user = profile or self._user(run, user_id)
         pipe.mget([self.streaming.key("showvec", s) for s in stale] or ["-"])
         if run:
             for kind in ("show", "creator"):
@@ -129,12 +184,7 @@ class RankingReader:
             else np.zeros((0, len(SHOW_DEFAULTS)), np.float32)
         shows = creators = None
         if run:
-            for reply, kind in ((replies[1], "show"), (replies[2], "creator")):
-                width = len(TABLE_FEATURES[kind])
-                for i, vec in zip(missing[kind], unpack(reply[:len(missing[kind])],
-                                                        np.zeros(width, np.float32)),
-                                  strict=True):
-                    self._batch[(kind, i)] = vec
+            self._keep_batch(missing, replies[1:3])
             shows = _stack([self._batch[("show", s)] for s in show_ids], "show")
             creators = _stack([self._batch[("creator", c)] for c in creator_ids], "creator")
         coded = (factorise(topics), factorise(creator_ids))

@@ -1,9 +1,10 @@
 """rank_shows: rank live and upcoming shows for each listener opening the app.
 
 rec-requests (raw) ──────────────────────────────┐ one Python operator: validate (bad ->
-show-events -> validate -> broadcast catalog of ─┘ dead-letters) -> candidates -> features
-live / upcoming shows                               from Redis (streaming + batch, one round
-trip) -> A/B arm by hash of user and experiment -> ONNX (ml) or declared topics then popularity
+show-events -> validate -> broadcast catalog of ─┘ dead-letters) -> candidates (retrieved
+live / upcoming shows                               when over --max-candidates) -> features
+                                                    from Redis (streaming + batch, one round
+trip, two for a listener new to the subtask) -> A/B arm by hash of user and experiment -> ONNX (ml) or declared topics then popularity
 (heuristic) -> top-k -> rec-rankings
 
 The model follows the registry alias (``--alias production``): a promoted version is used
@@ -69,6 +70,10 @@ class RankShowsConfig:
     user_cache_size: int = option(100_000, "users' batch features kept per subtask for the "
                                   "published run, least recently used out; 0 reads every "
                                   "request's user from Redis", minimum=0)
+    max_candidates: int = option(1000, "a catalog with more live and upcoming shows has a "
+                                 "retrieval stage pick this many per request (the listener's "
+                                 "creators and topics, then the most listened); fewer are all "
+                                 "scored", minimum=10, maximum=100_000)
     group_id: str = option("onair-rank-shows", "Kafka consumer group",
                            legacy_env=("RANK_SHOWS_GROUP_ID",))
 
@@ -88,7 +93,7 @@ def build_pipeline(env: StreamExecutionEnvironment, t_env: StreamTableEnvironmen
                 .process(RankShowsFunction(JOB, REC_REQUESTS.schema, cfg.redis, registry,
                                            cfg.model, cfg.alias, cfg.experiment,
                                            cfg.horizon_min * 60_000, cfg.k, cfg.reload_s,
-                                           cfg.user_cache_size),
+                                           cfg.user_cache_size, cfg.max_candidates),
                          output_type=KAFKA_ROW_TYPE)
                 .name("rank").uid(f"{JOB}-rank"))
     statements = t_env.create_statement_set()

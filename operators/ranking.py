@@ -13,12 +13,14 @@ import json
 import logging
 import time
 
+import numpy as np
 import redis
 from pyflink.common import Types
 from pyflink.datastream import BroadcastProcessFunction
 from pyflink.datastream.state import MapStateDescriptor
 
-from models.ranking.catalog import Catalog, ShowEntry
+from models.ranking.catalog import CandidateSet, Catalog, ShowEntry
+from models.ranking.retrieval import DEFAULT_LIMIT, RetrievalIndex, affinities, prior_scores
 from models.ranking.scoring import (
     assemble,
     catalog_scores,
@@ -49,28 +51,53 @@ class Ranker:
     RETRY_AFTER_S = (0.5, 5.0)
 
     def __init__(self, catalog: Catalog, reader, experiment: str, horizon_ms: int,
-                 default_k: int):
+                 default_k: int, max_candidates: int = DEFAULT_LIMIT):
         self.catalog, self.reader, self.experiment = catalog, reader, experiment
         self.horizon_ms, self.default_k = horizon_ms, default_k
+        self.max_candidates = max_candidates
         self.store_down_until = 0.0
         self.store_backoff_s = 0.0
+        # (candidate set, batch run) -> its retrieval index, rebuilt when either changes.
+        self._index: tuple[object, str | None, RetrievalIndex] | None = None
 
-    def _features(self, request: dict, ids, creators, topics, now: int):
-        """The candidates' features, or None while the online store is unreachable."""
+    def _retrieve(self, request: dict, c: CandidateSet):
+        """The candidates a request scores: all of them up to ``max_candidates``, else the
+        retrieval stage's choice (models/ranking/retrieval.py). Reads the store, so it is
+        called only while the store is up; raises what the store raises."""
+        ids, creators, topics = c.ids, c.creators, c.topics
+        if len(ids) <= self.max_candidates:
+            return ids, creators, topics, None
+        run = self.reader.run()
+        cached = self._index
+        if cached is None or cached[0] is not c or cached[1] != run:
+            listens, plays = self.reader.priors(ids, creators)
+            cached = (c, run, RetrievalIndex(creators, topics,
+                                             prior_scores(listens, plays, np.array(c.live))))
+            self._index = cached
+        profile = self.reader.profile(request["user_id"])
+        liked_creators, liked_topics = affinities(*profile)
+        chosen = cached[2].select(liked_creators, liked_topics, self.max_candidates)
+        return ([ids[i] for i in chosen], [creators[i] for i in chosen],
+                [topics[i] for i in chosen], profile)
+
+    def _features(self, request: dict, c: CandidateSet, now: int):
+        """(ids, creators, topics, their features), the features None while the online
+        store is unreachable (and then every candidate, which the catalog alone ranks)."""
         clock = time.monotonic()
         if clock < self.store_down_until:
-            return None
+            return c.ids, c.creators, c.topics, None
         try:
-            feats = self.reader.read(request["user_id"], ids, creators, topics, now)
+            ids, creators, topics, profile = self._retrieve(request, c)
+            feats = self.reader.read(request["user_id"], ids, creators, topics, now, profile)
         except (redis.RedisError, OSError) as e:
             lo, hi = self.RETRY_AFTER_S
             self.store_backoff_s = min(hi, max(lo, 2 * self.store_backoff_s))
             self.store_down_until = time.monotonic() + self.store_backoff_s
             log.warning("online store unreachable (%r): catalog-only rankings for %.1f s",
                         e, self.store_backoff_s)
-            return None
+            return c.ids, c.creators, c.topics, None
         self.store_backoff_s = 0.0
-        return feats
+        return ids, creators, topics, feats
 
     def rank(self, request: dict, scorer, model_version: str | None,
              started: float | None = None) -> dict:
@@ -78,21 +105,22 @@ class Ranker:
         started = time.perf_counter() if started is None else started
         now = int(request["ts"])
         if request.get("candidates"):
+            # The request names its candidates: all of them are scored (validation caps
+            # their number), none retrieved.
             known = self.catalog.shows
             shows = [known.get(s) or ShowEntry(s, "", "", "unknown", 0, 0)
                      for s in request["candidates"]]
-            ids, creators, topics = ([s.show_id for s in shows], [s.creator_id for s in shows],
-                                     [s.topic for s in shows])
+            c = CandidateSet.of(shows, horizon_ms=self.horizon_ms)
         else:
             c = self.catalog.candidate_set(now, self.horizon_ms)
-            ids, creators, topics = c.ids, c.creators, c.topics
+        ids, creators = c.ids, c.creators
         k = int(request.get("k") or self.default_k)
         arm = variant(request["user_id"], self.experiment)
         used = None
         degraded = False
         best: list[int] = []
         if ids:
-            feats = self._features(request, ids, creators, topics, now)
+            ids, creators, _, feats = self._features(request, c, now)
             if feats is None:
                 degraded = True
                 entries = [self.catalog.shows.get(s) for s in ids]
@@ -119,7 +147,7 @@ class Ranker:
 class RankShowsFunction(BroadcastProcessFunction):
     def __init__(self, job: str, request_schema, redis, registry: RegistryRef, model_name: str,
                  alias: str, experiment: str, horizon_ms: int, default_k: int, reload_s: float,
-                 user_cache_size: int = 100_000):
+                 user_cache_size: int = 100_000, max_candidates: int = DEFAULT_LIMIT):
         # Settings travel from the driver: the TaskManagers' environment is not the user's.
         self.job, self.request_schema = job, request_schema
         self.redis = redis
@@ -127,6 +155,7 @@ class RankShowsFunction(BroadcastProcessFunction):
         self.experiment, self.horizon_ms = experiment, horizon_ms
         self.default_k, self.reload_s = default_k, reload_s
         self.user_cache_size = user_cache_size
+        self.max_candidates = max_candidates
 
     def open(self, runtime_context):
         from connectors.ranking_reads import RankingReader
@@ -138,7 +167,7 @@ class RankShowsFunction(BroadcastProcessFunction):
                                     retries=0)
         reader = RankingReader(store, max_users=self.user_cache_size)
         self.ranker = Ranker(self.catalog, reader, self.experiment, self.horizon_ms,
-                             self.default_k)
+                             self.default_k, self.max_candidates)
         self.registry = self.registry_ref.open()
         self.scorer = None
         self.model_version: str | None = None

@@ -17,6 +17,7 @@ what is due without reading the state.
 
 from __future__ import annotations
 
+import heapq
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -82,8 +83,10 @@ class Bucket:
     entities: dict[str, EntityState] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
     # Each entity's next_timer or eviction time, for the bucket's earliest without scanning
-    # every state.
+    # every state; ``heap`` orders them, with entries whose time is no longer the entity's
+    # left in place and skipped: finding what is due costs what is due, not the bucket's size.
     timers: dict[str, int] = field(default_factory=dict)
+    heap: list[tuple[int, str]] = field(default_factory=list)
     # None: entities stay (the reference's way); else they leave by event time.
     eviction: Eviction | None = None
     # Entities evicted since the caller last took them: (entity key, its part names).
@@ -172,7 +175,7 @@ class Bucket:
         """Event time reached ``watermark``: advance the entities with a timer due by then.
         ``failed`` given: an entity whose advance raises is appended (with no event) and
         loses its timer, so it cannot fail the same way at every later watermark."""
-        for key in [k for k, t in self.timers.items() if t <= watermark]:
+        for key in self._due(watermark):
             st = self.get(key)
             if st is None:   # its state is gone: nothing left to advance
                 self.timers.pop(key, None)
@@ -201,7 +204,19 @@ class Bucket:
         return out
 
     def next_timer(self) -> int | None:
-        return min(self.timers.values(), default=None)
+        heap, timers = self.heap, self.timers
+        while heap and timers.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def _due(self, watermark: int) -> list[str]:
+        """Keys whose timer is at or before ``watermark``, taken off the heap (each once)."""
+        heap, timers, due = self.heap, self.timers, []
+        while heap and heap[0][0] <= watermark:
+            at, key = heapq.heappop(heap)
+            if timers.get(key) == at:
+                due.append(key)
+        return list(dict.fromkeys(due))
 
     def take_changed(self) -> tuple[list[tuple[str, EntityState]], list[tuple[str, tuple]]]:
         """(changed entities, what to save for them): each entity under its key, and each
@@ -227,8 +242,13 @@ class Bucket:
                 nxt = at
         if nxt is None:
             self.timers.pop(key, None)
-        else:
+        elif self.timers.get(key) != nxt:
             self.timers[key] = nxt
+            heapq.heappush(self.heap, (nxt, key))
+            if len(self.heap) > 2 * len(self.timers) + 1024:
+                # Mostly superseded entries: rebuilt from the truth.
+                self.heap = [(t, k) for k, t in self.timers.items()]
+                heapq.heapify(self.heap)
 
 
 @dataclass

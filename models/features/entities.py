@@ -202,7 +202,9 @@ class ShowState(EntityState):
     notify_count: int = 0
     listen_count: int = 0
     unique_listeners: int = 0
-    open_at: dict[str, int] = field(default_factory=dict)  # listeners with an open session
+    # Listeners with an open session, when it opened. Not saved: each listener's part holds
+    # its own (``sessions``), so a show's core stays small however many are listening.
+    open_at: dict[str, int] = field(default_factory=dict)
     # Earliest event time at which an open session passes 5 minutes or times out; kept as
     # sessions open (it may be early once they close: a timer then finds nothing to do).
     next_at: int | None = None
@@ -225,6 +227,8 @@ class ShowState(EntityState):
 
     def load_part(self, user: str, listener: Listener) -> None:
         self.listeners[user] = listener
+        if listener.sessions[1] is not None:
+            self.open_at[user] = listener.sessions[1]
 
     def part_names(self) -> list[str]:
         return list(self.listeners)
@@ -484,11 +488,22 @@ STATE_TYPES = {"show": ShowState, "creator": CreatorState, "user": UserState}
 # are one listener per event.
 _SAVED_TYPES: list[type] = [ShowState, CreatorState, UserState, Listener]
 _NESTED = (_Dedupe, _LatestFlags)
-# ShowState's listeners are saved as parts; its heap of due sessions is rebuilt.
-_TRANSIENT = {"listeners", "changed", "due_heap", "heap_built"}
-_LAYOUT = {cls: [(f.name, next((n for n in _NESTED if n.__name__ in str(f.type)), None))
-                 for f in fields(cls) if f.name not in _TRANSIENT]
-           for cls in _SAVED_TYPES}
+# ShowState's listeners are saved as parts, its open sessions come back with them, its heap
+# of due sessions is rebuilt.
+_TRANSIENT = {"listeners", "changed", "due_heap", "heap_built", "open_at"}
+
+
+def _layout(cls: type, transient: set[str], ignored: frozenset[str] = frozenset()) -> list:
+    return [("_ignored" if f.name in ignored else f.name,
+             next((n for n in _NESTED if n.__name__ in str(f.type)), None))
+            for f in fields(cls) if f.name not in transient]
+
+
+_LAYOUT = {cls: _layout(cls, _TRANSIENT) for cls in _SAVED_TYPES}
+# Layouts that checkpoints of earlier versions hold, by length: restored, not lost. A show's
+# core held its open sessions until they moved to the listeners' parts (which have them too).
+_EARLIER = {(ShowState, len(_LAYOUT[ShowState]) + 1): _layout(
+    ShowState, _TRANSIENT - {"open_at"}, frozenset({"open_at"}))}
 
 
 def to_saved(obj: Any) -> tuple:
@@ -504,8 +519,10 @@ def to_saved(obj: Any) -> tuple:
 def from_saved(saved: tuple) -> Any:
     cls = _SAVED_TYPES[saved[0]]
     obj = cls()
-    for (name, nested), value in zip(_LAYOUT[cls], saved[1:], strict=True):
-        setattr(obj, name, nested(*value) if nested else value)
+    layout = _EARLIER.get((cls, len(saved) - 1), _LAYOUT[cls])
+    for (name, nested), value in zip(layout, saved[1:], strict=True):
+        if name != "_ignored":
+            setattr(obj, name, nested(*value) if nested else value)
     return obj
 
 

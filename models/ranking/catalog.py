@@ -4,6 +4,7 @@ state after a restart)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 HORIZON_MS = 2 * 3_600_000
@@ -42,10 +43,18 @@ class CandidateSet:
     ids: tuple[str, ...]
     creators: tuple[str, ...]
     topics: tuple[str, ...]
+    live: tuple[bool, ...]
     valid_from: int
     valid_until: int
     version: int
     horizon_ms: int
+
+    @classmethod
+    def of(cls, entries: Sequence[ShowEntry], valid_from: int = 0, valid_until: int = 0,
+           version: int = -1, horizon_ms: int = HORIZON_MS) -> CandidateSet:
+        return cls(tuple(e.show_id for e in entries), tuple(e.creator_id for e in entries),
+                   tuple(e.topic for e in entries), tuple(e.status == "live" for e in entries),
+                   valid_from, valid_until, version, horizon_ms)
 
     def valid(self, version: int, now_ms: int, horizon_ms: int) -> bool:
         return (version == self.version and horizon_ms == self.horizon_ms
@@ -124,8 +133,6 @@ class Catalog:
                     valid_from = max(valid_from, flip)
                 else:
                     valid_until = min(valid_until, flip)
-        ids = tuple(e.show_id for e in entries)
-        self._cached = CandidateSet(
-            ids, tuple(e.creator_id for e in entries),
-            tuple(e.topic for e in entries), valid_from, valid_until, self.version, horizon_ms)
+        self._cached = CandidateSet.of(entries, valid_from, valid_until, self.version,
+                                       horizon_ms)
         return self._cached

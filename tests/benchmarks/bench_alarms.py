@@ -211,7 +211,10 @@ def baseline_rate(scorer: OnnxScorer, spec: FeatureSpec, seconds: float = 60.0) 
     return seconds / (time.process_time() - start)
 
 
-def latency(kafka: KafkaSettings, n_streams: int, seconds: float, job_args: list[str]) -> dict:
+def latency(kafka: KafkaSettings, n_streams: int, seconds: float, job_args: list[str],
+            before_cancel=None) -> dict:
+    """``before_cancel``: called while the job still runs, after the last chunk; its value is
+    returned as ``before_cancel`` (bench_state_scale reads the TaskManagers' memory)."""
     rng = np.random.default_rng(4)
     onsets = {f"lat{i}": float(rng.uniform(4.0, seconds - 10.0)) for i in range(n_streams)}
     audio = {sid: stream_audio(rng, seconds, at) for sid, at in onsets.items()}
@@ -256,6 +259,7 @@ def latency(kafka: KafkaSettings, n_streams: int, seconds: float, job_args: list
     stop.set()
     reader.join()
     p.close()
+    probe = before_cancel() if before_cancel else None
     flink_rest.cancel(job)
     # An alert confirmed by a window that ended before the alarm began heard something else:
     # it is a false alert, not a fast detection. The detection is the first alert after.
@@ -282,7 +286,8 @@ def latency(kafka: KafkaSettings, n_streams: int, seconds: float, job_args: list
             "in_job_p50_ms": pct(in_job, 50), "in_job_p99_ms": pct(in_job, 99),
             # A producer behind its clock delays chunks it stamped on time: this shows up in
             # in_job without being the job's.
-            "produced_late_p50_ms": pct(late, 50), "produced_late_p99_ms": pct(late, 99)}
+            "produced_late_p50_ms": pct(late, 50), "produced_late_p99_ms": pct(late, 99),
+            "before_cancel": probe}
 
 
 def main() -> None:
@@ -323,6 +328,7 @@ def main() -> None:
     if args.only != "throughput":
         lat = latency(kafka, args.latency_streams, args.latency_seconds, job_args)
         raw = lat.pop("raw")
+        lat.pop("before_cancel")
         if args.dump:
             Path(args.dump).write_text(json.dumps(raw, indent=1))
         out.update(lat)

@@ -31,12 +31,14 @@ import json
 import os
 import shlex
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import numpy as np
 from bench_features import markers, reflection, wait_seq
+from scale_parts import alarm_streams, ranking_catalogs
 
 from connectors import flink_rest
 from connectors.feature_store import RedisFeatureStore
@@ -137,12 +139,16 @@ def probes(kafka: KafkaSettings, tag: str) -> list[str]:
     return list(users.values())
 
 
-def run_size(listeners: int, backend: str, args, out: dict) -> None:
-    """Fills ``out`` as the figures come (a size that fails keeps what it measured)."""
+def fresh_cluster() -> None:
+    """Restart Flink: resident memory only grows within a JVM's life."""
     stack = Stack.default()
-    # A fresh cluster per run: resident memory only grows within a JVM's life.
     stack.down(lambda _m: None, only={"flink"})
     stack.up(lambda _m: None, only={"flink"})
+
+
+def run_size(listeners: int, backend: str, args, out: dict) -> None:
+    """Fills ``out`` as the figures come (a size that fails keeps what it measured)."""
+    fresh_cluster()
     os.environ["ONAIR_TOPIC_PREFIX"] = f"scale{uuid.uuid4().hex[:6]}."
     os.environ["ONAIR_REDIS_PREFIX"] = f"scale{uuid.uuid4().hex[:6]}"
     kafka = KafkaSettings.from_env()
@@ -233,11 +239,45 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--job-args", default="",
                         help="more compute_features flags, e.g. '--cache-per-bucket 20000'")
+    parser.add_argument("--parts", default="features,ranking,alarms")
+    parser.add_argument("--catalogs", default="1000,10000,50000",
+                        help="rank_shows: live shows in the catalog, comma-separated")
+    parser.add_argument("--requests", type=int, default=300, help="rank_shows: per measure")
+    parser.add_argument("--churn-every", type=int, default=20,
+                        help="rank_shows: a show event every this many requests")
+    parser.add_argument("--streams", default="100,300,1000",
+                        help="detect_alarms: concurrent real-time streams, comma-separated")
+    parser.add_argument("--stream-seconds", type=float, default=24.0)
+    parser.add_argument("--alarm-job-args", default="", help="more detect_alarms flags")
+    parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "onair-bench"))
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     Stack.default().up(lambda _m: None)
-    sizes = [int(s) for s in args.sizes.split(",")]
+    result: dict = {"bench": "state_scale", "job_args": args.job_args}
+    if "ranking" in parts:
+        ranking = ranking_catalogs([int(n) for n in args.catalogs.split(",")], args.requests,
+                                   args.churn_every, Path(args.cache))
+        print(json.dumps({"ranking": ranking}), file=sys.stderr, flush=True)
+        result["ranking"] = ranking
+        if "50k" in ranking:
+            result["rank_operator_p99_ms_50k_shows"] = ranking["50k"]["p99_ms"]
+    if "alarms" in parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            alarms = alarm_streams([int(n) for n in args.streams.split(",")],
+                                   args.stream_seconds, shlex.split(args.alarm_job_args),
+                                   Path(tmp), taskmanager_rss, fresh_cluster)
+        print(json.dumps({"alarms": alarms}), file=sys.stderr, flush=True)
+        result["alarms"] = alarms
+        # Real time = every stream's alarm heard, alert p99 within 3 s, the producer on time.
+        kept = [int(n) for n, r in alarms.items()
+                if r.get("detected") == int(n) and (r.get("latency_p99_ms") or 1e9) <= 3000]
+        result["realtime_streams"] = max(kept, default=0)
+        if kept:
+            result["alert_p99_ms_at_realtime_streams"] = \
+                alarms[str(max(kept))]["latency_p99_ms"]
+    sizes = [int(s) for s in args.sizes.split(",")] if "features" in parts else []
     runs = []
-    for backend in args.backends.split(","):
+    for backend in args.backends.split(",") if sizes else []:
         for n in sizes:
             out: dict = {"listeners": n, "backend": backend}
             runs.append(out)
@@ -246,7 +286,7 @@ def main() -> None:
             except Exception as e:   # a size that does not fit is a result too
                 out["error"] = f"{type(e).__name__}: {str(e)[:300]}"
             print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
-    result: dict = {"bench": "state_scale", "job_args": args.job_args, "runs": runs}
+    result["runs"] = runs
     for backend in args.backends.split(","):
         mine = sorted((r for r in runs if r["backend"] == backend and "rss_mb" in r),
                       key=lambda r: r["listeners"])

@@ -71,3 +71,47 @@ def test_a_reader_without_a_user_cache_reads_the_user_every_time(services):
         feats = reader.read("u1", ["s1"], ["c1"], ["jazz"], 2_000)
         assert reader.user_reads == n
         assert list(feats.columns["ut_listens_7d"]) == [3.0]
+
+
+def test_a_catalog_over_the_cap_is_retrieved_then_ranked(services):
+    """12 live shows, 5 scored per request: the listener's creator and topic first, then the
+    most listened of the published run; the ranking is the heuristic over those 5 alone."""
+    from models.ranking.catalog import Catalog
+    from models.ranking.retrieval import RetrievalIndex, prior_scores
+    from models.ranking.scoring import heuristic_scores, top_k
+    from operators.ranking import Ranker
+
+    settings = dataclasses.replace(RedisSettings.from_env(),
+                                   key_prefix=f"test-{uuid.uuid4().hex[:8]}")
+    store = BatchOnlineStore(settings)
+    shows = [f"s{i}" for i in range(12)]
+    creators = [f"c{i % 4}" for i in range(12)]
+    topics = ["jazz" if i % 3 == 0 else "talk" for i in range(12)]
+    listens = [float(10 * i) for i in range(12)]
+    show_table = pd.DataFrame({"show_id": shows, "s_listens": listens, "s_like_rate": 0.0,
+                               "s_avg_listen_minutes": 0.0, "s_engagement_rate": 0.0})
+    store.load("run-r", {"show": show_table,
+                         "user_creator": pd.DataFrame({"user_id": ["u1"], "creator_id": ["c1"],
+                                                       "uc_listens": [4.0], "uc_likes": [0.0],
+                                                       "uc_listen_minutes": [9.0],
+                                                       "uc_follows": [1.0]})})
+    store.load_declared("run-r", {"u1": ["jazz"]})
+    store.publish("run-r", "2026-10-01")
+    catalog = Catalog()
+    for s, c, t in zip(shows, creators, topics, strict=True):
+        catalog.apply({"show_id": s, "event_type": "live", "ts": 1_000, "creator_id": c,
+                       "topic": t})
+    ranker = Ranker(catalog, RankingReader(settings), "exp", 3_600_000, default_k=3,
+                    max_candidates=5)
+    out = ranker.rank({"request_id": "r1", "user_id": "u1", "ts": 2_000}, None, None)
+
+    # c1's shows (s9, s5, s1), then the best jazz show not taken (s6): 4 places for history;
+    # the fifth (25 %, rounded) for the most listened (s11).
+    chosen = RetrievalIndex(creators, topics, prior_scores(
+        listens, [0.0] * 12, [True] * 12)).select({"c1"}, {"jazz"}, 5)
+    assert [shows[i] for i in chosen] == ["s1", "s5", "s6", "s9", "s11"]
+    ids = [shows[i] for i in chosen]
+    declared = [1.0 if topics[i] == "jazz" else 0.0 for i in chosen]
+    expected = top_k(ids, heuristic_scores(declared, [listens[i] for i in chosen]), 3, "r1")
+    assert [(i["show_id"], i["score"]) for i in out["items"]] == \
+        [(s, round(v, 6)) for s, v in expected]

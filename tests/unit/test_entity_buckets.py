@@ -326,3 +326,45 @@ def test_a_time_step_touches_only_the_sessions_due_and_survives_a_restore():
         restored.advance(watermark)
         assert restored.features() == show.features()
     assert show.features()["sessions_5min"] == 100 and show.features()["live_listeners"] == 0
+
+
+def test_a_shows_saved_core_does_not_grow_with_its_listeners_and_old_cores_restore():
+    """Open sessions live in the listeners' parts: the core saved at each event is the same
+    size with 10 or 1,000 listeners. A core saved by an earlier version (open sessions in
+    it) restores to the same show."""
+    import dataclasses
+
+    from models.features.entities import _LAYOUT, ShowState, to_saved
+
+    def show_with(n):
+        show = ShowState()
+        show.apply({"event_id": "live", "event_type": "live", "ts": T, "show_id": "s1",
+                    "creator_id": "c1"})
+        for i in range(n):
+            show.apply({"event_id": f"e{i}", "event_type": "listen_start", "ts": T + i,
+                        "user_id": f"u{i}", "show_id": "s1"})
+        return show
+
+    small, large = (len(pickle.dumps(to_saved(show_with(n)))) for n in (10, 1000))
+    assert large - small < 16
+
+    show = show_with(50)
+    parts = [(u, to_saved(lst)) for u, lst in show.take_parts()]
+    # The earlier layout: the saved fields with open_at in its declared place.
+    names = {name for name, _ in _LAYOUT[ShowState]}
+    declared = [f.name for f in dataclasses.fields(ShowState)]
+    at = 1 + sum(n in names for n in declared[:declared.index("open_at")])
+    now = to_saved(show)
+    earlier = (*now[:at], dict(show.open_at), *now[at:])
+    for saved in (to_saved(show), earlier):
+        restored = from_saved(pickle.loads(pickle.dumps(saved)))
+        for user, part in parts:
+            restored.load_part(user, from_saved(part))
+        assert restored.open_at == show.open_at
+        for watermark in (T + 6 * MINUTE_MS, T + 5 * 3_600_000):
+            reference = from_saved(to_saved(show))
+            for user, part in parts:
+                reference.load_part(user, from_saved(part))
+            reference.advance(watermark)
+            restored.advance(watermark)
+            assert restored.features() == reference.features()

@@ -1,0 +1,139 @@
+"""bench_state_scale's rank_shows and detect_alarms parts (not a benchmark of its own).
+
+* ``ranking_catalogs``: the rank operator (``Ranker.rank``, as in bench_ranking: features from
+  Redis, ONNX, top-10) over catalogs of N live shows, with the job's default
+  ``--max-candidates`` (a retrieval stage above it) and, as the baseline of the same run,
+  every show scored. Per size: p50/p99 with the catalog still and with a show event every
+  ``churn_every`` requests (each one a new candidate set: retrieval's index is rebuilt), the
+  Python memory the catalog, caches and index take (tracemalloc), and how many of the
+  exhaustive top-10 the retrieved ranking also returns.
+* ``alarm_streams``: bench_alarms' latency run (real-time streams, each with an alarm at a
+  known time, 100 ms chunks) with N streams: alert latency p50/p99, detections, how late the
+  producer fell behind its clock, and the TaskManagers' resident memory per stream.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+
+def ranking_catalogs(sizes: list[int], requests: int, churn_every: int, cache: Path) -> dict:
+    from bench_ranking import EXPERIMENT, MODEL, catalog_shows, setup
+
+    from connectors.feature_store import FeatureWrite, RedisFeatureStore
+    from models.onnx_export import OnnxScorer
+    from models.ranking.retrieval import DEFAULT_LIMIT
+    from models.ranking.scoring import variant
+    from models.registry import Registry
+
+    lake = setup(cache, 3000, 30)
+    session, mv = Registry().load_session(MODEL, "production")
+    scorer = OnnxScorer(session)
+    users = [u for u in (f"u{i}" for i in range(3000)) if variant(u, EXPERIMENT) == "ml"]
+    rng = np.random.default_rng(5)
+    out: dict = {"max_candidates": DEFAULT_LIMIT}
+    for n in sizes:
+        shows = catalog_shows(lake, n)
+        now = int(time.time() * 1000)
+        RedisFeatureStore().write_many(
+            FeatureWrite("show", s, 1, now, {"status": "live",
+                                             "listen_count": int(rng.integers(500)),
+                                             "unique_listeners": int(rng.integers(300)),
+                                             "like_count": int(rng.integers(50))})
+            for s in shows)
+
+        gc.collect()
+        tracemalloc.start()
+        ranker = _ranker(shows, now, DEFAULT_LIMIT)
+        _Serve(shows, now, users, 0, scorer, mv.ref)(ranker, 0, "warm")   # 20 requests
+        memory = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        serve = _Serve(shows, now, users, requests, scorer, mv.ref)
+        still, retrieved = serve(ranker, 0, "r")
+        churned, _ = serve(ranker, churn_every, "c")
+        exhaustive, full = serve(_ranker(shows, now, n), 0, "r")
+        overlap = [len(set(a) & set(b)) / max(1, len(b)) for a, b in
+                   zip(retrieved, full, strict=True)]
+        label = f"{n // 1000}k"
+        out[label] = {
+            "shows": n, "python_mb": round(memory / 2**20, 1),
+            "p50_ms": _pct(still, 50), "p99_ms": _pct(still, 99),
+            "churn_p50_ms": _pct(churned, 50), "churn_p99_ms": _pct(churned, 99),
+            "exhaustive_p50_ms": _pct(exhaustive, 50), "exhaustive_p99_ms": _pct(exhaustive, 99),
+            "top10_overlap_with_exhaustive": round(float(np.mean(overlap)), 3),
+        }
+    return out
+
+
+def _ranker(shows: dict[str, tuple[str, str]], now: int, limit: int):
+    from bench_ranking import EXPERIMENT
+
+    from connectors.ranking_reads import RankingReader
+    from models.ranking.catalog import Catalog
+    from operators.ranking import Ranker
+
+    catalog = Catalog()
+    for sid, (creator, topic) in shows.items():
+        catalog.apply({"show_id": sid, "event_type": "live", "ts": now - 60_000,
+                       "creator_id": creator, "topic": topic})
+    return Ranker(catalog, RankingReader(), EXPERIMENT, 2 * 3_600_000, 10, limit)
+
+
+class _Serve:
+    """``requests`` rankings (after 20 untimed), a show event every ``churn`` of them:
+    (times in ms, each ranking's show ids)."""
+
+    def __init__(self, shows, now, users, requests, scorer, model_ref):
+        self.shows, self.now, self.users = shows, now, users
+        self.requests, self.scorer, self.model_ref = requests, scorer, model_ref
+
+    def __call__(self, ranker, churn: int, tag: str) -> tuple[list[float], list[list[str]]]:
+        times, tops = [], []
+        ids = list(self.shows)
+        for i in range(self.requests + 20):
+            if churn and i % churn == 0:
+                sid = ids[i % len(ids)]
+                ranker.catalog.apply({"show_id": sid, "event_type": "updated",
+                                      "ts": self.now, "topic": self.shows[sid][1]})
+            request = {"request_id": f"{tag}-{i}", "user_id": self.users[i % len(self.users)],
+                       "ts": int(time.time() * 1000)}
+            t = time.perf_counter()
+            ranking = ranker.rank(request, self.scorer, self.model_ref)
+            if i >= 20:
+                times.append((time.perf_counter() - t) * 1000)
+                tops.append([item["show_id"] for item in ranking["items"]])
+        return times, tops
+
+
+def alarm_streams(counts: list[int], seconds: float, job_args: list[str], tmp: Path,
+                  rss, fresh_cluster) -> dict:
+    """``rss``: bytes resident in the TaskManagers; ``fresh_cluster``: restarts Flink, so
+    each count starts from the same memory (both from bench_state_scale)."""
+    from bench_alarms import ensure_model, latency
+
+    from core.settings import KafkaSettings
+
+    ensure_model(tmp)
+    kafka = KafkaSettings.from_env()
+    out: dict = {}
+    for n in counts:
+        fresh_cluster()
+        before = rss()
+        try:
+            run = latency(kafka, n, seconds, job_args, before_cancel=rss)
+        except Exception as e:   # a count that does not fit is a result too
+            out[str(n)] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
+            continue
+        run.pop("raw")
+        run["bytes_per_stream"] = round((run.pop("before_cancel") - before) / n)
+        out[str(n)] = run
+    return out
+
+
+def _pct(values: list[float], q: float) -> float:
+    return round(float(np.percentile(values, q)), 2)
