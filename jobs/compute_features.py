@@ -44,9 +44,12 @@ class ComputeFeaturesConfig:
     redis: RedisSettings = connection(RedisSettings)
     # Thread mode: Python sees a few batch records per second, so what process mode saves per
     # record no longer pays, while its bundles hold every hop's input and commit state at each
-    # bundle end. Short network buffer timeouts: a batch crosses four exchanges.
+    # bundle end. Short network buffer timeouts: a batch crosses four exchanges. RocksDB: the
+    # state grows with the population, and at a million listeners the heap backend's full
+    # checkpoints took seconds and held reflection back (docs/performance.md).
     flink: FlinkJobSettings = group(FlinkJobSettings, python_mode="thread", bundle_size=1000,
-                                    bundle_time_ms=100, buffer_timeout_ms=10)
+                                    bundle_time_ms=100, buffer_timeout_ms=10,
+                                    state_backend="rocksdb")
     group_id: str = option("onair-compute-features", "Kafka consumer group",
                            legacy_env=("FEATURES_GROUP_ID",))
     out_of_order_ms: int = option(5000, "bounded out-of-orderness of event time, ms", minimum=0,
@@ -69,9 +72,10 @@ class ComputeFeaturesConfig:
                                   "state after this many days of event time without events; "
                                   "0 keeps them", minimum=0,
                                   legacy_env=("FEATURES_EVICT_IDLE_DAYS",))
-    cache_per_bucket: int = option(0, "users and creators each bucket keeps deserialised in "
-                                   "the Python worker, least recently used out (read again "
-                                   "from Flink state on their next event); 0 keeps them all",
+    cache_per_bucket: int = option(20_000, "users and creators each bucket keeps "
+                                   "deserialised in the Python worker, least recently used "
+                                   "out (read again from Flink state on their next event); 0 "
+                                   "keeps them all",
                                    minimum=0)
     evict_ended_days: int = option(7, "ended shows leave state (and Redis) this many days of "
                                    "event time after their end; 0 keeps them", minimum=0,

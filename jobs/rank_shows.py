@@ -3,8 +3,8 @@
 rec-requests (raw) ──────────────────────────────┐ one Python operator: validate (bad ->
 show-events -> validate -> broadcast catalog of ─┘ dead-letters) -> candidates (retrieved
 live / upcoming shows                               when over --max-candidates) -> features
-                                                    from Redis (streaming + batch, one round
-trip, two for a listener new to the subtask) -> A/B arm by hash of user and experiment -> ONNX (ml) or declared topics then popularity
+from Redis (streaming + batch, one round trip; two for a listener new to the subtask) -> A/B
+arm by hash of user and experiment -> ONNX (ml) or declared topics then popularity
 (heuristic) -> top-k -> rec-rankings
 
 The model follows the registry alias (``--alias production``): a promoted version is used

@@ -19,8 +19,14 @@ from pyflink.common import Types
 from pyflink.datastream import BroadcastProcessFunction
 from pyflink.datastream.state import MapStateDescriptor
 
-from models.ranking.catalog import CandidateSet, Catalog, ShowEntry
-from models.ranking.retrieval import DEFAULT_LIMIT, RetrievalIndex, affinities, prior_scores
+from models.ranking.catalog import SWEEP_EVERY_MS, CandidateSet, Catalog, ShowEntry
+from models.ranking.retrieval import (
+    DEFAULT_LIMIT,
+    PriorOrder,
+    affinities,
+    prior_scores,
+    select,
+)
 from models.ranking.scoring import (
     assemble,
     catalog_scores,
@@ -57,37 +63,59 @@ class Ranker:
         self.max_candidates = max_candidates
         self.store_down_until = 0.0
         self.store_backoff_s = 0.0
-        # (candidate set, batch run) -> its retrieval index, rebuilt when either changes.
-        self._index: tuple[object, str | None, RetrievalIndex] | None = None
+        # The retrieval prior per catalog slot, for (slot layout, batch run); slots added
+        # since are appended at the next large request.
+        self._prior: tuple[int, str | None, np.ndarray, PriorOrder] | None = None
 
-    def _retrieve(self, request: dict, c: CandidateSet):
-        """The candidates a request scores: all of them up to ``max_candidates``, else the
-        retrieval stage's choice (models/ranking/retrieval.py). Reads the store, so it is
-        called only while the store is up; raises what the store raises."""
-        ids, creators, topics = c.ids, c.creators, c.topics
-        if len(ids) <= self.max_candidates:
-            return ids, creators, topics, None
-        run = self.reader.run()
-        cached = self._index
-        if cached is None or cached[0] is not c or cached[1] != run:
+    def _prior_order(self) -> PriorOrder:
+        cols, run = self.catalog.columns, self.reader.run()
+        kept = self._prior
+        if kept is None or kept[0] != cols.layout or kept[1] != run:
+            kept = (cols.layout, run, np.zeros(0), PriorOrder(np.zeros(0)))
+        prior = kept[2]
+        if len(prior) < cols.size:
+            new = range(len(prior), cols.size)
+            # Holes (forgotten shows) are never candidates: their prior does not matter.
+            ids = [cols.ids[i] or "" for i in new]
+            creators = [self.catalog.shows[s].creator_id if s else "" for s in ids]
             listens, plays = self.reader.priors(ids, creators)
-            cached = (c, run, RetrievalIndex(creators, topics,
-                                             prior_scores(listens, plays, np.array(c.live))))
-            self._index = cached
+            prior = np.concatenate([prior, prior_scores(listens, plays)])
+            kept = (cols.layout, run, prior, PriorOrder(prior))
+        self._prior = kept
+        return kept[3]
+
+    def _retrieve(self, request: dict, candidate: np.ndarray):
+        """(ids, creators, topics, the user's profile) of the candidates retrieval picks
+        for this request (models/ranking/retrieval.py). Reads the store; raises what it
+        raises."""
+        cols = self.catalog.columns
+        prior = self._prior_order()
         profile = self.reader.profile(request["user_id"])
         liked_creators, liked_topics = affinities(*profile)
-        chosen = cached[2].select(liked_creators, liked_topics, self.max_candidates)
-        return ([ids[i] for i in chosen], [creators[i] for i in chosen],
-                [topics[i] for i in chosen], profile)
+        chosen = select(candidate, cols.creator[:cols.size], cols.topic[:cols.size], prior,
+                        (c for name in liked_creators
+                         if (c := cols.creators.get(name)) is not None),
+                        (t for name in liked_topics if (t := cols.topics.get(name)) is not None),
+                        self.max_candidates)
+        entries = [self.catalog.shows[cols.ids[i]] for i in chosen]
+        return ([e.show_id for e in entries], [e.creator_id for e in entries],
+                [e.topic for e in entries], profile)
 
-    def _features(self, request: dict, c: CandidateSet, now: int):
-        """(ids, creators, topics, their features), the features None while the online
-        store is unreachable (and then every candidate, which the catalog alone ranks)."""
+    def _features(self, request: dict, now: int, c: CandidateSet | None,
+                  candidate: np.ndarray | None):
+        """(ids, creators, topics, their features): ``c``'s candidates, or when ``c`` is None
+        those retrieval picks among the slots ``candidate`` marks. The features are None
+        while the online store is unreachable, and then the candidates are all of them
+        (which the catalog alone ranks)."""
         clock = time.monotonic()
         if clock < self.store_down_until:
+            c = c or self.catalog.candidate_set(now, self.horizon_ms)
             return c.ids, c.creators, c.topics, None
         try:
-            ids, creators, topics, profile = self._retrieve(request, c)
+            if c is None:
+                ids, creators, topics, profile = self._retrieve(request, candidate)
+            else:
+                ids, creators, topics, profile = c.ids, c.creators, c.topics, None
             feats = self.reader.read(request["user_id"], ids, creators, topics, now, profile)
         except (redis.RedisError, OSError) as e:
             lo, hi = self.RETRY_AFTER_S
@@ -95,6 +123,7 @@ class Ranker:
             self.store_down_until = time.monotonic() + self.store_backoff_s
             log.warning("online store unreachable (%r): catalog-only rankings for %.1f s",
                         e, self.store_backoff_s)
+            c = c or self.catalog.candidate_set(now, self.horizon_ms)
             return c.ids, c.creators, c.topics, None
         self.store_backoff_s = 0.0
         return ids, creators, topics, feats
@@ -110,17 +139,23 @@ class Ranker:
             known = self.catalog.shows
             shows = [known.get(s) or ShowEntry(s, "", "", "unknown", 0, 0)
                      for s in request["candidates"]]
-            c = CandidateSet.of(shows, horizon_ms=self.horizon_ms)
+            c, candidate = CandidateSet.of(shows, horizon_ms=self.horizon_ms), None
         else:
-            c = self.catalog.candidate_set(now, self.horizon_ms)
-        ids, creators = c.ids, c.creators
+            # Past --max-candidates, retrieval picks among the catalog's columns; otherwise
+            # the (cached) candidate set is scored whole.
+            candidate = self.catalog.columns.candidates(now, self.horizon_ms)
+            if int(candidate.sum()) > self.max_candidates:
+                c = None
+            else:
+                c, candidate = self.catalog.candidate_set(now, self.horizon_ms), None
         k = int(request.get("k") or self.default_k)
         arm = variant(request["user_id"], self.experiment)
         used = None
         degraded = False
         best: list[int] = []
-        if ids:
-            ids, creators, _, feats = self._features(request, c, now)
+        ids, creators = (), ()
+        if c is None or c.ids:
+            ids, creators, _, feats = self._features(request, now, c, candidate)
             if feats is None:
                 degraded = True
                 entries = [self.catalog.shows.get(s) for s in ids]
@@ -160,6 +195,7 @@ class RankShowsFunction(BroadcastProcessFunction):
     def open(self, runtime_context):
         from connectors.ranking_reads import RankingReader
         self.catalog = Catalog()
+        self.next_sweep = 0
         self.restored = False
         # Short waits and no retries: a request ranks from the catalog alone rather than
         # wait for the store (``Ranker._features``).
@@ -201,8 +237,10 @@ class RankShowsFunction(BroadcastProcessFunction):
         state = ctx.get_broadcast_state(CATALOG_STATE)
         if entry is not None:
             state.put(entry.show_id, json.dumps(entry.as_tuple()))
-        for show_id in self.catalog.forget_ended():
-            state.remove(show_id)
+        if self.catalog.newest_ts >= self.next_sweep:   # a sweep walks every show
+            self.next_sweep = self.catalog.newest_ts + SWEEP_EVERY_MS
+            for show_id in self.catalog.forget_ended():
+                state.remove(show_id)
 
     def _restore(self, ctx) -> None:
         """After a restart the broadcast state holds the catalog; the local copy is rebuilt

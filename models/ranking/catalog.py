@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 HORIZON_MS = 2 * 3_600_000
 # A scheduled show whose start has passed without a `live` event stays a candidate this long.
 LATE_START_MS = 30 * 60_000
@@ -61,9 +63,78 @@ class CandidateSet:
                 and self.valid_from <= now_ms < self.valid_until)
 
 
+# Shows whose status makes them candidates (see ``Catalog.candidates``), as column codes.
+_GONE, _SCHEDULED, _LIVE = 0, 1, 2
+_STATUS_CODE = {"scheduled": _SCHEDULED, "live": _LIVE}
+# How often (event time) the catalog is swept for shows to forget: a sweep walks every show.
+SWEEP_EVERY_MS = 60_000
+
+
+class CatalogColumns:
+    """The catalog as arrays, one slot per show in catalog order, kept up to date by every
+    change: what a large catalog's retrieval filters per request without walking its shows
+    (``models/ranking/retrieval.py``). Creators and topics are integer codes; a forgotten
+    show's slot is a hole until holes are half the slots, then slots are renumbered
+    (``layout`` counts renumberings, so whoever keeps per-slot values knows)."""
+
+    def __init__(self) -> None:
+        self.ids: list[str | None] = []
+        self.slot: dict[str, int] = {}
+        self.status = np.zeros(64, np.int8)
+        self.start = np.zeros(64, np.int64)
+        self.creator = np.zeros(64, np.int32)
+        self.topic = np.zeros(64, np.int32)
+        self.creators: dict[str, int] = {}
+        self.topics: dict[str, int] = {}
+        self.layout = 0
+        self.holes = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.ids)
+
+    def set(self, e: ShowEntry) -> None:
+        i = self.slot.get(e.show_id)
+        if i is None:
+            i = self.slot[e.show_id] = len(self.ids)
+            self.ids.append(e.show_id)
+            if i == len(self.status):
+                for name in ("status", "start", "creator", "topic"):
+                    column = getattr(self, name)
+                    setattr(self, name, np.concatenate([column, np.zeros_like(column)]))
+        self.status[i] = _STATUS_CODE.get(e.status, _GONE)
+        self.start[i] = e.scheduled_start
+        self.creator[i] = self.creators.setdefault(e.creator_id, len(self.creators))
+        self.topic[i] = self.topics.setdefault(e.topic, len(self.topics))
+
+    def remove(self, show_ids: Sequence[str]) -> None:
+        for show_id in show_ids:
+            i = self.slot.pop(show_id)
+            self.ids[i] = None
+            self.status[i] = _GONE
+        self.holes += len(show_ids)
+        if self.holes * 2 > self.size:
+            keep = np.array([i for i, s in enumerate(self.ids) if s is not None], np.int64)
+            self.ids = [self.ids[i] for i in keep]
+            self.slot = {s: i for i, s in enumerate(self.ids)}
+            for name in ("status", "start", "creator", "topic"):
+                column = getattr(self, name)
+                setattr(self, name, np.concatenate([column[keep], np.zeros_like(column)]))
+            self.holes = 0
+            self.layout += 1
+
+    def candidates(self, now_ms: int, horizon_ms: int) -> np.ndarray:
+        """Per slot: is it a candidate at ``now_ms`` (the rule of ``Catalog.candidates``)."""
+        n = self.size
+        status, start = self.status[:n], self.start[:n]
+        return (status == _LIVE) | ((status == _SCHEDULED) & (start >= now_ms - LATE_START_MS)
+                                    & (start <= now_ms + horizon_ms))
+
+
 class Catalog:
     def __init__(self) -> None:
         self.shows: dict[str, ShowEntry] = {}
+        self.columns = CatalogColumns()
         self.newest_ts = 0
         # Bumped by every change; a cached CandidateSet of another version is rebuilt.
         self.version = 0
@@ -86,11 +157,13 @@ class Catalog:
         if kind != "updated" and ts >= entry.status_ts:
             # Status moves by event time; an older event never undoes a newer one.
             entry.status, entry.status_ts = kind, ts
+        self.columns.set(entry)
         return entry
 
     def put(self, entry: ShowEntry) -> None:
         self.version += 1
         self.shows[entry.show_id] = entry
+        self.columns.set(entry)
 
     def forget_ended(self) -> list[str]:
         """Drop shows ended more than ``FORGET_ENDED_MS`` before the newest event, and the
@@ -102,6 +175,7 @@ class Catalog:
                 or (e.status == "live" and e.status_ts < stale)]
         for s in gone:
             del self.shows[s]
+        self.columns.remove(gone)
         self.version += bool(gone)
         return gone
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 from bench_features import markers, reflection, wait_seq
-from scale_parts import alarm_streams, ranking_catalogs
+from scale_parts import alarm_streams, plot, ranking_catalogs
 
 from connectors import flink_rest
 from connectors.feature_store import RedisFeatureStore
@@ -249,6 +249,7 @@ def main() -> None:
                         help="detect_alarms: concurrent real-time streams, comma-separated")
     parser.add_argument("--stream-seconds", type=float, default=24.0)
     parser.add_argument("--alarm-job-args", default="", help="more detect_alarms flags")
+    parser.add_argument("--plot", help="draw compute_features' figures to this PNG")
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "onair-bench"))
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -306,6 +307,8 @@ def main() -> None:
         for field, name in names.items():
             if field in r:
                 result[f"{name}_{label}"] = r[field]
+    if args.plot and runs:
+        plot(runs, Path(args.plot))
     held = [r["listeners"] for r in runs if r["backend"] == first and "restore_s" in r]
     result["max_listeners_held"] = max(held, default=0)
     print(json.dumps(result))

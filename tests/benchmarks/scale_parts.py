@@ -4,7 +4,7 @@
   Redis, ONNX, top-10) over catalogs of N live shows, with the job's default
   ``--max-candidates`` (a retrieval stage above it) and, as the baseline of the same run,
   every show scored. Per size: p50/p99 with the catalog still and with a show event every
-  ``churn_every`` requests (each one a new candidate set: retrieval's index is rebuilt), the
+  ``churn_every`` requests (in turn a new show going live and a show ending), the
   Python memory the catalog, caches and index take (tracemalloc), and how many of the
   exhaustive top-10 the retrieved ranking also returns.
 * ``alarm_streams``: bench_alarms' latency run (real-time streams, each with an alarm at a
@@ -97,9 +97,16 @@ class _Serve:
         ids = list(self.shows)
         for i in range(self.requests + 20):
             if churn and i % churn == 0:
-                sid = ids[i % len(ids)]
-                ranker.catalog.apply({"show_id": sid, "event_type": "updated",
-                                      "ts": self.now, "topic": self.shows[sid][1]})
+                # Turns: a new show goes live (a new slot: its prior is read), a show ends.
+                sid = ids[(i // churn) % len(ids)]
+                creator, topic = self.shows[sid]
+                if (i // churn) % 2:
+                    ranker.catalog.apply({"show_id": sid, "event_type": "ended",
+                                          "ts": self.now})
+                else:
+                    ranker.catalog.apply({"show_id": f"{tag}-new-{i}", "event_type": "live",
+                                          "ts": self.now, "creator_id": creator,
+                                          "topic": topic})
             request = {"request_id": f"{tag}-{i}", "user_id": self.users[i % len(self.users)],
                        "ts": int(time.time() * 1000)}
             t = time.perf_counter()
@@ -137,3 +144,32 @@ def alarm_streams(counts: list[int], seconds: float, job_args: list[str], tmp: P
 
 def _pct(values: list[float], q: float) -> float:
     return round(float(np.percentile(values, q)), 2)
+
+
+def plot(runs: list[dict], path: Path) -> None:
+    """compute_features' cost against the population, one line per state backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = (("rss_mb", "TaskManagers' resident memory (MB)"),
+              ("checkpoint_steady_s", "incremental / steady checkpoint (s)"),
+              ("restore_s", "restore from the latest checkpoint (s)"),
+              ("events_per_s", "events/s while loading"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4))
+    for ax, (key, title) in zip(axes, panels, strict=True):
+        for backend in sorted({r["backend"] for r in runs}):
+            points = sorted((r["listeners"], r[key]) for r in runs
+                            if r["backend"] == backend and r.get(key) is not None)
+            if points:
+                ax.plot(*zip(*points, strict=True), marker="o", label=backend)
+        ax.set_xscale("log")
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("listeners")
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

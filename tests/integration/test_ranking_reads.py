@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 
+import numpy as np
 import pandas as pd
 
 from connectors.batch_store import BatchOnlineStore
@@ -77,7 +78,7 @@ def test_a_catalog_over_the_cap_is_retrieved_then_ranked(services):
     """12 live shows, 5 scored per request: the listener's creator and topic first, then the
     most listened of the published run; the ranking is the heuristic over those 5 alone."""
     from models.ranking.catalog import Catalog
-    from models.ranking.retrieval import RetrievalIndex, prior_scores
+    from models.ranking.retrieval import PriorOrder, prior_scores, select
     from models.ranking.scoring import heuristic_scores, top_k
     from operators.ranking import Ranker
 
@@ -107,8 +108,9 @@ def test_a_catalog_over_the_cap_is_retrieved_then_ranked(services):
 
     # c1's shows (s9, s5, s1), then the best jazz show not taken (s6): 4 places for history;
     # the fifth (25 %, rounded) for the most listened (s11).
-    chosen = RetrievalIndex(creators, topics, prior_scores(
-        listens, [0.0] * 12, [True] * 12)).select({"c1"}, {"jazz"}, 5)
+    chosen = select(np.ones(12, bool), np.array([i % 4 for i in range(12)]),
+                    np.array([t == "talk" for t in topics]),
+                    PriorOrder(prior_scores(listens, [0.0] * 12)), {1}, {0}, 5)
     assert [shows[i] for i in chosen] == ["s1", "s5", "s6", "s9", "s11"]
     ids = [shows[i] for i in chosen]
     declared = [1.0 if topics[i] == "jazz" else 0.0 for i in chosen]
