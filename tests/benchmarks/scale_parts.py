@@ -15,8 +15,10 @@
 from __future__ import annotations
 
 import gc
+import os
 import time
 import tracemalloc
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -123,13 +125,17 @@ def alarm_streams(counts: list[int], seconds: float, job_args: list[str], tmp: P
     each count starts from the same memory (both from bench_state_scale)."""
     from bench_alarms import ensure_model, latency
 
+    from connectors.kafka_admin import create_topics
     from core.settings import KafkaSettings
 
     ensure_model(tmp)
-    kafka = KafkaSettings.from_env()
     out: dict = {}
     for n in counts:
         fresh_cluster()
+        # Topics of this count's own: no earlier count's chunks or alerts in them.
+        os.environ["ONAIR_TOPIC_PREFIX"] = f"streams{n}-{uuid.uuid4().hex[:6]}."
+        kafka = KafkaSettings.from_env()
+        create_topics(kafka)
         before = rss()
         try:
             run = latency(kafka, n, seconds, job_args, before_cancel=rss)
