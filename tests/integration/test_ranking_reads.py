@@ -109,7 +109,7 @@ def test_a_catalog_over_the_cap_is_retrieved_then_ranked(services):
     # c1's shows (s9, s5, s1), then the best jazz show not taken (s6): 4 places for history;
     # the fifth (25 %, rounded) for the most listened (s11).
     chosen = select(np.ones(12, bool), np.array([i % 4 for i in range(12)]),
-                    np.array([t == "talk" for t in topics]),
+                    np.array([int(t == "talk") for t in topics]),
                     PriorOrder(prior_scores(listens, [0.0] * 12)), {1}, {0}, 5)
     assert [shows[i] for i in chosen] == ["s1", "s5", "s6", "s9", "s11"]
     ids = [shows[i] for i in chosen]
