@@ -123,11 +123,7 @@ class RankingReader:
         memo = self._memo
         if memo is not None and memo[0] == key and time.monotonic() - memo[1] <= self.pit_cache_s:
             pit, shows, creators, coded = memo[2:]
-            user = profile or self._user(run, user_id)
-            if user is None:
-                user = self._parse_user(run, user_id,
-                                        self.streaming.client.hgetall(
-                                            self.batch.key(run, "user", user_id)))
+            user = profile or self.profile(user_id)
             return self._columns(run, user, pit, shows, creators, topics, creator_ids, coded,
                                  now_ms)
         return self._read(user_id, show_ids, creator_ids, topics, now_ms, pointer, key,

@@ -107,10 +107,8 @@ class Ranker:
         those retrieval picks among the slots ``candidate`` marks. The features are None
         while the online store is unreachable, and then the candidates are all of them
         (which the catalog alone ranks)."""
-        clock = time.monotonic()
-        if clock < self.store_down_until:
-            c = c or self.catalog.candidate_set(now, self.horizon_ms)
-            return c.ids, c.creators, c.topics, None
+        if time.monotonic() < self.store_down_until:
+            return self._catalog_only(now, c)
         try:
             if c is None:
                 ids, creators, topics, profile = self._retrieve(request, candidate)
@@ -123,10 +121,14 @@ class Ranker:
             self.store_down_until = time.monotonic() + self.store_backoff_s
             log.warning("online store unreachable (%r): catalog-only rankings for %.1f s",
                         e, self.store_backoff_s)
-            c = c or self.catalog.candidate_set(now, self.horizon_ms)
-            return c.ids, c.creators, c.topics, None
+            return self._catalog_only(now, c)
         self.store_backoff_s = 0.0
         return ids, creators, topics, feats
+
+    def _catalog_only(self, now: int, c: CandidateSet | None):
+        """Every candidate (``c``'s, or the catalog's), without features."""
+        c = c or self.catalog.candidate_set(now, self.horizon_ms)
+        return c.ids, c.creators, c.topics, None
 
     def rank(self, request: dict, scorer, model_version: str | None,
              started: float | None = None) -> dict:

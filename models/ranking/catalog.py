@@ -45,7 +45,6 @@ class CandidateSet:
     ids: tuple[str, ...]
     creators: tuple[str, ...]
     topics: tuple[str, ...]
-    live: tuple[bool, ...]
     valid_from: int
     valid_until: int
     version: int
@@ -55,8 +54,8 @@ class CandidateSet:
     def of(cls, entries: Sequence[ShowEntry], valid_from: int = 0, valid_until: int = 0,
            version: int = -1, horizon_ms: int = HORIZON_MS) -> CandidateSet:
         return cls(tuple(e.show_id for e in entries), tuple(e.creator_id for e in entries),
-                   tuple(e.topic for e in entries), tuple(e.status == "live" for e in entries),
-                   valid_from, valid_until, version, horizon_ms)
+                   tuple(e.topic for e in entries), valid_from, valid_until, version,
+                   horizon_ms)
 
     def valid(self, version: int, now_ms: int, horizon_ms: int) -> bool:
         return (version == self.version and horizon_ms == self.horizon_ms
@@ -99,9 +98,7 @@ class CatalogColumns:
             i = self.slot[e.show_id] = len(self.ids)
             self.ids.append(e.show_id)
             if i == len(self.status):
-                for name in ("status", "start", "creator", "topic"):
-                    column = getattr(self, name)
-                    setattr(self, name, np.concatenate([column, np.zeros_like(column)]))
+                self._resize(slice(None))
         self.status[i] = _STATUS_CODE.get(e.status, _GONE)
         self.start[i] = e.scheduled_start
         self.creator[i] = self.creators.setdefault(e.creator_id, len(self.creators))
@@ -117,11 +114,15 @@ class CatalogColumns:
             keep = np.array([i for i, s in enumerate(self.ids) if s is not None], np.int64)
             self.ids = [self.ids[i] for i in keep]
             self.slot = {s: i for i, s in enumerate(self.ids)}
-            for name in ("status", "start", "creator", "topic"):
-                column = getattr(self, name)
-                setattr(self, name, np.concatenate([column[keep], np.zeros_like(column)]))
+            self._resize(keep)
             self.holes = 0
             self.layout += 1
+
+    def _resize(self, rows) -> None:
+        """Every column becomes its ``rows`` followed by as many free slots as it had."""
+        for name in ("status", "start", "creator", "topic"):
+            column = getattr(self, name)
+            setattr(self, name, np.concatenate([column[rows], np.zeros_like(column)]))
 
     def candidates(self, now_ms: int, horizon_ms: int) -> np.ndarray:
         """Per slot: is it a candidate at ``now_ms`` (the rule of ``Catalog.candidates``)."""

@@ -75,9 +75,8 @@ def select(candidate: np.ndarray, creator: np.ndarray, topic: np.ndarray, prior:
         pool = np.flatnonzero(candidate & ~taken & wanted[codes])
         if len(pool) > budget:   # the best ``budget`` by prior (ranks are distinct)
             pool = pool[np.argpartition(prior.rank[pool], budget - 1)[:budget]]
-        best = pool
-        taken[best] = True
-        budget -= len(best)
+        taken[pool] = True
+        budget -= len(pool)
     fill = limit - int(taken.sum())
     if fill > 0:
         order = prior.order
