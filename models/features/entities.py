@@ -40,7 +40,7 @@ PLAYS_WINDOW_MS = 7 * DAY_MS
 DEDUPE_MS = DAY_MS
 
 
-@dataclass
+@dataclass(slots=True)
 class _Dedupe:
     """Event ids applied in the last ``DEDUPE_MS`` of event time."""
 
@@ -72,7 +72,7 @@ def _flip(old: tuple[int, str, bool] | None, ts: int, event_id: str, on: bool
     return (ts, event_id, on), int(on) - int(old[2] if old else False)
 
 
-@dataclass
+@dataclass(slots=True)
 class _LatestFlags:
     """Per user: the latest (ts, event_id) and whether the flag is on."""
 
@@ -98,7 +98,7 @@ class Eviction:
     ended_ms: int = 7 * DAY_MS
 
 
-@dataclass
+@dataclass(slots=True)
 class EntityState:
     """What every entity keeps for the online store: how many events it applied (``seq``,
     the version Redis writes compare) and the newest contributing event time."""
@@ -171,7 +171,7 @@ def user_sessions(marks: list[tuple[int, int]], ended_ts: int, watermark: int
     return long_sessions, open_at
 
 
-@dataclass
+@dataclass(slots=True)
 class Listener:
     """One user's part of a show's state: kept (and saved) apart from the show's core, so a
     show with thousands of listeners saves only the listeners an event touched. A pickled
@@ -186,7 +186,7 @@ class Listener:
     sessions: tuple[int, int | None] = (0, None)                  # user_sessions result
 
 
-@dataclass
+@dataclass(slots=True)
 class ShowState(EntityState):
     """A show's core (status, counts, open sessions) plus its listeners; ``to_saved`` keeps
     only the core: the listeners are ``parts`` saved on their own (see
@@ -367,7 +367,7 @@ def _live(creator_id: str, show_id: str, live: bool, ts: int) -> dict:
     return {"kind": "live", "creator_id": creator_id, "show_id": show_id, "live": live, "ts": ts}
 
 
-@dataclass
+@dataclass(slots=True)
 class CreatorState(EntityState):
     followers: _LatestFlags = field(default_factory=_LatestFlags)
     plays_by_hour: dict[int, int] = field(default_factory=dict)
@@ -421,7 +421,7 @@ class CreatorState(EntityState):
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class UserState(EntityState):
     """What ranking needs of a listener in real time: the creators they follow now and their
     listen starts by topic over the last 7 days."""
@@ -500,6 +500,7 @@ def _layout(cls: type, transient: set[str], ignored: frozenset[str] = frozenset(
 
 
 _LAYOUT = {cls: _layout(cls, _TRANSIENT) for cls in _SAVED_TYPES}
+_FIELDS = {cls: [f.name for f in fields(cls)] for cls in _NESTED}
 # Layouts that checkpoints of earlier versions hold, by length: restored, not lost. A show's
 # core held its open sessions until they moved to the listeners' parts (which have them too).
 _EARLIER = {(ShowState, len(_LAYOUT[ShowState]) + 1): _layout(
@@ -512,7 +513,9 @@ def to_saved(obj: Any) -> tuple:
     out: list[Any] = [_SAVED_TYPES.index(cls)]
     for name, nested in _LAYOUT[cls]:
         value = getattr(obj, name)
-        out.append(tuple(value.__dict__.values()) if nested else value)
+        # By field, not ``value.__dict__``: reading that builds a dict the object keeps
+        # (attributes live inline until asked for), ~100 bytes more per entity in memory.
+        out.append(tuple(getattr(value, f) for f in _FIELDS[nested]) if nested else value)
     return tuple(out)
 
 

@@ -33,6 +33,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
+from kafka_load import rdkafka_config
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -149,16 +150,6 @@ def scoring_times(feats, scorer, mv) -> tuple[float, float, float]:
         return round(float(np.median(samples)), 3)
 
     return median_ms(lambda: scorer(x)), median_ms(lambda: forest.predict_proba(x)), diff
-
-
-def rdkafka_config(kafka) -> dict:
-    """The load generator talks Kafka through librdkafka (confluent-kafka): kafka-python's
-    poll loop alone took a third of a core of the two the job is measured on. The options
-    librdkafka spells like the Java client pass through; the JVM-only ones do not."""
-    jvm_only = ("sasl.jaas.config", "ssl.truststore.location", "ssl.truststore.password",
-                "ssl.endpoint.identification.algorithm")
-    return {"bootstrap.servers": kafka.bootstrap_servers,
-            **{k: v for k, v in kafka.options.items() if k not in jvm_only}}
 
 
 def listen(ready, stop, out) -> None:

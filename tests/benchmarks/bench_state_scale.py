@@ -87,16 +87,23 @@ def population(kafka: KafkaSettings, listeners: int, t0_ms: int) -> tuple[int, i
 
 def taskmanager_rss() -> int:
     """Bytes resident in the TaskManager processes and their children."""
+    return sum(taskmanager_rss_parts().values())
+
+
+def taskmanager_rss_parts() -> dict[str, int]:
+    """Bytes resident in the TaskManagers' JVMs and in their children (the Python workers)."""
     pids = [int(d) for d in os.listdir("/proc") if d.isdigit()
             and "TaskManagerRunner" in _read(f"/proc/{d}/cmdline")]
     children = [int(c) for pid in pids for task in _tasks(pid)
                 for c in _read(f"/proc/{pid}/task/{task}/children").split()]
-    total = 0
-    for pid in pids + children:
-        for line in _read(f"/proc/{pid}/status").splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1]) * 1024
-    return total
+    return {"jvm": sum(map(_rss, pids)), "python": sum(map(_rss, children))}
+
+
+def _rss(pid: int) -> int:
+    for line in _read(f"/proc/{pid}/status").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def _read(path: str) -> str:
@@ -158,7 +165,8 @@ def run_size(listeners: int, backend: str, args, out: dict) -> None:
     events, shows = population(kafka, listeners, int(time.time() * 1000) - 2 * 3_600_000)
     n_markers = markers(kafka, "end-a")
     produce_s = time.monotonic() - t_produce
-    rss_before = taskmanager_rss()
+    before_parts = taskmanager_rss_parts()
+    rss_before = sum(before_parts.values())
     job_args = ["--parallelism", "2", "--out-of-order-ms", "5000", "--idle-s", "5",
                 "--checkpoint-interval-ms", str(args.checkpoint_ms),
                 "--state-backend", backend, *shlex.split(args.job_args)]
@@ -175,11 +183,15 @@ def run_size(listeners: int, backend: str, args, out: dict) -> None:
         loaded_at_ms = int(time.time() * 1000)
         out["rss_after_load_mb"] = round(taskmanager_rss() / 2**20)
         out["rss_before_mb"] = round(rss_before / 2**20)
+        out["rss_before_jvm_mb"] = round(before_parts["jvm"] / 2**20)
         lat, offered, _ = reflection(kafka, store, args.rate, args.seconds)
         out["offered_events_per_s"] = round(offered)
         out["reflection_p99_ms"] = (round(float(np.percentile(lat, 99)), 1)
                                     if lat.size else None)
-        out["rss_mb"] = round(taskmanager_rss() / 2**20)
+        parts = taskmanager_rss_parts()
+        out["rss_mb"] = round(sum(parts.values()) / 2**20)
+        out["rss_jvm_mb"], out["rss_python_mb"] = (round(parts[k] / 2**20)
+                                                   for k in ("jvm", "python"))
         # A checkpoint of the loaded state to restore from (one triggered while the load ran
         # can take long: its barriers queue behind the batches).
         deadline = time.monotonic() + 600
@@ -248,6 +260,9 @@ def main() -> None:
     parser.add_argument("--streams", default="100,300,1000",
                         help="detect_alarms: concurrent real-time streams, comma-separated")
     parser.add_argument("--stream-seconds", type=float, default=24.0)
+    parser.add_argument("--stream-chunk-ms", type=int, default=200)
+    parser.add_argument("--stream-producers", type=int, default=2,
+                        help="detect_alarms: processes the streams are sent from")
     parser.add_argument("--alarm-job-args", default="", help="more detect_alarms flags")
     parser.add_argument("--plot", help="draw compute_features' figures to this PNG")
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "onair-bench"))
@@ -266,12 +281,20 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             alarms = alarm_streams([int(n) for n in args.streams.split(",")],
                                    args.stream_seconds, shlex.split(args.alarm_job_args),
-                                   Path(tmp), taskmanager_rss, fresh_cluster)
+                                   Path(tmp), taskmanager_rss, fresh_cluster,
+                                   chunk_ms=args.stream_chunk_ms,
+                                   producers=args.stream_producers)
         print(json.dumps({"alarms": alarms}), file=sys.stderr, flush=True)
         result["alarms"] = alarms
-        # Real time = every stream's alarm heard, alert p99 within 3 s, the producer on time.
+        # Real time = the streams sent on time and the job keeping up with them: every chunk
+        # acknowledged within a second of its due time, every alert within a second of the
+        # end of the audio that confirmed it. Alert latency p99 at that count adds the audio
+        # the model needs to hear an alarm (detection_delay), which the model decides, not
+        # the stream count.
         kept = [int(n) for n, r in alarms.items()
-                if r.get("detected") == int(n) and (r.get("latency_p99_ms") or 1e9) <= 3000]
+                if r.get("chunks_not_acked") == 0
+                and (r.get("produced_late_p99_ms") or 1e9) <= 1000
+                and (r.get("in_job_p99_ms") or 1e9) <= 1000]
         result["realtime_streams"] = max(kept, default=0)
         if kept:
             result["alert_p99_ms_at_realtime_streams"] = \

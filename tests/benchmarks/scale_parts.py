@@ -8,8 +8,10 @@
   Python memory the catalog, caches and index take (tracemalloc), and how many of the
   exhaustive top-10 the retrieved ranking also returns.
 * ``alarm_streams``: bench_alarms' latency run (real-time streams, each with an alarm at a
-  known time, 100 ms chunks) with N streams: alert latency p50/p99, detections, how late the
-  producer fell behind its clock, and the TaskManagers' resident memory per stream.
+  known time, sent by ``producers`` librdkafka processes in ``chunk_ms`` chunks) with N
+  streams: alert latency p50/p99 and its parts (the audio the model needed, the job's own
+  time), detections, how late chunks were acknowledged after they were due, and the
+  TaskManagers' resident memory per stream.
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ class _Serve:
 
 
 def alarm_streams(counts: list[int], seconds: float, job_args: list[str], tmp: Path,
-                  rss, fresh_cluster) -> dict:
+                  rss, fresh_cluster, chunk_ms: int, producers: int) -> dict:
     """``rss``: bytes resident in the TaskManagers; ``fresh_cluster``: restarts Flink, so
     each count starts from the same memory (both from bench_state_scale)."""
     from bench_alarms import ensure_model, latency
@@ -138,7 +140,8 @@ def alarm_streams(counts: list[int], seconds: float, job_args: list[str], tmp: P
         create_topics(kafka)
         before = rss()
         try:
-            run = latency(kafka, n, seconds, job_args, before_cancel=rss)
+            run = latency(kafka, n, seconds, job_args, before_cancel=rss, chunk_ms=chunk_ms,
+                          producers=producers)
         except Exception as e:   # a count that does not fit is a result too
             out[str(n)] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
             continue
