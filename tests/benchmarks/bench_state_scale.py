@@ -8,8 +8,9 @@ state backend, on a freshly started Flink cluster (so resident memory starts lev
    first Redis write until end markers behind them are applied, checkpoints running every
    ``--checkpoint-ms``.
 2. Memory: resident set of the TaskManager processes (JVM and, in thread mode, the embedded
-   Python; children too) after the load; per listener, the growth between two sizes of the
-   run divided by the listeners added (fixed costs cancel out).
+   Python; children too) after the load, split into the JVM heap's touched pages and the
+   rest (``taskmanager_rss_parts``); per listener, the growth between two sizes of the run
+   divided by the listeners added (fixed costs cancel out).
 3. Steady load at ``--rate`` events/s for ``--seconds``: reflection p99 (event -> Redis, the
    probes of bench_features) and the checkpoints taken meanwhile (size and duration, from
    Flink's REST API; ``checkpointed_size`` is what an incremental checkpoint wrote).
@@ -29,6 +30,7 @@ import gc
 import itertools
 import json
 import os
+import re
 import shlex
 import sys
 import tempfile
@@ -91,17 +93,35 @@ def taskmanager_rss() -> int:
 
 
 def taskmanager_rss_parts() -> dict[str, int]:
-    """Bytes resident in the TaskManagers' JVMs and in their children (the Python workers)."""
+    """Bytes resident in the TaskManagers: of their JVM heaps (the pages of the heap the JVM
+    touched, garbage included), the rest of their processes (in thread mode the embedded
+    Python, RocksDB, metaspace, stacks) and their children (process-mode Python workers)."""
     pids = [int(d) for d in os.listdir("/proc") if d.isdigit()
             and "TaskManagerRunner" in _read(f"/proc/{d}/cmdline")]
     children = [int(c) for pid in pids for task in _tasks(pid)
                 for c in _read(f"/proc/{pid}/task/{task}/children").split()]
-    return {"jvm": sum(map(_rss, pids)), "python": sum(map(_rss, children))}
+    heap = sum(map(_heap_rss, pids))
+    return {"heap": heap, "native": sum(map(_rss, pids)) - heap,
+            "children": sum(map(_rss, children))}
 
 
 def _rss(pid: int) -> int:
     for line in _read(f"/proc/{pid}/status").splitlines():
         if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _heap_rss(pid: int) -> int:
+    """Resident bytes of the JVM's heap: the one anonymous mapping the size of -Xmx."""
+    xmx = re.search(r"-Xmx(\d+)\b", _read(f"/proc/{pid}/cmdline"))
+    if not xmx:
+        return 0
+    want_kb, size_kb = int(xmx.group(1)) // 1024, None
+    for line in _read(f"/proc/{pid}/smaps").splitlines():
+        if line.startswith("Size:"):
+            size_kb = int(line.split()[1])
+        elif line.startswith("Rss:") and size_kb and abs(size_kb - want_kb) < want_kb // 100:
             return int(line.split()[1]) * 1024
     return 0
 
@@ -183,15 +203,14 @@ def run_size(listeners: int, backend: str, args, out: dict) -> None:
         loaded_at_ms = int(time.time() * 1000)
         out["rss_after_load_mb"] = round(taskmanager_rss() / 2**20)
         out["rss_before_mb"] = round(rss_before / 2**20)
-        out["rss_before_jvm_mb"] = round(before_parts["jvm"] / 2**20)
+        out.update({f"rss_before_{k}_mb": round(v / 2**20) for k, v in before_parts.items()})
         lat, offered, _ = reflection(kafka, store, args.rate, args.seconds)
         out["offered_events_per_s"] = round(offered)
         out["reflection_p99_ms"] = (round(float(np.percentile(lat, 99)), 1)
                                     if lat.size else None)
         parts = taskmanager_rss_parts()
         out["rss_mb"] = round(sum(parts.values()) / 2**20)
-        out["rss_jvm_mb"], out["rss_python_mb"] = (round(parts[k] / 2**20)
-                                                   for k in ("jvm", "python"))
+        out.update({f"rss_{k}_mb": round(v / 2**20) for k, v in parts.items()})
         # A checkpoint of the loaded state to restore from (one triggered while the load ran
         # can take long: its barriers queue behind the batches).
         deadline = time.monotonic() + 600
