@@ -57,8 +57,7 @@ def stream_env(cfg: FlinkJobSettings) -> StreamExecutionEnvironment:
         if cfg.state_backend == "rocksdb":
             conf.set_string("execution.checkpointing.incremental", "true")
             # A read of a key never written (every new entity's first lookup) otherwise
-            # searches each level's files: a profile at two million listeners spent most of
-            # the operator's time in MapState.get.
+            # searches each level's files.
             conf.set_string("state.backend.rocksdb.use-bloom-filter", "true")
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(cfg.parallelism)

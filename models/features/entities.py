@@ -514,7 +514,7 @@ def to_saved(obj: Any) -> tuple:
     for name, nested in _LAYOUT[cls]:
         value = getattr(obj, name)
         # By field, not ``value.__dict__``: reading that builds a dict the object keeps
-        # (attributes live inline until asked for), ~100 bytes more per entity in memory.
+        # (attributes live inline until asked for).
         out.append(tuple(getattr(value, f) for f in _FIELDS[nested]) if nested else value)
     return tuple(out)
 
