@@ -30,6 +30,7 @@ HOLDOUT_REAL = frozenset({
     "testing_routine", "right_left_up", "p257_031",
 })
 ALARM, NO_ALARM = "alarm", "no_alarm"
+ROOM_SHARE = 0.6   # of generated sounds, alarms and others alike, played through a room
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,9 @@ class Mixer:
         else:
             name = _choice(rng, list(sounds.GENERATED_BACKGROUNDS))
             x = sounds.GENERATED_BACKGROUNDS[name](duration_s, rate, rng)
+            # Heard across a room as often as alarms are: reverberation must not tell them.
+            if rng.random() < ROOM_SHARE:
+                x = sounds.room(x, rate, rng)
         if rng.random() < 0.3:   # a second layer: speech over hum, music over noise ...
             other = _choice(rng, list(sounds.GENERATED_BACKGROUNDS))
             x = x + 0.5 * sounds.GENERATED_BACKGROUNDS[other](duration_s, rate, rng)
@@ -120,7 +124,7 @@ class Mixer:
             return x, name
         kind = _choice(rng, list(self.cfg.alarm_kinds))
         x = sounds.alarm_sound(kind, duration_s, rate, rng)
-        if rng.random() < 0.6:
+        if rng.random() < ROOM_SHARE:
             x = sounds.room(x, rate, rng)
         return x, kind
 
@@ -159,8 +163,12 @@ class Mixer:
         # A temporal-four group sounds 0.4 s in all: its clips cannot hold more.
         need = min(cfg.min_alarm_s, 0.3) if name.startswith("t4") else cfg.min_alarm_s
         for _ in range(50):
-            # The alarm began up to one T3 cycle before the clip or up to 1.5 s into it.
-            offset_s = rng.uniform(-sounds.T3_CYCLE_S, cfg.clip_s - 0.5)
+            if name.startswith("t4"):
+                # The whole group of four inside the clip: three beeps are an appliance's.
+                offset_s = rng.uniform(0.0, cfg.clip_s - sounds.T4_GROUP_S * 1.06)
+            else:
+                # The alarm began up to one T3 cycle before the clip or up to 1.5 s into it.
+                offset_s = rng.uniform(-sounds.T3_CYCLE_S, cfg.clip_s - 0.5)
             lead = max(0, round(-offset_s * cfg.rate))
             part = alarm[lead:lead + n - max(0, round(offset_s * cfg.rate))]
             if np.count_nonzero(np.abs(part) > 1e-3) / cfg.rate >= need:

@@ -187,6 +187,7 @@ def mix_at_snr(background: np.ndarray, alarm: np.ndarray, offset: int, snr_db: f
 # Temporal patterns of real devices, as (on_s, off_s) steps of one cycle: ISO 8201 temporal-
 # three (smoke), temporal-four (carbon monoxide: four 0.1 s beeps then ~5 s), and continuous.
 T4_ON_S, T4_GAP_S, T4_PAUSE_S = 0.1, 0.1, 5.0
+T4_GROUP_S = 4 * T4_ON_S + 3 * T4_GAP_S
 
 
 def pattern_schedule(kind: str, duration_s: float, rng: np.random.Generator,
@@ -291,6 +292,7 @@ def appliance_beeps(duration_s: float, rate: int, rng: np.random.Generator) -> n
     f = rng.uniform(1000.0, 4000.0)
     on, off = rng.uniform(0.08, 0.35), rng.uniform(0.08, 0.4)
     count = int(rng.integers(1, 6))
+    harmonics = np.random.default_rng(rng.integers(1 << 32))   # each beep's, drawn apart
     if count == 4 and on < 0.15 and off < 0.15:   # that is a CO alarm's temporal-four group
         count = 3
     # The whole burst fits: a burst cut by the clip's end could read as a temporal-four group.
@@ -301,7 +303,7 @@ def appliance_beeps(duration_s: float, rate: int, rng: np.random.Generator) -> n
         if a >= n:
             break
         tt = np.arange(b - a) / rate
-        out[a:b] = np.sin(2 * np.pi * f * tt) * np.minimum(1, tt / 0.005)
+        out[a:b] = _buzzer(2 * np.pi * f * tt, harmonics) * np.minimum(1, tt / 0.005)
     return normalise(out + 0.003 * rng.standard_normal(n), rng.uniform(0.02, 0.15))
 
 
@@ -320,13 +322,13 @@ def ringtone(duration_s: float, rate: int, rng: np.random.Generator) -> np.ndarr
         beep, gap = rng.uniform(0.05, 0.3), rng.uniform(0.03, 0.2)
         ring, pause = rng.uniform(0.8, 2.0), rng.uniform(1.0, 4.0)
         burst = ((t % (beep + gap)) < beep) & (((t + rng.uniform(0, 5)) % (ring + pause)) < ring)
-        x = np.sin(2 * np.pi * f * t) * burst
+        x = _buzzer(2 * np.pi * f * t, rng) * burst
     elif style < 0.8:   # an electronic trill ringer: two tones alternating 10-20 times a second
         f1, f2 = rng.uniform(600.0, 2500.0), rng.uniform(600.0, 2500.0)
         f = np.where(((t * rng.uniform(10.0, 20.0)) % 1.0) < 0.5, f1, f2)
         on, period = rng.uniform(0.8, 2.0), rng.uniform(1.0, 4.0)
         gate = ((t + rng.uniform(0, period)) % period) < on if rng.random() < 0.6 else 1.0
-        x = np.sin(2 * np.pi * np.cumsum(f) / rate) * gate
+        x = _buzzer(2 * np.pi * np.cumsum(f) / rate, rng) * gate
     else:
         x = np.zeros(n)
         note = rng.uniform(0.1, 0.25)
@@ -335,6 +337,13 @@ def ringtone(duration_s: float, rate: int, rng: np.random.Generator) -> np.ndarr
             a, b = round(s * rate), min(n, round((s + note * 0.9) * rate))
             x[a:b] = np.sin(2 * np.pi * freqs[i % 8] * t[a:b])
     return normalise(x, rng.uniform(0.02, 0.15))
+
+
+def _buzzer(phase: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A tone as a small speaker or buzzer sounds it: often rich in odd harmonics (a driven
+    square wave), whose third falls where piezo alarms sound when the tone is near 1 kHz."""
+    h3, h5 = rng.uniform(0.0, 0.6) * (rng.random() < 0.6), rng.uniform(0.0, 0.3)
+    return np.sin(phase) + h3 * np.sin(3 * phase) + h5 * h3 * np.sin(5 * phase)
 
 
 def phone_tones(duration_s: float, rate: int, rng: np.random.Generator) -> np.ndarray:
@@ -379,11 +388,13 @@ def siren(duration_s: float, rate: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def whistle(duration_s: float, rate: int, rng: np.random.Generator) -> np.ndarray:
-    """A kettle (a breathy tone rising through 1.5–3 kHz) or a person whistling a tune."""
+    """A kettle, a whistling breath (a breathy tone gliding through 1.5–4 kHz) or a person
+    whistling a tune."""
     n = round(duration_s * rate)
     t = np.arange(n) / rate
-    if rng.random() < 0.5:
-        f = rng.uniform(1500.0, 2200.0) + rng.uniform(100.0, 800.0) * t / max(duration_s, 1e-3)
+    if rng.random() < 0.5:   # a glide, rising (a kettle) or falling (a whistling breath)
+        start, end = rng.uniform(1500.0, 4000.0, 2)
+        f = start + (end - start) * t / max(duration_s, 1e-3)
     else:
         steps = rng.uniform(800.0, 2500.0, int(duration_s / 0.3) + 2)
         f = steps[(t / 0.3).astype(int)] * (1 + 0.01 * np.sin(2 * np.pi * 5 * t))

@@ -34,8 +34,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Leave one source out: a model per real source, scored on what only that source gives."""
     from models.alarms.evaluate import EvalConfig, leave_one_source_out, report_markdown
 
-    cfg = EvalConfig(real_audio=args.real_audio, **_given(clips_per_class=args.train_per_class,
-                                                          target_fpr=args.target_fpr))
+    cfg = EvalConfig(real_audio=args.real_audio, **_given(
+        clips_per_class=args.train_per_class, target_fpr=args.target_fpr,
+        streams=args.streams_per_snr, background_minutes=args.background_minutes,
+        seed=args.seed))
 
     def progress(fold: dict) -> None:
         print(f"held out {fold['source']}: threshold {fold['threshold']}", file=sys.stderr)
@@ -257,8 +259,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--train-per-class", type=int,
                    help="training clips per class (evaluate: the pool each fold trains on)")
     p.add_argument("--holdout-per-class", type=int)
-    p.add_argument("--streams-per-snr", type=int)
-    p.add_argument("--background-minutes", type=float)
+    p.add_argument("--streams-per-snr", type=int,
+                   help="event streams per SNR (evaluate: per alarm kind, SNR and source)")
+    p.add_argument("--background-minutes", type=float,
+                   help="alarm-free audio (evaluate: of each source's recordings)")
     p.add_argument("--seed", type=int)
     p.add_argument("--target-fpr", type=float,
                    help="evaluate: the out-of-bag window false-positive rate each fold's "

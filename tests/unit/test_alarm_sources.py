@@ -65,6 +65,36 @@ def test_appliance_beeps_never_make_a_temporal_four_group():
         assert not (len(rise) == 4 and short and tight), seed
 
 
+def _rises(on: np.ndarray) -> int:
+    return int(on[0]) + int(np.count_nonzero(on[1:] & ~on[:-1]))
+
+
+def test_a_temporal_four_clip_holds_its_whole_group_of_four():
+    """Three beeps of 0.1 s are an appliance's (a hard negative): a CO alarm's clip must show
+    the four that make it one."""
+    mixer = Mixer(DatasetConfig(out="", rate=RATE), Sources({}, {}), np.random.default_rng(6))
+    for _ in range(40):
+        alarm = sounds.alarm_sound("t4_piezo", sounds.T3_CYCLE_S * 2, RATE, mixer.rng)
+        offset_s, part = mixer._place(alarm, "t4_piezo")
+        clip = np.zeros(2 * RATE, np.float32)
+        a = round(offset_s * RATE)
+        clip[a:a + len(part)] = part[: 2 * RATE - a]
+        assert _rises(_on(clip)) == 4, offset_s
+
+
+def test_generated_alarm_free_sounds_pass_through_rooms_as_alarms_do(monkeypatch):
+    """Reverberation must not tell an alarm: the forest learned it as one when only alarms
+    were played through simulated rooms."""
+    roomed = []
+    real_room = sounds.room
+    monkeypatch.setattr(sounds, "room", lambda x, rate, rng: roomed.append(1) or
+                        real_room(x, rate, rng))
+    mixer = Mixer(DatasetConfig(out="", rate=RATE), Sources({}, {}), np.random.default_rng(7))
+    for _ in range(100):
+        mixer.background(2.0)
+    assert 40 <= len(roomed) <= 80, len(roomed)
+
+
 def test_dataset_levels_alarms_loud_and_alarm_free_down_to_near_silence():
     cfg = DatasetConfig(out="", rate=RATE)
     mixer = Mixer(cfg, Sources({}, {}), np.random.default_rng(4))
