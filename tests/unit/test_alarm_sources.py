@@ -124,7 +124,13 @@ def test_leave_one_source_out_scores_each_source_without_training_on_it(tmp_path
     assert kinds == {*sounds.ALARM_KINDS, "real:hall0", "real:hall1"}
     assert set(summary["by_kind_snr_ge_0"]) == {*sounds.ALARM_KINDS, "real"}
     assert 0.0 <= summary["detection_rate_snr_ge_0"] <= 1.0
+    hall = summary["by_source"]["hall"]
+    assert hall["false_alerts_per_hour"] is None   # nothing of its own to replay
+    detected = [e["delay_s"] for e in folds[0]["events"] if e["detected"]]
+    assert hall["delay_s_p50"] == (pytest.approx(float(np.median(detected)), abs=0.01)
+                                   if detected else None)
     assert "| hall |" in report_markdown(summary)
+    assert "no backgrounds" in report_markdown(summary)
 
 
 def test_alarm_clips_hold_every_kind_about_equally_often():
