@@ -164,7 +164,8 @@ class Mixer:
         need = min(cfg.min_alarm_s, 0.3) if name.startswith("t4") else cfg.min_alarm_s
         for _ in range(50):
             if name.startswith("t4"):
-                # The whole group of four inside the clip: three beeps are an appliance's.
+                # The whole group of four inside the clip: three beeps are an appliance's
+                # (1.06: a group's timing stretches by up to 5 %, pattern_schedule's jitter).
                 offset_s = rng.uniform(0.0, cfg.clip_s - sounds.T4_GROUP_S * 1.06)
             else:
                 # The alarm began up to one T3 cycle before the clip or up to 1.5 s into it.

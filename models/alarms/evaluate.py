@@ -222,31 +222,35 @@ def poisson_interval(count: int, hours: float, level: float = 0.95) -> tuple[flo
     return round(float(low) / hours, 2), round(float(high) / hours, 2)
 
 
-def _delay_p50(events: list[dict]) -> float | None:
+def _delay(events: list[dict], percentile: float) -> float | None:
+    """That percentile of the detected events' delays, s."""
     delays = [e["delay_s"] for e in events if e["delay_s"] is not None]
-    return round(float(np.percentile(delays, 50)), 2) if delays else None
+    return round(float(np.percentile(delays, percentile)), 2) if delays else None
+
+
+def _loud(events: list[dict]) -> list[dict]:
+    return [e for e in events if e["snr_db"] >= 0]
 
 
 def summarise(folds: list[dict], cfg: EvalConfig) -> dict:
-    loud = [e for f in folds for e in f["events"] if e["snr_db"] >= 0]
+    loud = _loud([e for f in folds for e in f["events"]])
     hours = sum(f.get("background_hours", 0) for f in folds)
     false = sum(f.get("background_false_alerts", 0) for f in folds)
     kinds = sorted({e["kind"].split(":")[0] for f in folds for e in f["events"]})
-    delays = [e["delay_s"] for e in loud if e["delay_s"] is not None]
     return {
         "event_f1_snr_ge_0": _f1(loud),
         "detection_rate_snr_ge_0": _rate(loud),
-        "delay_s_p50": _delay_p50(loud),
-        "delay_s_p90": round(float(np.percentile(delays, 90)), 2) if delays else None,
-        "delay_s_p99": round(float(np.percentile(delays, 99)), 2) if delays else None,
+        "delay_s_p50": _delay(loud, 50),
+        "delay_s_p90": _delay(loud, 90),
+        "delay_s_p99": _delay(loud, 99),
         "false_alerts_per_hour": round(false / hours, 2) if hours else None,
         "false_alerts_per_hour_95ci": poisson_interval(false, hours) if hours else None,
         "false_alerts": false,
         "background_hours": round(hours, 3),
         "by_source": {f["source"]: {
-            "event_f1_snr_ge_0": _f1([e for e in f["events"] if e["snr_db"] >= 0]),
-            "detection_rate_snr_ge_0": _rate([e for e in f["events"] if e["snr_db"] >= 0]),
-            "delay_s_p50": _delay_p50([e for e in f["events"] if e["snr_db"] >= 0]),
+            "event_f1_snr_ge_0": _f1(_loud(f["events"])),
+            "detection_rate_snr_ge_0": _rate(_loud(f["events"])),
+            "delay_s_p50": _delay(_loud(f["events"]), 50),
             "false_alerts_per_hour": round(f["background_false_alerts"] / f["background_hours"],
                                            2) if f.get("background_hours") else None,
             "threshold": f["threshold"]} for f in folds},
