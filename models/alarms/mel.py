@@ -87,7 +87,7 @@ class FeatureSpec:
 
     @property
     def n_features(self) -> int:
-        return 3 * self.n_bands + len(_GLOBAL_FEATURES)
+        return _PER_BAND * self.n_bands + len(_GLOBAL_FEATURES)
 
 
 @lru_cache(maxsize=8)
@@ -175,7 +175,13 @@ def window_starts(n_samples: int, spec: FeatureSpec) -> list[int]:
 
 
 _GLOBAL_FEATURES = ("level_db", "peak_band_on_frac", "peak_band_transitions", "tonality_mean",
-                    "tonality_max", "flux_mean")
+                    "tonality_max", "flux_mean", "beat_contrast", "beat_on_frac",
+                    "beat_transitions", "beat_ac_0p2s", "beat_ac_1s")
+# Features per band: mean, max and std, and (after the global ones) the switched level.
+_PER_BAND = 4
+# Lags of the beat band's autocorrelation, in frames: a temporal-four beep repeats every 0.2 s,
+# a temporal-three burst every 1 s (at 64 frames per second).
+_BEAT_LAGS = (13, 64)
 
 
 def frame_stats(frames: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
@@ -235,7 +241,8 @@ def window_features_many(windows: np.ndarray, stats: np.ndarray) -> np.ndarray:
 
     Levels are relative to the window's median, so the features do not move with gain; the
     on/off features describe the temporal-three pattern (tone bursts with silences between).
-    Layout: per band mean, max, std (band order), then ``_GLOBAL_FEATURES``.
+    Layout: per band mean, max, std (band order), then ``_GLOBAL_FEATURES``, then per band
+    the switched level (``_beat``).
     """
     n_windows, n_frames, _ = windows.shape
     # Medians by partial sort (np.median sorts fully: it was most of this function's time).
@@ -254,13 +261,46 @@ def window_features_many(windows: np.ndarray, stats: np.ndarray) -> np.ndarray:
     flux = stats[:, 1:, 1].mean(axis=1) if n_frames > 1 else np.zeros(n_windows, np.float32)
     extra = np.stack([level, on.mean(axis=1), np.count_nonzero(on[:, 1:] != on[:, :-1], axis=1),
                       tonality.mean(axis=1), tonality.max(axis=1), flux], axis=1)
-    return np.concatenate([mean, peak, std, extra], axis=1).astype(np.float32)
+    return np.concatenate([mean, peak, std, extra, _beat(windows, peak - mean)],
+                          axis=1).astype(np.float32)
+
+
+def _beat(windows: np.ndarray, contrast: np.ndarray) -> np.ndarray:
+    """(windows, 5 + bands): what switches on and off in the window. The beat band is the one
+    whose peak stands furthest above its mean: a temporal-four group's short beeps show there
+    even when loud noise owns the mean. Its on/off pattern, how periodic its level is at the
+    alarm patterns' lags, and each band's mean level while it is on minus while it is off (the
+    switching sound's spectrum: a stationary background cancels out, a buzzer's harmonics
+    stay)."""
+    n_windows, n_frames, _ = windows.shape
+    rows = np.arange(n_windows)
+    band = np.argmax(contrast, axis=1)
+    env = windows[rows, :, band]
+    # Relative to the band's 20th percentile, its level between beeps, whether the alarm
+    # sounds a fifth of the window (temporal-four) or over half of it (temporal-three).
+    low = n_frames // 5
+    env = env - np.partition(env, low, axis=1)[:, low][:, None]
+    on = env > _ON_DB
+    centred = env - env.mean(axis=1, keepdims=True)
+    energy = np.einsum("wf,wf->w", centred, centred) + 1e-6
+    lags = [np.einsum("wf,wf->w", centred[:, :-lag], centred[:, lag:]) / energy
+            if lag < n_frames else np.zeros(n_windows, np.float32) for lag in _BEAT_LAGS]
+    n_on = on.sum(axis=1)
+    weight = on.astype(np.float32)
+    on_mean = np.einsum("wf,wfb->wb", weight, windows) / np.maximum(n_on, 1)[:, None]
+    off_mean = (np.einsum("wf,wfb->wb", 1.0 - weight, windows)
+                / np.maximum(n_frames - n_on, 1)[:, None])
+    switched = np.where(((n_on > 0) & (n_on < n_frames))[:, None], on_mean - off_mean, 0.0)
+    pattern = np.stack([contrast[rows, band], on.mean(axis=1),
+                        np.count_nonzero(on[:, 1:] != on[:, :-1], axis=1), *lags], axis=1)
+    return np.concatenate([pattern, switched], axis=1)
 
 
 def feature_names(spec: FeatureSpec) -> list[str]:
     bands = range(spec.n_bands)
     return ([f"band{b}_mean" for b in bands] + [f"band{b}_max" for b in bands]
-            + [f"band{b}_std" for b in bands] + list(_GLOBAL_FEATURES))
+            + [f"band{b}_std" for b in bands] + list(_GLOBAL_FEATURES)
+            + [f"band{b}_switched" for b in bands])
 
 
 def clip_windows(samples: np.ndarray, spec: FeatureSpec,

@@ -14,7 +14,7 @@ samples in [-1, 1] at ``rate``.
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import fftconvolve, lfilter
+from scipy.signal import butter, fftconvolve, lfilter
 
 T3_ON_S, T3_GAP_S, T3_PAUSE_S = 0.5, 0.5, 1.5
 T3_CYCLE_S = 3 * T3_ON_S + 2 * T3_GAP_S + T3_PAUSE_S   # 4 s
@@ -424,7 +424,27 @@ def room_tone(duration_s: float, rate: int, rng: np.random.Generator) -> np.ndar
     return normalise(x, 10 ** (rng.uniform(-75.0, -40.0) / 20))
 
 
+def machine(duration_s: float, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A running machine or tap (a fan, an exercise bike, a dishwasher, water): broadband noise
+    with a random tilt and a few broad resonances, slowly swelling. Loud stationary noise
+    raises every band, so a tone stands less far above the window's median than over speech."""
+    x = noise(duration_s, rate, rng, str(_choice_of(rng, ("white", "pink", "brown"))))
+    for _ in range(rng.integers(1, 4)):
+        centre = rng.uniform(300.0, 5_000.0)
+        b, a = butter(2, [centre / 1.5 / (rate / 2), min(centre * 1.5 / (rate / 2), 0.99)],
+                      btype="band")
+        x = x + rng.uniform(0.5, 3.0) * lfilter(b, a, x)
+    t = np.arange(len(x)) / rate
+    x = x * (1.0 + rng.uniform(0.0, 0.6) * np.sin(2 * np.pi * rng.uniform(0.3, 3.0) * t))
+    return normalise(x, rng.uniform(0.05, 0.2))
+
+
+def _choice_of(rng: np.random.Generator, items: tuple):
+    return items[rng.integers(len(items))]
+
+
 GENERATED_BACKGROUNDS.update({
+    "machine": machine,
     "appliance_beeps": appliance_beeps,
     "ringtone": ringtone,
     "phone_tones": phone_tones,

@@ -76,6 +76,32 @@ def test_band_crop_keeps_only_bands_centred_in_the_band():
     assert tone3k.max() - tone1k.max() > 30
 
 
+def test_beat_features_find_a_temporal_four_group_under_loud_noise():
+    from models.alarms import sounds
+
+    rng = np.random.default_rng(3)
+    group = sounds.alarm_sound("t4_piezo", SPEC.window_s, SPEC.sample_rate, rng)
+    noise = sounds.noise(SPEC.window_s, SPEC.sample_rate, rng, "white")
+    names = feature_names(SPEC)
+    assert len(names) == SPEC.n_features
+
+    def beat(x):
+        features = dict(zip(names, clip_windows(x, SPEC)[1][0], strict=True))
+        switched = np.array([v for k, v in features.items() if k.endswith("_switched")])
+        return features, switched
+
+    under_noise, switched = beat(sounds.mix_at_snr(noise, group, 0, 0.0))
+    # Four 0.1 s beeps 0.2 s apart: on four times, level periodic at 0.2 s, not at 1 s.
+    assert under_noise["beat_transitions"] >= 7
+    assert under_noise["beat_ac_0p2s"] > 0.5 > under_noise["beat_ac_1s"]
+    # What switches is the beep: its band rises while it is on, the white noise cancels out.
+    _, tone_only = beat(group)
+    assert np.argmax(switched) == np.argmax(tone_only)
+    assert np.median(switched) < 1.0 < switched.max() - 10
+    alone, switched = beat(noise)
+    assert alone["beat_on_frac"] == 0 and not switched.any()
+
+
 def test_streamed_windows_equal_whole_clip_windows_whatever_the_chunking():
     rng = np.random.default_rng(0)
     audio = rng.standard_normal(16_000 * 5).astype(np.float32) * 0.1
