@@ -27,7 +27,7 @@ from core.config import connection, group, option, parse
 from core.settings import FlinkJobSettings, KafkaSettings
 from core.topics import ALARM_ALERTS, AUDIO_CHUNKS
 from models.alarms.stream import PolicyOptions, StreamPolicy
-from models.alarms.training import policy_of
+from models.alarms.training import feature_spec_of, policy_of
 from models.registry import ModelVersion, RegistryError, RegistryRef
 from operators.alarms import DetectAlarmsFunction
 from operators.kafka_io import add_dead_letter_sink, add_kafka_sink, keyed_raw_input
@@ -72,6 +72,7 @@ class Deployment:
         registry = ref.open()   # the key the subtasks will check with, checked here first
         model = registry.resolve(cfg.model, cfg.model_version)
         registry.verify(model)
+        feature_spec_of(model)   # refuses a model trained on other features, here, not per batch
         return cls(ref, model, cfg.policy.policy(policy_of(model)))
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from models.alarms.mel import FeatureSpec, clip_windows
+from models.alarms.mel import FeatureSpec, clip_windows, feature_names
 from models.alarms.pcm import read_wav
 from models.alarms.stream import Debouncer, Detection, StreamPolicy, Window
 from models.onnx_export import OnnxScorer
+from models.registry import RegistryError
 
 
 # What a registered alarm model carries besides the ONNX file (``ModelVersion.extra``): written
@@ -28,7 +29,18 @@ def model_extra(spec: FeatureSpec, policy: StreamPolicy, alarm_label: str) -> di
 
 
 def feature_spec_of(mv) -> FeatureSpec:
-    return FeatureSpec(**mv.extra["feature_spec"])
+    """The model's feature spec, refused (RegistryError) when this code computes other
+    features than the model was trained on: a model older than a feature change would fail
+    every batch it scores."""
+    spec = FeatureSpec(**mv.extra["feature_spec"])
+    now = feature_names(spec)
+    if list(mv.feature_names) != now:
+        new = [n for n in now if n not in mv.feature_names]
+        raise RegistryError(
+            f"{mv.ref} was trained on {len(mv.feature_names)} window features, this code "
+            f"computes {len(now)} ({len(new)} new, e.g. {(new or ['none'])[0]}): train a new "
+            "version (`onair alarms dataset`, then train_alarm_detector --promote)")
+    return spec
 
 
 def alarm_label_of(mv) -> str:

@@ -147,7 +147,11 @@ def detect_file(file: str, model: str, version: str = "production", *, plot: str
     except RegistryError as e:
         raise CliError(f"{e}. Train one: `onair submit train_alarm_detector --attached -- "
                        "--dataset DIR --promote`") from None
-    spec, alarm_label = feature_spec_of(mv), alarm_label_of(mv)
+    try:
+        spec = feature_spec_of(mv)
+    except RegistryError as e:
+        raise CliError(str(e)) from None
+    alarm_label = alarm_label_of(mv)
     samples, _ = _read_audio(file, spec.sample_rate)
     try:
         policy = (options or PolicyOptions()).policy(policy_of(mv))

@@ -190,3 +190,20 @@ def test_registry_refuses_names_and_paths_outside_its_root_and_broken_versions(t
     with pytest.raises(RegistryError, match="not a loadable ONNX model"):
         registry.load_session("alarm", "1")
     assert v1.version == "1"
+
+
+def test_a_model_trained_on_other_window_features_is_refused_at_load():
+    from models.alarms.mel import FeatureSpec, feature_names
+    from models.alarms.stream import StreamPolicy
+    from models.alarms.training import feature_spec_of, model_extra
+    from models.registry import ModelVersion
+
+    spec = FeatureSpec()
+    extra = model_extra(spec, StreamPolicy(), "alarm")
+    current = ModelVersion("alarm_detector", "2", "0" * 64, feature_names(spec),
+                           ["alarm", "no_alarm"], extra=extra)
+    assert feature_spec_of(current) == spec
+    older = ModelVersion("alarm_detector", "1", "0" * 64, feature_names(spec)[:105],
+                         ["alarm", "no_alarm"], extra=extra)
+    with pytest.raises(RegistryError, match=r"alarm_detector:1 was trained on 105 .* train a new"):
+        feature_spec_of(older)
