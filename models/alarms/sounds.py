@@ -65,6 +65,11 @@ def _gate(out: np.ndarray, carrier: np.ndarray, tones: list[tuple[float, float]]
         out[a:b] = carrier[a:b] * env
 
 
+def pick(rng: np.random.Generator, items):
+    """One of ``items``, drawn the way the dataset's draws are (one ``integers`` call)."""
+    return items[rng.integers(len(items))]
+
+
 def normalise(x: np.ndarray, target_rms: float) -> np.ndarray:
     """``x`` scaled to RMS ``target_rms`` (float32)."""
     current = float(np.sqrt(np.mean(x ** 2))) or 1.0
@@ -277,8 +282,6 @@ def room(x: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
 
 def phone_band(x: np.ndarray, rate: int) -> np.ndarray:
     """A phone-grade microphone and codec: 300–3,400 Hz (second-order band-pass)."""
-    from scipy.signal import butter
-
     b, a = butter(2, [300.0 / (rate / 2), min(3400.0 / (rate / 2), 0.99)], btype="band")
     return lfilter(b, a, x).astype(np.float32)
 
@@ -428,7 +431,7 @@ def machine(duration_s: float, rate: int, rng: np.random.Generator) -> np.ndarra
     """A running machine or tap (a fan, an exercise bike, a dishwasher, water): broadband noise
     with a random tilt and a few broad resonances, slowly swelling. Loud stationary noise
     raises every band, so a tone stands less far above the window's median than over speech."""
-    x = noise(duration_s, rate, rng, str(_choice_of(rng, ("white", "pink", "brown"))))
+    x = noise(duration_s, rate, rng, pick(rng, ("white", "pink", "brown")))
     for _ in range(rng.integers(1, 4)):
         centre = rng.uniform(300.0, 5_000.0)
         b, a = butter(2, [centre / 1.5 / (rate / 2), min(centre * 1.5 / (rate / 2), 0.99)],
@@ -437,10 +440,6 @@ def machine(duration_s: float, rate: int, rng: np.random.Generator) -> np.ndarra
     t = np.arange(len(x)) / rate
     x = x * (1.0 + rng.uniform(0.0, 0.6) * np.sin(2 * np.pi * rng.uniform(0.3, 3.0) * t))
     return normalise(x, rng.uniform(0.05, 0.2))
-
-
-def _choice_of(rng: np.random.Generator, items: tuple):
-    return items[rng.integers(len(items))]
 
 
 GENERATED_BACKGROUNDS.update({
