@@ -40,7 +40,7 @@ class DatasetConfig:
     rate: int = 16_000
     clip_s: float = 2.0                # the model's window length
     # Leave one source out, unseen sources were heard more often with every doubling from
-    # 4,000 (docs/alarms.md); 16,000 is ~3.5 GB of clips.
+    # 4,000 (docs/alarms.md); 16,000 is ~2.4 GB of clips.
     train_per_class: int = 16_000
     holdout_per_class: int = 300
     holdout_streams: int = 60          # per SNR level

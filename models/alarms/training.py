@@ -81,10 +81,9 @@ def train_forest(x: np.ndarray, y: np.ndarray, params: TrainParams):
 
 
 # The window false-positive rate the out-of-bag threshold is set for, chosen by `onair alarms
-# evaluate` (leave one source out, docs/alarms.md): with loud machine noise among the training
-# backgrounds, 0.0075 and 0.01 detected more alarms but let a held-out phone ringer through
-# several times an hour.
-TARGET_FPR = 0.005
+# evaluate` (leave one source out, docs/alarms.md): 0.005 missed more temporal-four alarms,
+# 0.0075 let a held-out phone ringer through several times an hour.
+TARGET_FPR = 0.006
 
 
 def oob_threshold(model, y: np.ndarray, alarm: int, target_fpr: float) -> float:
