@@ -122,7 +122,7 @@ def _replay(clips: list[np.ndarray], minutes: float, rate: int,
     ringback burst, a beep)."""
     out, n = [], 0
     while n < minutes * 60 * rate:
-        clip = sounds.normalise(clips[rng.integers(len(clips))],
+        clip = sounds.normalise(sounds.pick(rng, clips),
                                 10 ** (rng.uniform(*levels_dbfs) / 20))
         pause = sounds.room_tone(rng.uniform(0.5, 4.0), rate, rng)
         out += [clip, pause]

@@ -259,10 +259,15 @@ def window_features_many(windows: np.ndarray, stats: np.ndarray) -> np.ndarray:
     tonality = stats[:, :, 0]
     # The first frame's flux is its change from a frame outside the window.
     flux = stats[:, 1:, 1].mean(axis=1) if n_frames > 1 else np.zeros(n_windows, np.float32)
-    extra = np.stack([level, on.mean(axis=1), np.count_nonzero(on[:, 1:] != on[:, :-1], axis=1),
+    extra = np.stack([level, on.mean(axis=1), _transitions(on),
                       tonality.mean(axis=1), tonality.max(axis=1), flux], axis=1)
     return np.concatenate([mean, peak, std, extra, _beat(windows, peak - mean)],
                           axis=1).astype(np.float32)
+
+
+def _transitions(on: np.ndarray) -> np.ndarray:
+    """(windows,): how often a band's (windows, frames) on/off mask changes."""
+    return np.count_nonzero(on[:, 1:] != on[:, :-1], axis=1)
 
 
 def _beat(windows: np.ndarray, contrast: np.ndarray) -> np.ndarray:
@@ -292,7 +297,7 @@ def _beat(windows: np.ndarray, contrast: np.ndarray) -> np.ndarray:
                 / np.maximum(n_frames - n_on, 1)[:, None])
     switched = np.where(((n_on > 0) & (n_on < n_frames))[:, None], on_mean - off_mean, 0.0)
     pattern = np.stack([contrast[rows, band], on.mean(axis=1),
-                        np.count_nonzero(on[:, 1:] != on[:, :-1], axis=1), *lags], axis=1)
+                        _transitions(on), *lags], axis=1)
     return np.concatenate([pattern, switched], axis=1)
 
 

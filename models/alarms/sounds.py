@@ -147,7 +147,7 @@ def speech_like(duration_s: float, rate: int, rng: np.random.Generator) -> np.nd
         pulses = np.zeros(b - a)
         pulses[::period] = 1.0
         voiced = lfilter([1.0], [1, -0.95], pulses)   # glottal roll-off
-        f1, f2, f3 = _VOWELS[rng.integers(len(_VOWELS))]
+        f1, f2, f3 = pick(rng, _VOWELS)
         seg = sum(g * _formant_filter(voiced, f, bw, rate)
                   for f, bw, g in ((f1, 90, 1.0), (f2, 110, 0.5), (f3, 160, 0.25)))
         seg += 0.02 * rng.standard_normal(b - a)      # breath/fricative noise

@@ -8,6 +8,7 @@ import librosa
 import numpy as np
 import pytest
 
+from models.alarms import sounds
 from models.alarms.mel import (
     FeatureSpec,
     clip_windows,
@@ -77,8 +78,6 @@ def test_band_crop_keeps_only_bands_centred_in_the_band():
 
 
 def test_beat_features_find_a_temporal_four_group_under_loud_noise():
-    from models.alarms import sounds
-
     rng = np.random.default_rng(3)
     group = sounds.alarm_sound("t4_piezo", SPEC.window_s, SPEC.sample_rate, rng)
     noise = sounds.noise(SPEC.window_s, SPEC.sample_rate, rng, "white")
