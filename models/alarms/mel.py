@@ -176,12 +176,15 @@ def window_starts(n_samples: int, spec: FeatureSpec) -> list[int]:
 
 _GLOBAL_FEATURES = ("level_db", "peak_band_on_frac", "peak_band_transitions", "tonality_mean",
                     "tonality_max", "flux_mean", "beat_contrast", "beat_on_frac",
-                    "beat_transitions", "beat_ac_0p2s", "beat_ac_1s")
+                    "beat_transitions", "beat_ac_0p2s", "beat_ac_1s", "beat_held_frac",
+                    "beat_held_drift")
 # Features per band: mean, max and std, and (after the global ones) the switched level.
 _PER_BAND = 4
 # Lags of the beat band's autocorrelation, in frames: a temporal-four beep repeats every 0.2 s,
 # a temporal-three burst every 1 s (at 64 frames per second).
 _BEAT_LAGS = (13, 64)
+# The beat band "holds" its level in frames within this many dB of its 90th percentile.
+_HELD_DB = 3.0
 
 
 def frame_stats(frames: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
@@ -271,20 +274,23 @@ def _transitions(on: np.ndarray) -> np.ndarray:
 
 
 def _beat(windows: np.ndarray, contrast: np.ndarray) -> np.ndarray:
-    """(windows, 5 + bands): what switches on and off in the window. The beat band is the one
-    whose peak stands furthest above its mean: a temporal-four group's short beeps show there
-    even when loud noise owns the mean. Its on/off pattern, how periodic its level is at the
-    alarm patterns' lags, and each band's mean level while it is on minus while it is off (the
-    switching sound's spectrum: a stationary background cancels out, a buzzer's harmonics
-    stay)."""
+    """(windows, 7 + bands): what switches on and off in the window, in the beat band: the
+    band whose level swings most (a temporal-four group's short beeps show there even when
+    loud noise owns the mean). Its on/off pattern, how periodic its level is at the
+    alarm patterns' lags, how steady it is while on (an alarm's tone holds its level, a
+    played note decays), and each band's mean level while it is on minus while it is off
+    (the switching sound's spectrum: a stationary background cancels out, a buzzer's
+    harmonics stay)."""
     n_windows, n_frames, _ = windows.shape
     rows = np.arange(n_windows)
-    band = np.argmax(contrast, axis=1)
-    env = windows[rows, :, band]
-    # Relative to the band's 20th percentile, its level between beeps, whether the alarm
-    # sounds a fifth of the window (temporal-four) or over half of it (temporal-three).
-    low = n_frames // 5
-    env = env - np.partition(env, low, axis=1)[:, low][:, None]
+    # Its swing from the 20th percentile (the level between beeps, whether the alarm sounds a
+    # fifth of the window, temporal-four, or over half of it, temporal-three) to the 90th (a
+    # tone held a tenth of the window): the largest swing is the alarm's band even where a
+    # sparse sound, a struck note, stands further above its band's mean.
+    low, high = n_frames // 5, min(n_frames - 1, n_frames * 9 // 10)
+    levels = np.partition(windows, (low, high), axis=1)
+    band = np.argmax(levels[:, high] - levels[:, low], axis=1)
+    env = windows[rows, :, band] - levels[rows, low, band][:, None]
     on = env > _ON_DB
     centred = env - env.mean(axis=1, keepdims=True)
     energy = np.einsum("wf,wf->w", centred, centred) + 1e-6
@@ -296,8 +302,15 @@ def _beat(windows: np.ndarray, contrast: np.ndarray) -> np.ndarray:
     off_mean = (np.einsum("wf,wfb->wb", 1.0 - weight, windows)
                 / np.maximum(n_frames - n_on, 1)[:, None])
     switched = np.where(((n_on > 0) & (n_on < n_frames))[:, None], on_mean - off_mean, 0.0)
+    # Steadiness: how much of the window the band holds near its top level (its 90th
+    # percentile), and how much its level moves from frame to frame while there.
+    top = env - (levels[rows, high, band] - levels[rows, low, band])[:, None]
+    held = top > -_HELD_DB
+    near = (top[:, 1:] > -2 * _HELD_DB) & (top[:, :-1] > -2 * _HELD_DB)
+    drift = (np.einsum("wf,wf->w", near.astype(np.float32), np.abs(np.diff(env, axis=1)))
+             / np.maximum(near.sum(axis=1), 1))
     pattern = np.stack([contrast[rows, band], on.mean(axis=1),
-                        _transitions(on), *lags], axis=1)
+                        _transitions(on), *lags, held.mean(axis=1), drift], axis=1)
     return np.concatenate([pattern, switched], axis=1)
 
 
