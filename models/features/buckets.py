@@ -9,8 +9,9 @@ were last saved, and the derived creator updates shows emit.
 
 A bucket can keep only some of its entities in memory (``capacity``): users and creators then
 live in a least-recently-used cache and are read again through ``load`` (the job's Flink state)
-on their next event or timer. Shows stay in memory, with their listeners: there are few of them,
-every listener event touches one, and a show's listener parts are found only by scanning.
+on their next event or timer. Shows stay in memory, with their listeners (each held compact,
+as its saved form, until touched): there are few shows, every listener event touches one, and
+a show's listener parts are found only by scanning.
 Every entity's next timer stays in memory (a key and a number), so a bucket's timer knows
 what is due without reading the state.
 """
@@ -27,8 +28,10 @@ from models.features.entities import (
     STATE_TYPES,
     EntityState,
     Eviction,
+    freeze,
     from_saved,
     routes,
+    thaw,
     to_saved,
 )
 
@@ -93,7 +96,8 @@ class Bucket:
     evicted: list[tuple[str, list[str]]] = field(default_factory=list)
     capacity: int | None = None
     load: Callable[[str], tuple | None] | None = None
-    cache: OrderedDict[str, EntityState] = field(default_factory=OrderedDict)
+    # Cached entities are held frozen (their saved form) once saved, thawed when touched.
+    cache: OrderedDict[str, EntityState | bytes] = field(default_factory=OrderedDict)
     loads: int = 0   # entities read through ``load`` (cache misses that found one)
 
     def get(self, key: str) -> EntityState | None:
@@ -104,6 +108,8 @@ class Bucket:
         st = self.cache.get(key)
         if st is not None:
             self.cache.move_to_end(key)
+            if isinstance(st, bytes):
+                st = self.cache[key] = thaw(st)
             return st
         if self._pinned(key) or self.load is None:
             return None
@@ -116,7 +122,8 @@ class Bucket:
 
     def in_memory(self) -> Iterable[tuple[str, EntityState]]:
         yield from self.entities.items()
-        yield from self.cache.items()
+        for key, st in self.cache.items():
+            yield key, thaw(st) if isinstance(st, bytes) else st
 
     def _pinned(self, key: str) -> bool:
         return self.capacity is None or key.startswith("show:")
@@ -140,8 +147,10 @@ class Bucket:
                 continue
             st = from_saved(value)
             self._note_timer(key, st)
-            if self._pinned(key) or len(self.cache) < self.capacity:
+            if self._pinned(key):
                 self._keep(key, st)
+            elif len(self.cache) < self.capacity:
+                self.cache[key] = freeze(value)
         for key, value in parts:
             entity, name = key.split(PART_SEP, 1)
             self.entities[entity].load_part(name, from_saved(value))
@@ -226,9 +235,12 @@ class Bucket:
         self.changed = set()
         saves: list[tuple[str, tuple]] = []
         for key, st in changed:
-            saves.append((key, to_saved(st)))
+            saved = to_saved(st)
+            saves.append((key, saved))
             saves.extend((f"{key}{PART_SEP}{name}", to_saved(part))
                          for name, part in st.take_parts())
+            if key in self.cache:
+                self.cache[key] = freeze(saved)
         if self.capacity is not None:
             while len(self.cache) > self.capacity:
                 self.cache.popitem(last=False)

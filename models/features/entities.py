@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import marshal
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -212,7 +213,10 @@ class ShowState(EntityState):
     live_listeners: int = 0
     watermark: int = 0
     unattributed_plays: list[int] = field(default_factory=list)  # play ts, creator unknown
-    listeners: dict[str, Listener] = field(default_factory=dict)
+    # A listener is held frozen (``freeze``) from when it was
+    # last saved until an event or timer touches it again: a live show holds its listeners
+    # for hours, and as objects they took several times the memory.
+    listeners: dict[str, Listener | bytes] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)   # listeners changed since take_parts
     # (due, user, session start) of open sessions, earliest first; entries of sessions closed
     # or reopened since are skipped when they come up. Not saved: rebuilt from ``open_at``.
@@ -220,13 +224,23 @@ class ShowState(EntityState):
     heap_built: bool = False
 
     def take_parts(self) -> list[tuple[str, Listener]]:
-        """Listeners changed since the last call, by user id."""
-        out = [(user, self.listeners[user]) for user in self.changed]
+        """Listeners changed since the last call, by user id; from now on they are held
+        frozen until touched again."""
+        out = [(user, self.listener(user)) for user in self.changed]
+        for user, lst in out:
+            self.listeners[user] = freeze(to_saved(lst))
         self.changed = set()
         return out
 
+    def listener(self, user: str) -> Listener | None:
+        """The user's part (thawed, and kept so until it is next saved), or None."""
+        lst = self.listeners.get(user)
+        if isinstance(lst, bytes):
+            lst = self.listeners[user] = thaw(lst)
+        return lst
+
     def load_part(self, user: str, listener: Listener) -> None:
-        self.listeners[user] = listener
+        self.listeners[user] = freeze(to_saved(listener))
         if listener.sessions[1] is not None:
             self.open_at[user] = listener.sessions[1]
 
@@ -278,7 +292,7 @@ class ShowState(EntityState):
 
     def _listener(self, user: str) -> Listener:
         self.changed.add(user)
-        lst = self.listeners.get(user)
+        lst = self.listener(user)
         if lst is None:
             lst = self.listeners[user] = Listener()
         return lst
@@ -294,8 +308,10 @@ class ShowState(EntityState):
         self.status, self.status_ts = kind, ts
         if kind == "ended":
             self.ended_ts = ts
-            for user, lst in self.listeners.items():
-                if lst.marks:
+            for user in list(self.listeners):
+                lst = self.listeners[user]
+                if (lst.marks if isinstance(lst, Listener)
+                        else thaw(lst).marks):
                     self._resession(user)
         if self.creator_id and was_live != (kind == "live"):
             return [_live(self.creator_id, event["show_id"], kind == "live", ts)]
@@ -517,6 +533,16 @@ def to_saved(obj: Any) -> tuple:
         # (attributes live inline until asked for).
         out.append(tuple(getattr(value, f) for f in _FIELDS[nested]) if nested else value)
     return tuple(out)
+
+
+def freeze(saved: tuple) -> bytes:
+    """A saved state or part held in memory at rest: marshalled builtins take a fraction of
+    the live objects' memory and are read back (``thaw``) in microseconds."""
+    return marshal.dumps(saved)
+
+
+def thaw(frozen: bytes) -> Any:
+    return from_saved(marshal.loads(frozen))
 
 
 def from_saved(saved: tuple) -> Any:

@@ -313,7 +313,7 @@ def test_a_time_step_touches_only_the_sessions_due_and_survives_a_restore():
     show.take_parts()
     # Pickled, as Flink state holds them (a saved tuple shares the live object's dicts).
     saved = pickle.dumps(to_saved(show))
-    parts = {u: pickle.dumps(to_saved(lst)) for u, lst in show.listeners.items()}
+    parts = {u: pickle.dumps(to_saved(show.listener(u))) for u in show.listeners}
     show.advance(T + 5 * MINUTE_MS + 30_000)    # the first 6 starts are 5 minutes old
     assert sorted(u for u, _ in show.take_parts()) == [f"u{i}" for i in range(6)]
     assert show.features()["sessions_5min"] == 6
@@ -370,9 +370,9 @@ def test_a_shows_saved_core_does_not_grow_with_its_listeners_and_old_cores_resto
             assert restored.features() == reference.features()
 
 
-def test_an_open_listener_costs_about_a_kilobyte_of_python_memory_and_saving_adds_none():
-    """Each listener with an open session stays in memory with its show (its part, its
-    session on the show's heap) beside its user's timer: what one costs, measured by
+def test_an_open_listener_costs_about_half_a_kilobyte_of_python_memory_and_saving_adds_none():
+    """Each listener with an open session stays in memory with its show (its part, frozen
+    once saved; its session on the show's heap) beside its user's timer: what one costs, measured by
     tracemalloc, ids and event ids included. Saving must not grow it (reading an object's
     ``__dict__`` once built one that stayed)."""
     import gc
@@ -403,5 +403,34 @@ def test_an_open_listener_costs_about_a_kilobyte_of_python_memory_and_saving_add
         saved_again = tracemalloc.get_traced_memory()[0]
     finally:
         tracemalloc.stop()
-    assert (applied - before) / n < 1_100
+    assert (applied - before) / n < 700
     assert saved_again - applied < 16 * n / 100   # no per-listener growth
+
+
+def test_a_cached_user_is_held_frozen_once_saved_and_reads_back_the_same():
+    """Users and creators in a bucket's cache stay as their saved form between events: a
+    fraction of the live objects' memory (tracemalloc), and the same state when touched."""
+    import gc
+    import tracemalloc
+
+    n = 5_000
+    events = [(f"user:u{i}", {"event_id": f"l{i}", "event_type": "listen_start", "ts": T + i,
+                              "user_id": f"u{i}", "show_id": "s1", "topic": "t1"})
+              for i in range(n)]
+    reference = Bucket()
+    reference.apply(events)
+    bucket = Bucket(capacity=n, load=lambda _k: None)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for routed in events:
+            bucket.apply([routed])
+        bucket.take_changed()
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert all(isinstance(v, bytes) for v in bucket.cache.values())
+    assert (held - before) / n < 500
+    assert all(bucket.get(k).features() == st.features() for k, st in reference.entities.items())
