@@ -235,12 +235,15 @@ class WindowCutter:
 
 
 class Debouncer:
-    """k positive windows among the last n make an alert; then nothing until ``cooldown_ms`` of
-    windows without a positive one, so one alarm — however long — makes one alert."""
+    """k positive windows among the last n make an alert, and so do n windows whose mean
+    alarm probability reaches the threshold (an alarm heard steadily just about it: a
+    temporal-three under music); then nothing until ``cooldown_ms`` of windows without a
+    positive one, so one alarm — however long — makes one alert."""
 
     def __init__(self, policy: StreamPolicy):
         self.policy = policy
-        self.recent: deque[tuple[float, float | None]] = deque(maxlen=policy.n)
+        # (window start, alarm probability) of the last n windows
+        self.recent: deque[tuple[float, float]] = deque(maxlen=policy.n)
         self.armed = True
         self.last_positive_end = float("-inf")
 
@@ -256,13 +259,16 @@ class Debouncer:
         positive = alarm_p >= self.policy.threshold
         if window.after_reset:   # windows before a gap are no evidence for those after it
             self.recent.clear()
-        self.recent.append((window.start_ts, alarm_p if positive else None))
+        self.recent.append((window.start_ts, alarm_p))
         if positive:
             self.last_positive_end = window.end_ts
         elif not self.armed and window.end_ts - self.last_positive_end >= self.policy.cooldown_ms:
             self.armed = True
-        hits = [(ts, p) for ts, p in self.recent if p is not None]
-        if not (self.armed and positive and len(hits) >= self.policy.k):
+        threshold, n = self.policy.threshold, self.policy.n
+        hits = [(ts, p) for ts, p in self.recent if p >= threshold]
+        sustained = (len(self.recent) == n
+                     and sum(p for _, p in self.recent) >= n * threshold)
+        if not (self.armed and ((positive and len(hits) >= self.policy.k) or sustained)):
             return None
         self.armed = False
         return Detection(onset_ts=hits[0][0], window_end_ts=window.end_ts,
@@ -343,7 +349,8 @@ class StreamDetector:
         c.tail = np.frombuffer(tail, np.float32)
         c.frames = np.frombuffer(frames, np.float32).reshape(-1, spec.n_bands)
         c.stats = np.frombuffer(stats, np.float32).reshape(-1, 2)
-        d.debouncer.recent.extend(recent)
+        # Snapshots of before the mean rule kept only positive windows' probabilities.
+        d.debouncer.recent.extend((ts, 0.0 if p is None else p) for ts, p in recent)
         d.debouncer.armed, d.debouncer.last_positive_end = armed, last_end
         return d
 

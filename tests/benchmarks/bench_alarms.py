@@ -22,7 +22,8 @@ default number of training clips if the registry has none):
    read from ``alarm-alerts`` minus the true alarm onset. ``detection_delay`` (audio the model
    needs) and ``in_job`` (alert time minus the end of its confirming window) split it. An alert
    confirmed by a window that ended before the onset is counted in ``alerts_before_onset``
-   (false), not as a detection.
+   (false), not as a detection. ``offline_*``: ``--offline-streams`` more such streams
+   through the same model and debounce in this process, for the confirmation delay's tail.
 
 Prints one JSON line. Run: ``./dev bench alarms``.
 """
@@ -62,7 +63,12 @@ from models.alarms.stream import (
     decide_many,
     push_many,
 )
-from models.alarms.training import feature_spec_of
+from models.alarms.training import (
+    alarm_label_of,
+    detect_in_samples,
+    feature_spec_of,
+    policy_of,
+)
 from models.onnx_export import OnnxScorer
 from models.registry import Registry
 from onair.stack import Stack
@@ -70,6 +76,14 @@ from onair.submit import submit
 
 RATE = 16_000
 MODEL = "alarm_detector"
+
+
+def fresh_topics() -> KafkaSettings:
+    """New topics (a prefix of their own) for what this process and the jobs it submits use."""
+    os.environ["ONAIR_TOPIC_PREFIX"] = f"bench{uuid.uuid4().hex[:6]}."
+    kafka = KafkaSettings.from_env()
+    create_topics(kafka)
+    return kafka
 
 
 def ensure_model(tmp: Path):
@@ -95,6 +109,31 @@ def stream_audio(rng: np.random.Generator, seconds: float, alarm_at: float | Non
     if alarm_at is None:
         return bg
     return sounds.mix_at_snr(bg, sounds.t3_alarm(8.0, RATE, rng), round(alarm_at * RATE), 10.0)
+
+
+def offline_delays(mv, scorer: OnnxScorer, spec: FeatureSpec, streams: int,
+                   seconds: float) -> dict:
+    """The latency part's kind of stream, ``streams`` of them, through the same model and
+    debounce offline: the audio the model needs to confirm an alarm (the tail a run of 20
+    streams samples only thinly)."""
+    rng = np.random.default_rng(5)
+    policy = StreamPolicy(**{k: v for k, v in policy_of(mv).items()
+                             if k in ("threshold", "k", "n")})
+    delays, early = [], 0
+    for _ in range(streams):
+        at = float(rng.uniform(4.0, seconds - 10.0))
+        dets, _ = detect_in_samples(stream_audio(rng, seconds, at), spec, policy, scorer,
+                                    mv.labels, alarm_label_of(mv))
+        after = [d.window_end_ts / 1000 - at for d in dets if d.window_end_ts > at * 1000]
+        early += len(dets) - len(after)
+        delays.append(after[0] if after else float("inf"))
+    found = [d for d in delays if d != float("inf")]
+    return {"offline_streams": streams, "offline_missed": len(delays) - len(found),
+            "offline_alerts_before_onset": early,
+            "offline_delay_p50_ms": round(float(np.percentile(found, 50)) * 1000),
+            "offline_delay_p99_ms": round(float(np.percentile(delays, 99)) * 1000)
+            if np.isfinite(np.percentile(delays, 99)) else None,
+            "offline_delay_over_2800ms": sum(d > 2.8 for d in delays)}
 
 
 def tm_cpu_seconds() -> dict[int, float]:
@@ -313,6 +352,9 @@ def main() -> None:
                         help="batch of the operator-alone figure (the job's own default)")
     parser.add_argument("--latency-streams", type=int, default=20)
     parser.add_argument("--latency-seconds", type=float, default=24.0)
+    parser.add_argument("--offline-streams", type=int, default=300,
+                        help="streams of the latency part's kind scored offline for the "
+                             "confirmation delay's tail")
     parser.add_argument("--job-args", default="",
                         help="more detect_alarms flags, e.g. \"--python-mode process\"")
     parser.add_argument("--dump", help="write each latency stream's onset, confirming window "
@@ -322,9 +364,7 @@ def main() -> None:
     args = parser.parse_args()
     job_args = shlex.split(args.job_args)
     Stack.default().up(lambda _m: None)
-    os.environ["ONAIR_TOPIC_PREFIX"] = f"bench{uuid.uuid4().hex[:6]}."
-    kafka = KafkaSettings.from_env()
-    create_topics(kafka)
+    kafka = fresh_topics()
     mv = ensure_model(Path(os.environ.get("TMPDIR", "/tmp")) / f"alarm-bench-{os.getpid()}")
     session, _ = Registry().load_session(MODEL, mv.version)
     scorer, spec = OnnxScorer(session), feature_spec_of(mv)
@@ -340,7 +380,11 @@ def main() -> None:
                    ratio_operator_vs_baseline=round(op / base, 1))
         print(f"throughput: {out}", file=sys.stderr)
     if args.only != "throughput":
+        # Topics of its own: a job reading the throughput part's audio first would be
+        # measured as alert latency.
+        kafka = fresh_topics()
         lat = latency(kafka, args.latency_streams, args.latency_seconds, job_args)
+        lat.update(offline_delays(mv, scorer, spec, args.offline_streams, args.latency_seconds))
         raw = lat.pop("raw")
         lat.pop("before_cancel")
         if args.dump:

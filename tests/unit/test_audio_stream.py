@@ -223,11 +223,14 @@ def _run(debouncer: Debouncer, probs: list[float]) -> list[int]:
             if debouncer.push(_window(i), p, [p, 1 - p], "alarm")]
 
 
-def test_debounce_needs_k_of_n():
+def test_debounce_needs_k_of_n_or_a_mean_of_n_at_the_threshold():
     policy = StreamPolicy(threshold=0.5, k=3, n=4, cooldown_ms=3_000)
-    assert _run(Debouncer(policy), [0.9, 0.1, 0.9, 0.1, 0.9, 0.1, 0.1]) == []
-    assert _run(Debouncer(policy), [0.9, 0.1, 0.9, 0.9, 0.1]) == [3]
+    assert _run(Debouncer(policy), [0.9, 0.0, 0.9, 0.0, 0.9, 0.0, 0.0]) == []
+    assert _run(Debouncer(policy), [0.9, 0.0, 0.9, 0.9, 0.0]) == [3]
     assert _run(Debouncer(StreamPolicy(threshold=0.5, k=1, n=1)), [0.1, 0.7]) == [1]
+    # Never 3 of 4 at 0.5, but four windows about it: heard, on the fourth.
+    assert _run(Debouncer(policy), [0.3, 0.6, 0.45, 0.7, 0.45, 0.45]) == [3]
+    assert _run(Debouncer(policy), [0.3, 0.55, 0.4, 0.6, 0.4, 0.4]) == []
 
 
 def test_one_long_alarm_makes_one_alert_and_cooldown_rearms():
