@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from models.features.entities import (
+    HOUR_MS,
     STATE_TYPES,
     EntityState,
     Eviction,
@@ -86,10 +87,16 @@ class Bucket:
     entities: dict[str, EntityState] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
     # Each entity's next_timer or eviction time, for the bucket's earliest without scanning
-    # every state; ``heap`` orders them, with entries whose time is no longer the entity's
-    # left in place and skipped: finding what is due costs what is due, not the bucket's size.
+    # every state: the keys are grouped by time (``groups``; entries whose time is no longer
+    # the entity's are left in place and skipped) and ``heap`` orders the times, so finding
+    # what is due costs what is due, not the bucket's size. Eviction times are rounded up to
+    # the hour and users' and creators' windows move by the day or hour, so groups are
+    # large: a key costs a list slot where a (time, key) tuple on a heap took ~60 bytes, for
+    # every user of the population.
     timers: dict[str, int] = field(default_factory=dict)
-    heap: list[tuple[int, str]] = field(default_factory=list)
+    groups: dict[int, list[str]] = field(default_factory=dict)
+    heap: list[int] = field(default_factory=list)
+    grouped: int = 0   # entries in ``groups``, stale ones included
     # None: entities stay (the reference's way); else they leave by event time.
     eviction: Eviction | None = None
     # Entities evicted since the caller last took them: (entity key, its part names).
@@ -213,18 +220,30 @@ class Bucket:
         return out
 
     def next_timer(self) -> int | None:
-        heap, timers = self.heap, self.timers
-        while heap and timers.get(heap[0][1]) != heap[0][0]:
+        heap, groups, timers = self.heap, self.groups, self.timers
+        while heap:
+            at = heap[0]
+            group = groups.get(at)
+            if group and timers.get(group[-1]) == at:
+                return at
+            current = [key for key in group or () if timers.get(key) == at]
+            if current:
+                self.grouped -= len(group) - len(current)
+                groups[at] = current
+                return at
+            if group is not None:
+                self.grouped -= len(groups.pop(at))
             heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        return None
 
     def _due(self, watermark: int) -> list[str]:
         """Keys whose timer is at or before ``watermark``, taken off the heap (each once)."""
-        heap, timers, due = self.heap, self.timers, []
-        while heap and heap[0][0] <= watermark:
-            at, key = heapq.heappop(heap)
-            if timers.get(key) == at:
-                due.append(key)
+        heap, groups, timers, due = self.heap, self.groups, self.timers, []
+        while heap and heap[0] <= watermark:
+            at = heapq.heappop(heap)
+            group = groups.pop(at, ())
+            self.grouped -= len(group)
+            due.extend(key for key in group if timers.get(key) == at)
         return list(dict.fromkeys(due))
 
     def take_changed(self) -> tuple[list[tuple[str, EntityState]], list[tuple[str, tuple]]]:
@@ -250,17 +269,33 @@ class Bucket:
         nxt = st.next_timer()
         if self.eviction is not None:
             at = st.evict_at(self.eviction)
-            if at is not None and (nxt is None or at < nxt):
-                nxt = at
+            if at is not None:
+                at = -(-at // HOUR_MS) * HOUR_MS   # leaving state can wait for the hour
+                if nxt is None or at < nxt:
+                    nxt = at
         if nxt is None:
             self.timers.pop(key, None)
         elif self.timers.get(key) != nxt:
+            group = self.groups.get(nxt)
+            if group is None:
+                group = self.groups[nxt] = []
+                heapq.heappush(self.heap, nxt)
+            elif (same := self.timers.get(group[0])) == nxt:
+                nxt = same   # one int object per time, not one per key
+            group.append(key)
             self.timers[key] = nxt
-            heapq.heappush(self.heap, (nxt, key))
-            if len(self.heap) > 2 * len(self.timers) + 1024:
-                # Mostly superseded entries: rebuilt from the truth.
-                self.heap = [(t, k) for k, t in self.timers.items()]
-                heapq.heapify(self.heap)
+            self.grouped += 1
+            if self.grouped > 2 * len(self.timers) + 1024:
+                self._regroup()
+
+    def _regroup(self) -> None:
+        """Mostly superseded entries: the groups rebuilt from the truth."""
+        self.groups = {}
+        for key, at in self.timers.items():
+            self.groups.setdefault(at, []).append(key)
+        self.heap = list(self.groups)
+        heapq.heapify(self.heap)
+        self.grouped = len(self.timers)
 
 
 @dataclass

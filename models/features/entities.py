@@ -27,9 +27,10 @@ restart, or events reordered across partitions, lands on the same values):
 from __future__ import annotations
 
 import bisect
-import heapq
 import marshal
+from array import array
 from dataclasses import dataclass, field, fields
+from operator import attrgetter
 from typing import Any
 
 MINUTE_MS = 60_000
@@ -172,6 +173,58 @@ def user_sessions(marks: list[tuple[int, int]], ended_ts: int, watermark: int
     return long_sessions, open_at
 
 
+class _SessionQueue:
+    """Open sessions that come due ``delay`` after they opened, in order of their start: an
+    array of starts and a list of users side by side, about 16 bytes a session where a heap
+    of (due, user, start) tuples took about a hundred. Entries of sessions closed or reopened
+    since are left in place and skipped (``open_at`` says which are current); starts arrive
+    nearly in order, so an insert lands near the end."""
+
+    __slots__ = ("delay", "head", "starts", "users")
+
+    def __init__(self, delay: int) -> None:
+        self.delay = delay
+        self.starts = array("q")
+        self.users: list[str] = []
+        self.head = 0          # entries before it were taken
+
+    def push(self, start: int, user: str) -> None:
+        i = bisect.bisect_right(self.starts, start, self.head)
+        self.starts.insert(i, start)
+        self.users.insert(i, user)
+
+    def fill(self, sessions: list[tuple[int, str]]) -> None:
+        """Every entry at once, in any order (a rebuild after a restore)."""
+        sessions.sort()
+        self.starts = array("q", (start for start, _ in sessions))
+        self.users = [user for _, user in sessions]
+        self.head = 0
+
+    def take_due(self, watermark: int, open_at: dict[str, int], into: set[str]) -> None:
+        """Adds to ``into`` the users whose current session is due by ``watermark``."""
+        starts, users, head = self.starts, self.users, self.head
+        while head < len(users) and starts[head] + self.delay <= watermark:
+            if open_at.get(users[head]) == starts[head]:
+                into.add(users[head])
+            head += 1
+        self.head = head
+        self._compact()
+
+    def first_due(self, open_at: dict[str, int]) -> int | None:
+        starts, users, head = self.starts, self.users, self.head
+        while head < len(users) and open_at.get(users[head]) != starts[head]:
+            head += 1
+        self.head = head
+        self._compact()
+        return starts[head] + self.delay if head < len(users) else None
+
+    def _compact(self) -> None:
+        if self.head > 64 and 2 * self.head > len(self.users):
+            del self.starts[:self.head]
+            del self.users[:self.head]
+            self.head = 0
+
+
 @dataclass(slots=True)
 class Listener:
     """One user's part of a show's state: kept (and saved) apart from the show's core, so a
@@ -218,10 +271,11 @@ class ShowState(EntityState):
     # for hours, and as objects they took several times the memory.
     listeners: dict[str, Listener | bytes] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)   # listeners changed since take_parts
-    # (due, user, session start) of open sessions, earliest first; entries of sessions closed
-    # or reopened since are skipped when they come up. Not saved: rebuilt from ``open_at``.
-    due_heap: list[tuple[int, str, int]] = field(default_factory=list)
-    heap_built: bool = False
+    # Open sessions by when they next change: at 5 minutes (``short``), then at the cut-off
+    # (``long``). Not saved: rebuilt from ``open_at``.
+    short: _SessionQueue = field(default_factory=lambda: _SessionQueue(SESSION_LONG_MS))
+    long: _SessionQueue = field(default_factory=lambda: _SessionQueue(MAX_SESSION_MS))
+    queues_built: bool = False
 
     def take_parts(self) -> list[tuple[str, Listener]]:
         """Listeners changed since the last call, by user id; from now on they are held
@@ -328,15 +382,14 @@ class ShowState(EntityState):
             self.open_at.pop(user, None)
         else:
             self.open_at[user] = new_open
-            due = self._due(new_open)
+            queue = self._queue(new_open)
+            queue.push(new_open, user)
+            due = new_open + queue.delay
             self.next_at = due if self.next_at is None else min(self.next_at, due)
-            heapq.heappush(self.due_heap, (due, user, new_open))
 
-    def _due(self, open_at: int, watermark: int | None = None) -> int:
-        """When an open session next changes: at 5 minutes, then at its timeout."""
-        watermark = self.watermark if watermark is None else watermark
-        return open_at + (SESSION_LONG_MS if watermark - open_at < SESSION_LONG_MS
-                          else MAX_SESSION_MS)
+    def _queue(self, open_at: int) -> _SessionQueue:
+        """Where an open session waits: for its 5 minutes, then for its cut-off."""
+        return self.short if self.watermark - open_at < SESSION_LONG_MS else self.long
 
     def advance(self, watermark: int) -> None:
         """Event time reached ``watermark``: open sessions may pass 5 minutes or time out.
@@ -345,22 +398,22 @@ class ShowState(EntityState):
         touch them all."""
         if watermark <= self.watermark:
             return
-        heap = self.due_heap
-        if not self.heap_built:    # new or restored: the heap is not saved
-            heap[:] = [(self._due(t), user, t) for user, t in self.open_at.items()]
-            heapq.heapify(heap)
-            self.heap_built = True
-        due = set()
-        while heap and heap[0][0] <= watermark:
-            _, user, start = heapq.heappop(heap)
-            if self.open_at.get(user) == start:
-                due.add(user)
+        if not self.queues_built:    # new or restored: the queues are not saved
+            by_queue: dict[int, list[tuple[int, str]]] = {id(self.short): [], id(self.long): []}
+            for user, start in self.open_at.items():
+                by_queue[id(self._queue(start))].append((start, user))
+            self.short.fill(by_queue[id(self.short)])
+            self.long.fill(by_queue[id(self.long)])
+            self.queues_built = True
+        due: set[str] = set()
+        self.short.take_due(watermark, self.open_at, due)
+        self.long.take_due(watermark, self.open_at, due)
         self.watermark = watermark
         for user in due:
             self._resession(user)
-        while heap and self.open_at.get(heap[0][1]) != heap[0][2]:
-            heapq.heappop(heap)
-        self.next_at = heap[0][0] if heap else None
+        nexts = [t for t in (self.short.first_due(self.open_at),
+                             self.long.first_due(self.open_at)) if t is not None]
+        self.next_at = min(nexts, default=None)
 
     def next_timer(self) -> int | None:
         return self.next_at
@@ -504,9 +557,9 @@ STATE_TYPES = {"show": ShowState, "creator": CreatorState, "user": UserState}
 # are one listener per event.
 _SAVED_TYPES: list[type] = [ShowState, CreatorState, UserState, Listener]
 _NESTED = (_Dedupe, _LatestFlags)
-# ShowState's listeners are saved as parts, its open sessions come back with them, its heap
-# of due sessions is rebuilt.
-_TRANSIENT = {"listeners", "changed", "due_heap", "heap_built", "open_at"}
+# ShowState's listeners are saved as parts, its open sessions come back with them, its
+# queues of due sessions are rebuilt.
+_TRANSIENT = {"listeners", "changed", "short", "long", "queues_built", "open_at"}
 
 
 def _layout(cls: type, transient: set[str], ignored: frozenset[str] = frozenset()) -> list:
@@ -523,16 +576,24 @@ _EARLIER = {(ShowState, len(_LAYOUT[ShowState]) + 1): _layout(
     ShowState, _TRANSIENT - {"open_at"}, frozenset({"open_at"}))}
 
 
+# One C call per object reads its saved fields (``attrgetter`` of several names gives a
+# tuple): saves run several times an event, and a field-by-field loop was most of their cost.
+# By field, not ``value.__dict__``: reading that builds a dict the object keeps.
+_GETTERS = {cls: (code, attrgetter(*(name for name, _ in _LAYOUT[cls])),
+                  [(i, attrgetter(*_FIELDS[nested]))
+                   for i, (_, nested) in enumerate(_LAYOUT[cls]) if nested])
+            for code, cls in enumerate(_SAVED_TYPES)}
+
+
 def to_saved(obj: Any) -> tuple:
     """``obj`` (an entity state or part) as a tuple of builtins, for Flink state."""
-    cls = type(obj)
-    out: list[Any] = [_SAVED_TYPES.index(cls)]
-    for name, nested in _LAYOUT[cls]:
-        value = getattr(obj, name)
-        # By field, not ``value.__dict__``: reading that builds a dict the object keeps
-        # (attributes live inline until asked for).
-        out.append(tuple(getattr(value, f) for f in _FIELDS[nested]) if nested else value)
-    return tuple(out)
+    code, get, nested = _GETTERS[type(obj)]
+    values = get(obj)
+    if nested:
+        values = list(values)
+        for i, get_nested in nested:
+            values[i] = get_nested(values[i])
+    return (code, *values)
 
 
 def freeze(saved: tuple) -> bytes:

@@ -9,8 +9,12 @@ state backend, on a freshly started Flink cluster (so resident memory starts lev
    ``--checkpoint-ms``.
 2. Memory: resident set of the TaskManager processes (JVM and, in thread mode, the embedded
    Python; children too) after the load, split into the JVM heap's touched pages and the
-   rest (``taskmanager_rss_parts``); per listener, the growth between two sizes of the run
-   divided by the listeners added (fixed costs cancel out).
+   rest (``taskmanager_rss_parts``), and the heap's live objects after a full collection
+   (``taskmanager_live_heap``). Per listener, the growth between two sizes of the run divided
+   by the listeners added (fixed costs cancel out): ``bytes_per_listener`` of what entities
+   hold (outside the heap, plus the heap's live objects), ``rss_bytes_per_listener`` of the
+   whole resident set (the heap's touched pages, garbage included, too: the heap is reserved
+   whole at start and its pages are touched as collections need them, up to its size).
 3. Catch-up: the end markers carry the wall clock, an hour past the load's events, so every
    session the load opened passes 5 minutes at once; ``catch_up_s`` is the time until
    markers sent behind that are applied.
@@ -35,6 +39,8 @@ import json
 import os
 import re
 import shlex
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -90,6 +96,12 @@ def population(kafka: KafkaSettings, listeners: int, t0_ms: int) -> tuple[int, i
     return sent, shows
 
 
+def _held_mb(run: dict) -> float:
+    """What a size's entities hold: the TaskManagers' memory outside the JVM heap (Python,
+    RocksDB; resident) plus the heap's live objects."""
+    return run["rss_native_mb"] + run["rss_children_mb"] + run["heap_live_mb"]
+
+
 def taskmanager_rss() -> int:
     """Bytes resident in the TaskManager processes and their children."""
     return sum(taskmanager_rss_parts().values())
@@ -106,6 +118,29 @@ def taskmanager_rss_parts() -> dict[str, int]:
     heap = sum(map(_heap_rss, pids))
     return {"heap": heap, "native": sum(map(_rss, pids)) - heap,
             "children": sum(map(_rss, children))}
+
+
+def taskmanager_live_heap() -> int | None:
+    """Bytes of the TaskManagers' JVM heaps in use right after a full collection (``jcmd
+    GC.run``, then ``GC.heap_info``): the live objects, without the garbage that fills the
+    touched pages (the heap is reserved whole at start, -Xms = -Xmx, so its size is a fixed
+    cost of a TaskManager; what grows with the population is what stays live). None when
+    ``jcmd`` is missing or answers otherwise."""
+    jcmd = shutil.which("jcmd")
+    pids = [int(d) for d in os.listdir("/proc") if d.isdigit()
+            and "TaskManagerRunner" in _read(f"/proc/{d}/cmdline")]
+    if not jcmd or not pids:
+        return None
+    total = 0
+    for pid in pids:
+        subprocess.run([jcmd, str(pid), "GC.run"], capture_output=True, timeout=120)
+        info = subprocess.run([jcmd, str(pid), "GC.heap_info"], capture_output=True,
+                              text=True, timeout=60).stdout
+        used = re.search(r"heap\s+total \d+K, used (\d+)K", info)
+        if not used:
+            return None
+        total += int(used.group(1)) * 1024
+    return total
 
 
 def _rss(pid: int) -> int:
@@ -219,6 +254,9 @@ def run_size(listeners: int, backend: str, args, out: dict) -> None:
         parts = taskmanager_rss_parts()
         out["rss_mb"] = round(sum(parts.values()) / 2**20)
         out.update({f"rss_{k}_mb": round(v / 2**20) for k, v in parts.items()})
+        live = taskmanager_live_heap()
+        if live is not None:
+            out["heap_live_mb"] = round(live / 2**20)
         # A checkpoint of the loaded state to restore from (one triggered while the load ran
         # can take long: its barriers queue behind the batches).
         deadline = time.monotonic() + 600
@@ -343,10 +381,15 @@ def main() -> None:
                       key=lambda r: r["listeners"])
         for small, big in itertools.pairwise(mine):
             added = big["listeners"] - small["listeners"]
-            big["bytes_per_listener"] = round((big["rss_mb"] - small["rss_mb"]) * 2**20 / added)
+            big["rss_bytes_per_listener"] = round((big["rss_mb"] - small["rss_mb"]) * 2**20
+                                                  / added)
+            if "heap_live_mb" in small and "heap_live_mb" in big:
+                big["bytes_per_listener"] = round(
+                    (_held_mb(big) - _held_mb(small)) * 2**20 / added)
     # The issue's summary keys, for the first backend given (e.g. events_per_s_1m).
     first = args.backends.split(",")[0]
-    names = {"bytes_per_listener": "bytes_per_listener", "checkpoint_steady_s":
+    names = {"bytes_per_listener": "bytes_per_listener",
+             "rss_bytes_per_listener": "rss_bytes_per_listener", "checkpoint_steady_s":
              "checkpoint_incremental_s", "restore_s": "restore_s",
              "events_per_s": "events_per_s", "reflection_p99_ms": "reflection_p99_ms"}
     for r in runs:
