@@ -257,6 +257,7 @@ def run_size(listeners: int, backend: str, args, out: dict) -> None:
         live = taskmanager_live_heap()
         if live is not None:
             out["heap_live_mb"] = round(live / 2**20)
+            out["held_mb"] = _held_mb(out)
         # A checkpoint of the loaded state to restore from (one triggered while the load ran
         # can take long: its barriers queue behind the batches).
         deadline = time.monotonic() + 600

@@ -162,17 +162,22 @@ def plot(runs: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = (("rss_mb", "TaskManagers' resident memory (MB)"),
-              ("checkpoint_steady_s", "incremental / steady checkpoint (s)"),
-              ("restore_s", "restore from the latest checkpoint (s)"),
-              ("events_per_s", "events/s while loading"))
+    # (key, its line's label after the backend's, style): memory both whole and as held by
+    # the entities (outside the JVM heap plus the heap's live objects).
+    panels = (((("rss_mb", "resident", "-"), ("held_mb", "held", "--")),
+               "TaskManagers' memory (MB)"),
+              ((("checkpoint_steady_s", "", "-"),), "incremental / steady checkpoint (s)"),
+              ((("restore_s", "", "-"),), "restore from the latest checkpoint (s)"),
+              ((("events_per_s", "", "-"),), "events/s while loading"))
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4))
-    for ax, (key, title) in zip(axes, panels, strict=True):
+    for ax, (lines, title) in zip(axes, panels, strict=True):
         for backend in sorted({r["backend"] for r in runs}):
-            points = sorted((r["listeners"], r[key]) for r in runs
-                            if r["backend"] == backend and r.get(key) is not None)
-            if points:
-                ax.plot(*zip(*points, strict=True), marker="o", label=backend)
+            for key, label, style in lines:
+                points = sorted((r["listeners"], r[key]) for r in runs
+                                if r["backend"] == backend and r.get(key) is not None)
+                if points:
+                    ax.plot(*zip(*points, strict=True), style, marker="o",
+                            label=f"{backend} {label}".strip())
         ax.set_xscale("log")
         ax.set_ylim(bottom=0)
         ax.set_xlabel("listeners")
