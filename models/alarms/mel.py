@@ -293,8 +293,9 @@ def _beat(windows: np.ndarray, contrast: np.ndarray) -> np.ndarray:
     # function's time); its levels are then taken from all of its frames.
     sample = windows[:, ::_SWING_STRIDE]
     m = sample.shape[1]
-    ranked = np.partition(sample, (m // 5, min(m - 1, m * 9 // 10)), axis=1)
-    band = np.argmax(ranked[:, min(m - 1, m * 9 // 10)] - ranked[:, m // 5], axis=1)
+    s_low, s_high = m // 5, min(m - 1, m * 9 // 10)
+    ranked = np.partition(sample, (s_low, s_high), axis=1)
+    band = np.argmax(ranked[:, s_high] - ranked[:, s_low], axis=1)
     env = windows[rows, :, band]
     low, high = n_frames // 5, min(n_frames - 1, n_frames * 9 // 10)
     levels = np.partition(env, (low, high), axis=1)

@@ -399,11 +399,12 @@ class ShowState(EntityState):
         if watermark <= self.watermark:
             return
         if not self.queues_built:    # new or restored: the queues are not saved
-            by_queue: dict[int, list[tuple[int, str]]] = {id(self.short): [], id(self.long): []}
+            short: list[tuple[int, str]] = []
+            long: list[tuple[int, str]] = []
             for user, start in self.open_at.items():
-                by_queue[id(self._queue(start))].append((start, user))
-            self.short.fill(by_queue[id(self.short)])
-            self.long.fill(by_queue[id(self.long)])
+                (short if self._queue(start) is self.short else long).append((start, user))
+            self.short.fill(short)
+            self.long.fill(long)
             self.queues_built = True
         due: set[str] = set()
         self.short.take_due(watermark, self.open_at, due)

@@ -111,8 +111,7 @@ def taskmanager_rss_parts() -> dict[str, int]:
     """Bytes resident in the TaskManagers: of their JVM heaps (the pages of the heap the JVM
     touched, garbage included), the rest of their processes (in thread mode the embedded
     Python, RocksDB, metaspace, stacks) and their children (process-mode Python workers)."""
-    pids = [int(d) for d in os.listdir("/proc") if d.isdigit()
-            and "TaskManagerRunner" in _read(f"/proc/{d}/cmdline")]
+    pids = _taskmanager_pids()
     children = [int(c) for pid in pids for task in _tasks(pid)
                 for c in _read(f"/proc/{pid}/task/{task}/children").split()]
     heap = sum(map(_heap_rss, pids))
@@ -127,8 +126,7 @@ def taskmanager_live_heap() -> int | None:
     cost of a TaskManager; what grows with the population is what stays live). None when
     ``jcmd`` is missing or answers otherwise."""
     jcmd = shutil.which("jcmd")
-    pids = [int(d) for d in os.listdir("/proc") if d.isdigit()
-            and "TaskManagerRunner" in _read(f"/proc/{d}/cmdline")]
+    pids = _taskmanager_pids()
     if not jcmd or not pids:
         return None
     total = 0
@@ -141,6 +139,11 @@ def taskmanager_live_heap() -> int | None:
             return None
         total += int(used.group(1)) * 1024
     return total
+
+
+def _taskmanager_pids() -> list[int]:
+    return [int(d) for d in os.listdir("/proc") if d.isdigit()
+            and "TaskManagerRunner" in _read(f"/proc/{d}/cmdline")]
 
 
 def _rss(pid: int) -> int:
@@ -384,9 +387,9 @@ def main() -> None:
             added = big["listeners"] - small["listeners"]
             big["rss_bytes_per_listener"] = round((big["rss_mb"] - small["rss_mb"]) * 2**20
                                                   / added)
-            if "heap_live_mb" in small and "heap_live_mb" in big:
+            if "held_mb" in small and "held_mb" in big:
                 big["bytes_per_listener"] = round(
-                    (_held_mb(big) - _held_mb(small)) * 2**20 / added)
+                    (big["held_mb"] - small["held_mb"]) * 2**20 / added)
     # The issue's summary keys, for the first backend given (e.g. events_per_s_1m).
     first = args.backends.split(",")[0]
     names = {"bytes_per_listener": "bytes_per_listener",
