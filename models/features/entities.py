@@ -439,7 +439,15 @@ def _live(creator_id: str, show_id: str, live: bool, ts: int) -> dict:
 
 @dataclass(slots=True)
 class CreatorState(EntityState):
-    followers: _LatestFlags = field(default_factory=_LatestFlags)
+    """A creator's followers and the ids of the follow events it applied are its *follow
+    book*: kept marshalled (``follow_book``) between follow events and opened into
+    ``followers`` and ``dedupe`` by the next one. Every play on the creator's shows changes
+    the creator, and a save of ~150 followers as objects (marshalled for the cache, pickled
+    by Flink's state) cost most of the creator stage; as one bytes value it is a copy."""
+
+    follower_count: int = 0
+    follow_book: bytes = b""
+    followers: _LatestFlags | None = None   # the book opened (transient), or None
     plays_by_hour: dict[int, int] = field(default_factory=dict)
     live_shows: dict[str, tuple[int, bool]] = field(default_factory=dict)  # show -> (ts, live)
     watermark: int = 0
@@ -457,9 +465,30 @@ class CreatorState(EntityState):
             if old is None or event["ts"] >= old[0]:
                 self.live_shows[event["show_id"]] = (event["ts"], event["live"])
             self._touch(event["ts"])
-        elif self.accept(event):
-            self.followers.set(event["user_id"], event["ts"], event["event_id"],
-                               kind == "follow")
+        else:
+            followers = self._open_book()
+            if self.accept(event):
+                followers.set(event["user_id"], event["ts"], event["event_id"],
+                              kind == "follow")
+
+    def _open_book(self) -> _LatestFlags:
+        if self.followers is None:
+            self.followers = _LatestFlags(on=self.follower_count)
+            if self.follow_book:
+                seen, newest, self.followers.latest = marshal.loads(self.follow_book)
+                self.dedupe = _Dedupe(seen, newest)
+        return self.followers
+
+    def close_book(self) -> None:
+        """Fold an opened book back into ``follow_book`` (before a save)."""
+        if self.followers is not None:
+            self.follower_count = self.followers.on
+            self.follow_book = marshal.dumps(
+                (self.dedupe.seen, self.dedupe.newest, self.followers.latest))
+            self.followers, self.dedupe = None, _Dedupe()
+
+    def _followed(self) -> int:
+        return self.follower_count if self.followers is None else self.followers.on
 
     def _touch(self, ts: int) -> None:
         # Derived updates are already de-duplicated by the show that made them.
@@ -473,7 +502,7 @@ class CreatorState(EntityState):
             del self.plays_by_hour[hour]
 
     def evict_at(self, bounds: Eviction) -> int | None:
-        if self.followers.on or any(live for _, live in self.live_shows.values()):
+        if self._followed() or any(live for _, live in self.live_shows.values()):
             return None
         return max(self.event_ts + bounds.idle_ms, self.next_timer() or 0)
 
@@ -485,7 +514,7 @@ class CreatorState(EntityState):
 
     def features(self) -> dict[str, Any]:
         return {
-            "follower_count": self.followers.on,
+            "follower_count": self._followed(),
             "plays_7d": sum(self.plays_by_hour.values()),
             "live_shows": sum(1 for _, live in self.live_shows.values() if live),
         }
@@ -559,8 +588,8 @@ STATE_TYPES = {"show": ShowState, "creator": CreatorState, "user": UserState}
 _SAVED_TYPES: list[type] = [ShowState, CreatorState, UserState, Listener]
 _NESTED = (_Dedupe, _LatestFlags)
 # ShowState's listeners are saved as parts, its open sessions come back with them, its
-# queues of due sessions are rebuilt.
-_TRANSIENT = {"listeners", "changed", "short", "long", "queues_built", "open_at"}
+# queues of due sessions are rebuilt; a creator's opened followers are saved in its book.
+_TRANSIENT = {"listeners", "changed", "short", "long", "queues_built", "open_at", "followers"}
 
 
 def _layout(cls: type, transient: set[str], ignored: frozenset[str] = frozenset()) -> list:
@@ -573,8 +602,14 @@ _LAYOUT = {cls: _layout(cls, _TRANSIENT) for cls in _SAVED_TYPES}
 _FIELDS = {cls: [f.name for f in fields(cls)] for cls in _NESTED}
 # Layouts that checkpoints of earlier versions hold, by length: restored, not lost. A show's
 # core held its open sessions until they moved to the listeners' parts (which have them too).
-_EARLIER = {(ShowState, len(_LAYOUT[ShowState]) + 1): _layout(
-    ShowState, _TRANSIENT - {"open_at"}, frozenset({"open_at"}))}
+# A creator held its followers and their follow ids as objects: restored as an opened book.
+_EARLIER = {
+    (ShowState, len(_LAYOUT[ShowState]) + 1): _layout(
+        ShowState, _TRANSIENT - {"open_at"}, frozenset({"open_at"})),
+    (CreatorState, len(_LAYOUT[CreatorState]) - 1): [
+        entry for entry in _layout(CreatorState, _TRANSIENT - {"followers"})
+        if entry[0] not in ("follower_count", "follow_book")],
+}
 
 
 # One C call per object reads its saved fields (``attrgetter`` of several names gives a
@@ -588,6 +623,8 @@ _GETTERS = {cls: (code, attrgetter(*(name for name, _ in _LAYOUT[cls])),
 
 def to_saved(obj: Any) -> tuple:
     """``obj`` (an entity state or part) as a tuple of builtins, for Flink state."""
+    if type(obj) is CreatorState:
+        obj.close_book()
     code, get, nested = _GETTERS[type(obj)]
     values = get(obj)
     if nested:

@@ -510,3 +510,43 @@ def test_a_cached_user_is_held_frozen_once_saved_and_reads_back_the_same():
     assert all(isinstance(v, bytes) for v in bucket.cache.values())
     assert (held - before) / n < 500
     assert all(bucket.get(k).features() == st.features() for k, st in reference.entities.items())
+
+
+def test_a_creators_followers_stay_one_bytes_value_through_plays_and_old_creators_restore():
+    """A creator's followers and follow ids are saved as one marshalled value (its follow
+    book): a play saves the book it had, untouched; a follow opens it, and a follow event
+    seen before the book was closed is still seen. A creator saved by an earlier version
+    (followers as objects) restores to the same features and de-duplication."""
+    from models.features.entities import CreatorState, _LatestFlags, to_saved
+
+    def follow(i, kind="follow", eid=None):
+        return {"event_id": eid or f"f{i}", "event_type": kind, "ts": T + i,
+                "user_id": f"u{i}", "creator_id": "c1"}
+
+    creator = CreatorState()
+    for i in range(150):
+        creator.apply(follow(i))
+    saved = pickle.loads(pickle.dumps(to_saved(creator)))   # a copy: saves share live dicts
+    book = creator.follow_book
+    for h in range(3):
+        creator.apply({"kind": "play", "creator_id": "c1", "ts": T + h * 3_600_000})
+        assert to_saved(creator)[5] is book   # the book as it was: no objects to save
+    restored = from_saved(pickle.loads(pickle.dumps(to_saved(creator))))
+    seq = restored.seq
+    restored.apply(follow(7))                  # a duplicate: not counted again
+    restored.apply(follow(8, "unfollow", "x8"))
+    assert (restored.seq, restored.features()["follower_count"]) == (seq + 1, 149)
+    assert from_saved(to_saved(restored)).features() == restored.features()
+
+    # The earlier layout: dedupe holding the follow ids, followers as (latest, on).
+    old = CreatorState()
+    old.followers = _LatestFlags()
+    for i in range(150):
+        old.apply(follow(i))
+    earlier = (saved[0], old.seq, old.event_ts, (old.dedupe.seen, old.dedupe.newest),
+               (old.followers.latest, old.followers.on), {}, {}, 0)
+    restored = from_saved(pickle.loads(pickle.dumps(earlier)))
+    assert restored.features() == from_saved(saved).features()
+    restored.apply(follow(3))
+    assert restored.seq == old.seq
+    assert from_saved(to_saved(restored)).features()["follower_count"] == 150
