@@ -31,6 +31,10 @@ HOLDOUT_REAL = frozenset({
 })
 ALARM, NO_ALARM = "alarm", "no_alarm"
 ROOM_SHARE = 0.6   # of generated sounds, alarms and others alike, played through a room
+# Tonal backgrounds: what an alarm is heard against least clearly (music) and told from
+# least easily (held notes, ringers). Drawn more often, for alarm clips and alarm-free ones
+# alike, so the model learns the alarm under them, not them as a sign of one or of none.
+TONAL_BACKGROUNDS = ("music", "sustained_notes", "ringtone")
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class DatasetConfig:
     # near-silent room, so the model learns that quiet audio is not an alarm.
     alarm_level_dbfs: tuple[float, float] = (-38.0, -10.0)
     background_level_dbfs: tuple[float, float] = (-75.0, -12.0)
+    tonal_share: float = 0.4           # of generated backgrounds, drawn from TONAL_BACKGROUNDS
 
 
 @dataclass
@@ -95,7 +100,9 @@ class Mixer:
             # Some recordings are very quiet (speech-commands noise has an RMS near 0.005).
             x = sounds.normalise(clip[start:start + n], rng.uniform(0.03, 0.2))
         else:
-            name = sounds.pick(rng, list(sounds.GENERATED_BACKGROUNDS))
+            pool = (TONAL_BACKGROUNDS if rng.random() < self.cfg.tonal_share
+                    else list(sounds.GENERATED_BACKGROUNDS))
+            name = sounds.pick(rng, pool)
             x = sounds.GENERATED_BACKGROUNDS[name](duration_s, rate, rng)
             # Heard across a room as often as alarms are: reverberation must not tell them.
             if rng.random() < ROOM_SHARE:

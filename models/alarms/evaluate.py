@@ -141,7 +141,8 @@ def evaluate_source(cfg: EvalConfig, held_out: RealSource, model, threshold: flo
         [cfg.seed, 2, zlib.crc32(held_out.name.encode())])
     policy = StreamPolicy(threshold=threshold)
     score = _scorer(model)
-    generated = Mixer(DatasetConfig(out="", rate=rate), Sources({}, {}), rng)
+    # Backgrounds as they come: drawing tonal ones more often is a training choice.
+    generated = Mixer(DatasetConfig(out="", rate=rate, tonal_share=0.0), Sources({}, {}), rng)
     backgrounds = list(held_out.backgrounds.values())
     levels = generated.cfg.background_level_dbfs
     kinds: dict[str, object] = {k: None for k in sounds.ALARM_KINDS}

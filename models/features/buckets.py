@@ -160,7 +160,10 @@ class Bucket:
                 self.cache[key] = freeze(value)
         for key, value in parts:
             entity, name = key.split(PART_SEP, 1)
-            self.entities[entity].load_part(name, from_saved(value))
+            # Parts of a cached kind (a creator's followers) are read when an event needs
+            # them; those of entities kept in memory come back with them.
+            if (holder := self.entities.get(entity)) is not None:
+                holder.load_part(name, from_saved(value))
 
     def apply(self, batch: Iterable[Routed], failed: list[Failure] | None = None
               ) -> list[dict]:
@@ -176,6 +179,10 @@ class Bucket:
                 if st is None:
                     st = STATE_TYPES[key.split(":", 1)[0]]()
                     self._keep(key, st)
+                if (self.load is not None and (part := st.part_for(event)) is not None
+                        and not st.holds_part(part)
+                        and (saved := self.load(f"{key}{PART_SEP}{part}")) is not None):
+                    st.load_part(part, from_saved(saved))
                 derived.extend(st.apply(event) or ())
             except Exception as e:
                 if failed is None:

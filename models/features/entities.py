@@ -133,6 +133,14 @@ class EntityState:
     def load_part(self, name: str, part: Any) -> None:
         raise TypeError(f"{type(self).__name__} has no parts (got {name!r})")
 
+    def part_for(self, event: dict) -> str | None:
+        """The part ``event`` applies to when parts are read one by one (kinds whose parts
+        are not all in memory); None: none, or all are in memory."""
+        return None
+
+    def holds_part(self, name: str) -> bool:
+        return True
+
     def accept(self, event: dict, dedupe: _Dedupe | None = None) -> bool:
         """Count ``event`` in unless ``dedupe`` (default: the entity's own) has seen it."""
         if not (dedupe or self.dedupe).first_time(event["event_id"], event["ts"]):
@@ -438,19 +446,42 @@ def _live(creator_id: str, show_id: str, live: bool, ts: int) -> dict:
 
 
 @dataclass(slots=True)
+class Follower:
+    """One user's part of a creator's state: their latest follow or unfollow, and the ids of
+    their follow events of the last ``DEDUPE_MS``."""
+
+    ts: int = 0
+    event_id: str = ""
+    on: bool = False
+    seen: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class CreatorState(EntityState):
-    """A creator's followers and the ids of the follow events it applied are its *follow
-    book*: kept marshalled (``follow_book``) between follow events and opened into
-    ``followers`` and ``dedupe`` by the next one. Every play on the creator's shows changes
-    the creator, and a save of ~150 followers as objects (marshalled for the cache, pickled
-    by Flink's state) cost most of the creator stage; as one bytes value it is a copy."""
+    """A creator's followers are parts (``Follower``), saved apart from its core and read one
+    by one: every listen start on the creator's shows changes the creator, and a core holding
+    its followers cost a save in proportion to them (a popular creator's, every play). A
+    bucket reads a follower's part before the creator applies their follow (``part_for``);
+    in memory only the parts read since the last save stay."""
 
     follower_count: int = 0
-    follow_book: bytes = b""
-    followers: _LatestFlags | None = None   # the book opened (transient), or None
+    # Followers ever given a part. Parts cannot be listed without scanning the state, so a
+    # creator that has any stays (its core, a few hundred bytes) rather than leave them behind.
+    follower_parts: int = 0
+    followers: dict[str, Follower] = field(default_factory=dict)
+    changed: set[str] = field(default_factory=set)       # followers changed since saved
     plays_by_hour: dict[int, int] = field(default_factory=dict)
     live_shows: dict[str, tuple[int, bool]] = field(default_factory=dict)  # show -> (ts, live)
     watermark: int = 0
+
+    def part_for(self, event: dict) -> str | None:
+        """The part ``event`` applies to, if any: what the caller reads first."""
+        if (event.get("kind") or event["event_type"]) in ("follow", "unfollow"):
+            return event["user_id"]
+        return None
+
+    def holds_part(self, name: str) -> bool:
+        return name in self.followers
 
     def apply(self, event: dict) -> None:
         """A follow/unfollow event, or a derived update from a show (``kind`` play/live)."""
@@ -466,29 +497,46 @@ class CreatorState(EntityState):
                 self.live_shows[event["show_id"]] = (event["ts"], event["live"])
             self._touch(event["ts"])
         else:
-            followers = self._open_book()
-            if self.accept(event):
-                followers.set(event["user_id"], event["ts"], event["event_id"],
-                              kind == "follow")
+            self._follow(event, kind == "follow")
 
-    def _open_book(self) -> _LatestFlags:
-        if self.followers is None:
-            self.followers = _LatestFlags(on=self.follower_count)
-            if self.follow_book:
-                seen, newest, self.followers.latest = marshal.loads(self.follow_book)
-                self.dedupe = _Dedupe(seen, newest)
-        return self.followers
+    def _follow(self, event: dict, on: bool) -> None:
+        user, ts, event_id = event["user_id"], event["ts"], event["event_id"]
+        part = self.followers.get(user)
+        if part is None:
+            part = self.followers[user] = Follower()
+            self.follower_parts += 1
+        if event_id in part.seen:
+            return
+        part.seen[event_id] = ts
+        newest = max(part.seen.values())
+        if len(part.seen) > 1:
+            part.seen = {k: v for k, v in part.seen.items() if v >= newest - DEDUPE_MS}
+        self.seq += 1
+        self.event_ts = max(self.event_ts, ts)
+        if (ts, event_id) > (part.ts, part.event_id):   # a new part's ("") is never later
+            self.follower_count += int(on) - int(part.on)
+            part.ts, part.event_id, part.on = ts, event_id, on
+        self.changed.add(user)
 
-    def close_book(self) -> None:
-        """Fold an opened book back into ``follow_book`` (before a save)."""
-        if self.followers is not None:
-            self.follower_count = self.followers.on
-            self.follow_book = marshal.dumps(
-                (self.dedupe.seen, self.dedupe.newest, self.followers.latest))
-            self.followers, self.dedupe = None, _Dedupe()
+    def take_parts(self) -> list[tuple[str, Follower]]:
+        out = [(user, self.followers[user]) for user in self.changed]
+        self.changed = set()
+        return out
 
-    def _followed(self) -> int:
-        return self.follower_count if self.followers is None else self.followers.on
+    def part_names(self) -> list[str]:
+        return list(self.followers)
+
+    def load_part(self, name: str, part: Follower) -> None:
+        self.followers[name] = part
+
+    def _from_earlier(self, followers: _LatestFlags, dedupe: _Dedupe) -> None:
+        """A creator saved with its followers in its core: each becomes a part (saved at the
+        creator's next save), its follow ids going with the follower they were about."""
+        self.followers, self.dedupe = {}, _Dedupe()
+        for user, (ts, event_id, on) in followers.latest.items():
+            self.followers[user] = Follower(ts, event_id, on, {event_id: ts})
+            self.changed.add(user)
+        self.follower_count, self.follower_parts = followers.on, len(self.followers)
 
     def _touch(self, ts: int) -> None:
         # Derived updates are already de-duplicated by the show that made them.
@@ -502,7 +550,7 @@ class CreatorState(EntityState):
             del self.plays_by_hour[hour]
 
     def evict_at(self, bounds: Eviction) -> int | None:
-        if self._followed() or any(live for _, live in self.live_shows.values()):
+        if self.follower_parts or any(live for _, live in self.live_shows.values()):
             return None
         return max(self.event_ts + bounds.idle_ms, self.next_timer() or 0)
 
@@ -514,7 +562,7 @@ class CreatorState(EntityState):
 
     def features(self) -> dict[str, Any]:
         return {
-            "follower_count": self._followed(),
+            "follower_count": self.follower_count,
             "plays_7d": sum(self.plays_by_hour.values()),
             "live_shows": sum(1 for _, live in self.live_shows.values() if live),
         }
@@ -585,10 +633,10 @@ STATE_TYPES = {"show": ShowState, "creator": CreatorState, "user": UserState}
 # objects as tuples of theirs), not pickled objects. Pickle reduces every dataclass instance
 # through Python calls: a 228-byte Listener took 11 us, its tuple 3 us, and a show's saves
 # are one listener per event.
-_SAVED_TYPES: list[type] = [ShowState, CreatorState, UserState, Listener]
+_SAVED_TYPES: list[type] = [ShowState, CreatorState, UserState, Listener, Follower]
 _NESTED = (_Dedupe, _LatestFlags)
 # ShowState's listeners are saved as parts, its open sessions come back with them, its
-# queues of due sessions are rebuilt; a creator's opened followers are saved in its book.
+# queues of due sessions are rebuilt; a creator's followers are parts too.
 _TRANSIENT = {"listeners", "changed", "short", "long", "queues_built", "open_at", "followers"}
 
 
@@ -602,13 +650,13 @@ _LAYOUT = {cls: _layout(cls, _TRANSIENT) for cls in _SAVED_TYPES}
 _FIELDS = {cls: [f.name for f in fields(cls)] for cls in _NESTED}
 # Layouts that checkpoints of earlier versions hold, by length: restored, not lost. A show's
 # core held its open sessions until they moved to the listeners' parts (which have them too).
-# A creator held its followers and their follow ids as objects: restored as an opened book.
+# A creator held its followers (and their follow ids, in its dedupe) in its core.
 _EARLIER = {
     (ShowState, len(_LAYOUT[ShowState]) + 1): _layout(
         ShowState, _TRANSIENT - {"open_at"}, frozenset({"open_at"})),
     (CreatorState, len(_LAYOUT[CreatorState]) - 1): [
-        entry for entry in _layout(CreatorState, _TRANSIENT - {"followers"})
-        if entry[0] not in ("follower_count", "follow_book")],
+        ("seq", None), ("event_ts", None), ("dedupe", _Dedupe), ("followers", _LatestFlags),
+        ("plays_by_hour", None), ("live_shows", None), ("watermark", None)],
 }
 
 
@@ -623,8 +671,6 @@ _GETTERS = {cls: (code, attrgetter(*(name for name, _ in _LAYOUT[cls])),
 
 def to_saved(obj: Any) -> tuple:
     """``obj`` (an entity state or part) as a tuple of builtins, for Flink state."""
-    if type(obj) is CreatorState:
-        obj.close_book()
     code, get, nested = _GETTERS[type(obj)]
     values = get(obj)
     if nested:
@@ -651,6 +697,8 @@ def from_saved(saved: tuple) -> Any:
     for (name, nested), value in zip(layout, saved[1:], strict=True):
         if name != "_ignored":
             setattr(obj, name, nested(*value) if nested else value)
+    if cls is CreatorState and isinstance(obj.followers, _LatestFlags):
+        obj._from_earlier(obj.followers, obj.dedupe)
     return obj
 
 

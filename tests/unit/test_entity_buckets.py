@@ -222,9 +222,11 @@ def test_entities_leave_state_by_event_time_only_when_the_store_needs_nothing_of
     assert [k for k, _ in bucket.take_evicted()] == ["show:s1"]
     bucket.advance(t0 + 40 * DAY_MS)               # idle users and creators after 30 days
     evicted = {k for k, _ in bucket.take_evicted()}
-    assert evicted == {"user:idle", "user:gone", "creator:c2"}
-    # Who still follows or is followed stays; whoever left said nothing but defaults.
-    assert set(bucket.entities) == {"user:fan", "creator:c1"}
+    assert evicted == {"user:idle", "user:gone"}
+    # Who still follows or is followed stays, and so does a creator that had followers (its
+    # followers' parts are read one by one, never listed); whoever left said nothing but
+    # defaults.
+    assert set(bucket.entities) == {"user:fan", "creator:c1", "creator:c2"}
     keeper.advance(t0 + 40 * DAY_MS)
     for key in evicted:
         assert keeper.entities[key].features() == STATE_TYPES[key.split(":")[0]]().features()
@@ -512,41 +514,53 @@ def test_a_cached_user_is_held_frozen_once_saved_and_reads_back_the_same():
     assert all(bucket.get(k).features() == st.features() for k, st in reference.entities.items())
 
 
-def test_a_creators_followers_stay_one_bytes_value_through_plays_and_old_creators_restore():
-    """A creator's followers and follow ids are saved as one marshalled value (its follow
-    book): a play saves the book it had, untouched; a follow opens it, and a follow event
-    seen before the book was closed is still seen. A creator saved by an earlier version
-    (followers as objects) restores to the same features and de-duplication."""
-    from models.features.entities import CreatorState, _LatestFlags, to_saved
+def test_a_creators_followers_are_parts_read_one_by_one_and_old_creators_restore():
+    """A creator's core does not grow with its followers (a play saves the core alone); a
+    follow reads that follower's part only, and a follow event seen before the part left
+    memory is still seen. A creator saved by an earlier version (followers in its core)
+    restores to the same features and de-duplication, its followers becoming parts."""
+    from models.features.buckets import PART_SEP
+    from models.features.entities import CreatorState, _Dedupe, _LatestFlags
 
     def follow(i, kind="follow", eid=None):
         return {"event_id": eid or f"f{i}", "event_type": kind, "ts": T + i,
                 "user_id": f"u{i}", "creator_id": "c1"}
 
-    creator = CreatorState()
-    for i in range(150):
-        creator.apply(follow(i))
-    saved = pickle.loads(pickle.dumps(to_saved(creator)))   # a copy: saves share live dicts
-    book = creator.follow_book
-    for h in range(3):
-        creator.apply({"kind": "play", "creator_id": "c1", "ts": T + h * 3_600_000})
-        assert to_saved(creator)[5] is book   # the book as it was: no objects to save
-    restored = from_saved(pickle.loads(pickle.dumps(to_saved(creator))))
-    seq = restored.seq
-    restored.apply(follow(7))                  # a duplicate: not counted again
-    restored.apply(follow(8, "unfollow", "x8"))
-    assert (restored.seq, restored.features()["follower_count"]) == (seq + 1, 149)
-    assert from_saved(to_saved(restored)).features() == restored.features()
+    play = {"kind": "play", "creator_id": "c1", "ts": T}
+    state: dict[str, bytes] = {}   # the MapState: pickled saves
+    reads: list[str] = []
+
+    def load(key):
+        reads.append(key)
+        return pickle.loads(state[key]) if key in state else None
+
+    def save(bucket):
+        _, saves = bucket.take_changed()
+        state.update((k, pickle.dumps(v)) for k, v in saves)
+        return [k for k, _ in saves]
+
+    bucket = Bucket(capacity=10, load=load)
+    bucket.apply([("creator:c1", follow(i)) for i in range(150)])
+    assert len(save(bucket)) == 151
+    bucket.apply([("creator:c1", play)])
+    assert save(bucket) == ["creator:c1"] and len(state["creator:c1"]) < 200
+    small_core = pickle.loads(state["creator:c1"])
+    reads.clear()
+    bucket.apply([("creator:c1", follow(7)),                 # a duplicate: not counted
+                  ("creator:c1", follow(8, "unfollow", "x8"))])
+    assert reads == [f"creator:c1{PART_SEP}u7", f"creator:c1{PART_SEP}u8"]
+    creator = bucket.get("creator:c1")
+    assert (creator.seq, creator.features()["follower_count"]) == (small_core[1] + 1, 149)
 
     # The earlier layout: dedupe holding the follow ids, followers as (latest, on).
-    old = CreatorState()
-    old.followers = _LatestFlags()
+    flags, dedupe = _LatestFlags(), _Dedupe()
     for i in range(150):
-        old.apply(follow(i))
-    earlier = (saved[0], old.seq, old.event_ts, (old.dedupe.seen, old.dedupe.newest),
-               (old.followers.latest, old.followers.on), {}, {}, 0)
+        dedupe.first_time(f"f{i}", T + i)
+        flags.set(f"u{i}", T + i, f"f{i}", True)
+    earlier = (small_core[0], 150, T + 149, (dedupe.seen, dedupe.newest),
+               (flags.latest, flags.on), {}, {}, 0)
     restored = from_saved(pickle.loads(pickle.dumps(earlier)))
-    assert restored.features() == from_saved(saved).features()
+    assert restored.features() == CreatorState(follower_count=150).features()
     restored.apply(follow(3))
-    assert restored.seq == old.seq
-    assert from_saved(to_saved(restored)).features()["follower_count"] == 150
+    assert restored.seq == 150
+    assert len(restored.take_parts()) == 150   # saved as parts at its next save
