@@ -11,7 +11,8 @@ A bucket can keep only some of its entities in memory (``capacity``): users and 
 live in a least-recently-used cache and are read again through ``load`` (the job's Flink state)
 on their next event or timer. Shows stay in memory, with their listeners (each held compact,
 as its saved form, until touched): there are few shows, every listener event touches one, and
-a show's listener parts are found only by scanning.
+a show's listener parts are found only by scanning. A creator's parts (its followers) are
+read one at a time instead, when an event names one (``EntityState.part_for``).
 Every entity's next timer stays in memory (a key and a number), so a bucket's timer knows
 what is due without reading the state.
 """
