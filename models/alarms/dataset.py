@@ -32,9 +32,9 @@ HOLDOUT_REAL = frozenset({
 ALARM, NO_ALARM = "alarm", "no_alarm"
 ROOM_SHARE = 0.6   # of generated sounds, alarms and others alike, played through a room
 # Tonal backgrounds: what an alarm is heard against least clearly (music) and told from
-# least easily (held notes, ringers). Drawn more often, for alarm clips and alarm-free ones
-# alike, so the model learns the alarm under them, not them as a sign of one or of none.
-TONAL_BACKGROUNDS = ("music", "sustained_notes", "ringtone")
+# least easily (held notes). Drawn more often, for alarm clips and alarm-free ones alike,
+# so the model learns the alarm under them, not them as a sign of one or of none.
+TONAL_BACKGROUNDS = ("music", "sustained_notes")
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class DatasetConfig:
     # near-silent room, so the model learns that quiet audio is not an alarm.
     alarm_level_dbfs: tuple[float, float] = (-38.0, -10.0)
     background_level_dbfs: tuple[float, float] = (-75.0, -12.0)
-    tonal_share: float = 0.4           # of generated backgrounds, drawn from TONAL_BACKGROUNDS
+    tonal_share: float = 0.3           # of generated backgrounds, drawn from TONAL_BACKGROUNDS
 
 
 @dataclass
