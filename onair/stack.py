@@ -245,12 +245,19 @@ class Stack:
     def _remember(self, name: str, info: dict) -> None:
         data = self.started()
         data[name] = info
-        self.record.write_text(json.dumps(data, indent=2))
+        self._write_record(data)
 
     def _forget(self, name: str) -> None:
         data = self.started()
         data.pop(name, None)
-        self.record.write_text(json.dumps(data, indent=2))
+        self._write_record(data)
+
+    def _write_record(self, data: dict) -> None:
+        # Replaced whole, never truncated in place: another onair process (or this one,
+        # killed mid-write) must not read an empty record and lose track of the stack.
+        tmp = self.record.with_name(f"{self.record.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, self.record)
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
         log = self.logs / f"{name}.log"
