@@ -447,13 +447,11 @@ def _live(creator_id: str, show_id: str, live: bool, ts: int) -> dict:
 
 @dataclass(slots=True)
 class Follower:
-    """One user's part of a creator's state: their latest follow or unfollow, and the ids of
-    their follow events of the last ``DEDUPE_MS``."""
+    """One user's part of a creator's state, as a ``Listener`` is of a show's: their follow
+    events applied, and their latest follow or unfollow (ts, event_id, on)."""
 
-    ts: int = 0
-    event_id: str = ""
-    on: bool = False
-    seen: dict[str, int] = field(default_factory=dict)
+    dedupe: _Dedupe = field(default_factory=_Dedupe)
+    latest: tuple[int, str, bool] | None = None
 
 
 @dataclass(slots=True)
@@ -500,22 +498,15 @@ class CreatorState(EntityState):
             self._follow(event, kind == "follow")
 
     def _follow(self, event: dict, on: bool) -> None:
-        user, ts, event_id = event["user_id"], event["ts"], event["event_id"]
+        user = event["user_id"]
         part = self.followers.get(user)
         if part is None:
             part = self.followers[user] = Follower()
             self.follower_parts += 1
-        if event_id in part.seen:
+        if not self.accept(event, part.dedupe):
             return
-        part.seen[event_id] = ts
-        newest = max(part.seen.values())
-        if len(part.seen) > 1:
-            part.seen = {k: v for k, v in part.seen.items() if v >= newest - DEDUPE_MS}
-        self.seq += 1
-        self.event_ts = max(self.event_ts, ts)
-        if (ts, event_id) > (part.ts, part.event_id):   # a new part's ("") is never later
-            self.follower_count += int(on) - int(part.on)
-            part.ts, part.event_id, part.on = ts, event_id, on
+        part.latest, delta = _flip(part.latest, event["ts"], event["event_id"], on)
+        self.follower_count += delta
         self.changed.add(user)
 
     def take_parts(self) -> list[tuple[str, Follower]]:
@@ -529,14 +520,16 @@ class CreatorState(EntityState):
     def load_part(self, name: str, part: Follower) -> None:
         self.followers[name] = part
 
-    def _from_earlier(self, followers: _LatestFlags, dedupe: _Dedupe) -> None:
-        """A creator saved with its followers in its core: each becomes a part (saved at the
-        creator's next save), its follow ids going with the follower they were about."""
+    def _from_earlier(self) -> None:
+        """Restored from a layout that held the followers (``_LatestFlags``) and their follow
+        ids (``dedupe``) in the core: each follower becomes a part (saved at the creator's
+        next save), with the id of the follow event that set it."""
+        flags = self.followers   # the earlier layout set a _LatestFlags here
         self.followers, self.dedupe = {}, _Dedupe()
-        for user, (ts, event_id, on) in followers.latest.items():
-            self.followers[user] = Follower(ts, event_id, on, {event_id: ts})
+        for user, latest in flags.latest.items():
+            self.followers[user] = Follower(_Dedupe({latest[1]: latest[0]}, latest[0]), latest)
             self.changed.add(user)
-        self.follower_count, self.follower_parts = followers.on, len(self.followers)
+        self.follower_count, self.follower_parts = flags.on, len(self.followers)
 
     def _touch(self, ts: int) -> None:
         # Derived updates are already de-duplicated by the show that made them.
@@ -658,6 +651,8 @@ _EARLIER = {
         ("seq", None), ("event_ts", None), ("dedupe", _Dedupe), ("followers", _LatestFlags),
         ("plays_by_hour", None), ("live_shows", None), ("watermark", None)],
 }
+# What an earlier layout's object needs beyond its fields to be today's.
+_UPGRADES = {CreatorState: CreatorState._from_earlier}
 
 
 # One C call per object reads its saved fields (``attrgetter`` of several names gives a
@@ -693,12 +688,12 @@ def thaw(frozen: bytes) -> Any:
 def from_saved(saved: tuple) -> Any:
     cls = _SAVED_TYPES[saved[0]]
     obj = cls()
-    layout = _EARLIER.get((cls, len(saved) - 1), _LAYOUT[cls])
-    for (name, nested), value in zip(layout, saved[1:], strict=True):
+    earlier = _EARLIER.get((cls, len(saved) - 1))
+    for (name, nested), value in zip(earlier or _LAYOUT[cls], saved[1:], strict=True):
         if name != "_ignored":
             setattr(obj, name, nested(*value) if nested else value)
-    if cls is CreatorState and isinstance(obj.followers, _LatestFlags):
-        obj._from_earlier(obj.followers, obj.dedupe)
+    if earlier is not None and cls in _UPGRADES:
+        _UPGRADES[cls](obj)
     return obj
 
 
