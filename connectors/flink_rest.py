@@ -59,20 +59,20 @@ def records_in(job_id: str, vertex_name_part: str, flink: FlinkSettings | None =
     return None
 
 
-def vertex_metric_sum(job_id: str, vertex_name_start: str, metric_suffix: str,
-                      flink: FlinkSettings | None = None) -> float | None:
-    """A metric summed over the subtasks of the first vertex whose name starts with
-    ``vertex_name_start`` (its chain's first operator; sources' names hold topic names):
-    the first metric id ending in ``metric_suffix`` (user metrics are named
-    ``<operator>.<group>.<name>``), as of the last metrics fetch, or None."""
+def vertex_metric(job_id: str, vertex_name_start: str, metric_suffix: str,
+                  flink: FlinkSettings | None = None, agg: str = "sum") -> float | None:
+    """A metric aggregated (``agg``: sum, max, min or avg) over the subtasks of the first
+    vertex whose name starts with ``vertex_name_start`` (its chain's first operator; sources'
+    names hold topic names): the first metric id ending in ``metric_suffix`` (user metrics
+    are named ``<operator>.<group>.<name>``), as of the last metrics fetch, or None."""
     flink = flink or FlinkSettings.from_env()
     for vertex in call(f"{flink.rest_url}/jobs/{job_id}").get("vertices", []):
         if vertex["name"].startswith(vertex_name_start):
             url = f"{flink.rest_url}/jobs/{job_id}/vertices/{vertex['id']}/subtasks/metrics"
             names = [m["id"] for m in call(url) if m["id"].endswith(metric_suffix)]
             if names:
-                values = call(f"{url}?get={names[0]}&agg=sum")
-                return float(values[0]["sum"]) if values else None
+                values = call(f"{url}?get={names[0]}&agg={agg}")
+                return float(values[0][agg]) if values else None
     return None
 
 

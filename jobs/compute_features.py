@@ -77,6 +77,10 @@ class ComputeFeaturesConfig:
                                    "out (read again from Flink state on their next event); 0 "
                                    "keeps them all",
                                    minimum=0)
+    gc_freeze_s: int = option(10, "the Python worker collects its young garbage and freezes "
+                              "what survives this often, s, so that the collector's passes walk "
+                              "only newer objects, not the whole state (models/heap.py); 0 "
+                              "leaves CPython's collector as it is", minimum=0)
     evict_ended_days: int = option(7, "ended shows leave state (and Redis) this many days of "
                                    "event time after their end; 0 keeps them", minimum=0,
                                    legacy_env=("FEATURES_EVICT_ENDED_DAYS",))
@@ -94,6 +98,7 @@ class ComputeFeaturesConfig:
                                      state_ttl_days=ttl_days,
                                      evict_idle_days=self.evict_idle_days,
                                      cache_per_bucket=self.cache_per_bucket,
+                                     gc_freeze_s=self.gc_freeze_s,
                                      evict_ended_days=self.evict_ended_days)
 
 

@@ -68,7 +68,7 @@ from models.features.buckets import (
     split_by_bucket,
 )
 from models.features.entities import DAY_MS, Eviction
-from operators.metrics import LatencyMetrics
+from operators.metrics import HeapMetrics, LatencyMetrics
 from operators.state_ttl import state_ttl
 from operators.validate import (
     DEAD_LETTER_TAG,
@@ -140,8 +140,8 @@ class EntityBucketsFunction(KeyedProcessFunction):
     def __init__(self, redis: RedisSettings, *, buckets: int, write_interval_ms: int = 100,
                  ended_ttl_ms: int = 24 * 3_600_000, state_ttl_days: int = 14,
                  evict_idle_days: int = 30, evict_ended_days: int = 7,
-                 cache_per_bucket: int = 0, job: str = "compute_features",
-                 operator: str = "entities"):
+                 cache_per_bucket: int = 0, gc_freeze_s: float = 0,
+                 job: str = "compute_features", operator: str = "entities"):
         self.job, self.operator = job, operator
         # Entities leave state by event time (idle users and creators, ended shows), in
         # thread mode too, where PyFlink cannot set a state TTL; 0 days keeps them.
@@ -153,6 +153,7 @@ class EntityBucketsFunction(KeyedProcessFunction):
         self.ended_ttl_ms = ended_ttl_ms
         self.state_ttl_days = state_ttl_days
         self.cache_per_bucket = cache_per_bucket
+        self.gc_freeze_s = gc_freeze_s
 
     def open(self, runtime_context: RuntimeContext) -> None:
         descriptor = MapStateDescriptor("entities", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
@@ -174,6 +175,10 @@ class EntityBucketsFunction(KeyedProcessFunction):
         self.job_latency = LatencyMetrics(group)
         self.barrier = RecordBarrier(self.job, self.operator, runtime_context)
         self.evictions = group.counter("entities_evicted")
+        self.heap = HeapMetrics(group, self.gc_freeze_s)
+
+    def close(self) -> None:
+        self.heap.close()
 
     def process_element(self, value: list, ctx: KeyedProcessFunction.Context):
         key = ctx.get_current_key()
@@ -186,6 +191,7 @@ class EntityBucketsFunction(KeyedProcessFunction):
         derived = bucket.apply(value, failed)
         self.applied.inc(len(value) - len(failed))
         self._save(key, bucket, ctx, events=True)
+        self.heap.tick()
         yield from self._letters(failed)
         if derived:
             for creator_bucket, batch in split_by_bucket(route_derived(derived), self.buckets,
@@ -206,6 +212,7 @@ class EntityBucketsFunction(KeyedProcessFunction):
         bucket.advance(timestamp, failed)
         self._evict(bucket.take_evicted())
         self._save(key, bucket, ctx, events=False)
+        self.heap.tick()
         return self._letters(failed)
 
     def _evict(self, evicted: list[tuple[str, list[str]]]) -> None:

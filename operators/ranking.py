@@ -8,7 +8,6 @@ bundle to close, and latency is what this job is for (docs/performance.md)."""
 from __future__ import annotations
 
 import dataclasses
-import gc
 import json
 import logging
 import time
@@ -35,7 +34,7 @@ from models.ranking.scoring import (
     variant,
 )
 from models.registry import RegistryRef
-from operators.metrics import LatencyMetrics
+from operators.metrics import HeapMetrics, LatencyMetrics
 from operators.validate import (
     DEAD_LETTER_TAG,
     RecordBarrier,
@@ -223,10 +222,14 @@ class RankShowsFunction(BroadcastProcessFunction):
         self.degraded = group.counter("ranking_degraded")
         self.barrier = RecordBarrier(self.job, "rank", runtime_context)
         # The worker holds a few hundred thousand long-lived objects (Beam, PyFlink, ONNX
-        # Runtime's bindings); a full collection walking them stalls requests behind it.
-        # Frozen, they are never scanned again; what requests allocate is still collected.
-        gc.collect()
-        gc.freeze()
+        # Runtime's bindings, the catalog); a full collection walking them stalls requests
+        # behind it. Frozen now and then again each minute (models/heap.py), they are not
+        # scanned again; what requests allocate is still collected.
+        self.heap = HeapMetrics(group, freeze_every_s=60)
+        self.heap.tick()
+
+    def close(self):
+        self.heap.close()
 
     # ------------------------------------------------------------------ the catalog
     def process_broadcast_element(self, value, ctx):
@@ -310,3 +313,4 @@ class RankShowsFunction(BroadcastProcessFunction):
         self.latency.update(int(elapsed * 1e6))
         self.job_latency.observe(elapsed * 1000)
         yield kafka_row(request["user_id"], message)
+        self.heap.tick()

@@ -264,9 +264,9 @@ def end_to_end(shows, users, rates: list[int], seconds: float,
         # How many requests found their user's batch hash in the job's per-run cache: the
         # users cycle, so the 200/s phase mostly finds them there (docs/performance.md).
         # The JobManager fetches metrics when asked, so the first answer can predate the run.
-        flink_rest.vertex_metric_sum(job, "rank ", "ranking_requests")
+        flink_rest.vertex_metric(job, "rank ", "ranking_requests")
         time.sleep(2)
-        user_reads = {name: flink_rest.vertex_metric_sum(job, "rank ", name)
+        user_reads = {name: flink_rest.vertex_metric(job, "rank ", name)
                       for name in ("ranking_requests", "ranking_user_reads")}
     finally:
         flink_rest.cancel(job)

@@ -20,8 +20,10 @@ state backend, on a freshly started Flink cluster (so resident memory starts lev
    markers sent behind that are applied.
 4. Steady load at ``--rate`` events/s for ``--seconds``, from the first checkpoint completed
    after the catch-up on: reflection p99 (event -> Redis, the
-   probes of bench_features) and the checkpoints taken meanwhile (size and duration, from
-   Flink's REST API; ``checkpointed_size`` is what an incremental checkpoint wrote).
+   probes of bench_features), the checkpoints taken meanwhile (size and duration, from
+   Flink's REST API; ``checkpointed_size`` is what an incremental checkpoint wrote) and the
+   Python workers' longest garbage-collection pause of the last minute
+   (``python_gc_pause_max_ms``, ``models/heap.py``).
 5. Restore: the job is cancelled (its checkpoint retained) and submitted again from it;
    restore time = submission until a probe in every first-stage bucket is in Redis (every
    bucket's state loaded again).
@@ -263,6 +265,10 @@ def run_size(listeners: int, backend: str, args, out: dict) -> None:
         out["offered_events_per_s"] = round(offered)
         out["reflection_p99_ms"] = (round(float(np.percentile(lat, 99)), 1)
                                     if lat.size else None)
+        out["python_gc_pause_max_ms"] = max(
+            (v for name in ("show-user-features", "creator-features")
+             if (v := flink_rest.vertex_metric(job, name, "onair.python_gc_pause_max_ms",
+                                               agg="max")) is not None), default=None)
         parts = taskmanager_rss_parts()
         out["rss_mb"] = round(sum(parts.values()) / 2**20)
         out.update({f"rss_{k}_mb": round(v / 2**20) for k, v in parts.items()})
