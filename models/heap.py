@@ -15,8 +15,9 @@ is a reference cycle that becomes garbage after it was frozen. Entity states for
 everything, so a finished job's cycles are collected.
 
 One keeper per process (``shared``): the collector belongs to the interpreter, not to an
-operator. It measures every collection's pause (a ``gc.callbacks`` hook) so a job can publish
-the longest of the last minute.
+operator (rank_shows and compute_features can share a TaskManager). It measures every
+collection's pause (a ``gc.callbacks`` hook) so a job can publish the longest of the last
+minute.
 """
 
 from __future__ import annotations
@@ -39,12 +40,15 @@ class HeapKeeper:
 
     @classmethod
     def shared(cls, every_s: float) -> HeapKeeper:
-        """This process's keeper (created by its first user, whose ``every_s`` it keeps);
-        each caller ``release``s it when done. ``every_s`` 0: measure pauses, never freeze."""
+        """This process's keeper; each caller ``release``s it when done. It freezes at the
+        shortest ``every_s`` any of its users asked for (0: measure pauses, never freeze), so
+        a job asking for no freezing does not take it from another in the same worker."""
         keeper = cls._shared
         if keeper is None:
             keeper = cls._shared = cls(every_s)
             gc.callbacks.append(keeper._on_collection)
+        elif every_s and (not keeper.every_s or every_s < keeper.every_s):
+            keeper.every_s = every_s
         keeper.users += 1
         return keeper
 

@@ -51,6 +51,13 @@ def test_the_keeper_is_shared_and_unfreezes_when_its_last_user_leaves():
     assert HeapKeeper.shared(5) is not first
 
 
+def test_a_user_asking_for_no_freezing_does_not_take_it_from_another():
+    assert HeapKeeper.shared(0).every_s == 0
+    assert HeapKeeper.shared(60).every_s == 60
+    assert HeapKeeper.shared(10).every_s == 10
+    assert HeapKeeper.shared(0).every_s == 10
+
+
 def test_collection_pauses_are_measured_even_without_freezing():
     keeper = HeapKeeper.shared(0)
     assert not keeper.tick(0.0) and gc.get_freeze_count() == 0
