@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 import urllib.request
+from pathlib import Path
 
 from core.settings import FlinkSettings
 
@@ -91,6 +93,22 @@ def latest_checkpoint(job_id: str, flink: FlinkSettings | None = None, *,
     if completed.get("trigger_timestamp", 0) < triggered_after_ms:
         return None
     return completed.get("external_path")
+
+
+def retained_checkpoint(job_id: str, flink: FlinkSettings | None = None, *,
+                        triggered_after_ms: int = 0, timeout_s: float = 15) -> str | None:
+    """The checkpoint a cancelled job retained (see ``latest_checkpoint``). The REST API
+    caches checkpoint statistics for a few seconds, so just after the cancel it can still
+    name one that a later checkpoint subsumed and deleted: a local (``file:``) one is asked
+    for again until the one named exists."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        path = latest_checkpoint(job_id, flink, triggered_after_ms=triggered_after_ms)
+        if (path is None or not path.startswith("file:")
+                or Path(urllib.parse.urlparse(path).path).exists()
+                or time.monotonic() > deadline):
+            return path
+        time.sleep(0.5)
 
 
 def wait_for_state(job_id: str, states: set[str], timeout_s: float = 120,

@@ -87,7 +87,7 @@ def cancel_at_checkpoint(job_id: str, triggered_after_ms: int, timeout_s: float)
     assert flink_rest.wait_for_state(job_id, {"CANCELED"}, 60) == "CANCELED"
     # Only the newest checkpoint is retained: one completed between our read and the cancel
     # deletes the one we read. Ask again now that the job is over.
-    return flink_rest.latest_checkpoint(job_id, triggered_after_ms=triggered_after_ms) \
+    return flink_rest.retained_checkpoint(job_id, triggered_after_ms=triggered_after_ms) \
         or checkpoint
 
 

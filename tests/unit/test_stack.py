@@ -41,6 +41,8 @@ def test_flink_conf_keeps_defaults_and_sizes_for_two_cores(tmp_path):
     assert conf["taskmanager.numberOfTaskSlots"] == 4
     assert conf["python.execution-mode"] == "thread"
     assert conf["env.pid.dir"] == str(tmp_path / "pids")
+    # TaskManager working directories inside the state directory, where `down` removes them
+    assert conf["io.tmp.dirs"] == str(tmp_path / "flink-tmp")
     assert "--add-opens" in conf["env.java.opts.all"]
     assert (tmp_path / "flink-conf" / "log4j.properties").exists()
 
