@@ -4,6 +4,7 @@ equals the plain-Python reference over the same log."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 
@@ -16,6 +17,7 @@ from connectors.feature_store import RedisFeatureStore
 from connectors.kafka_admin import create_topics, producer, read_all
 from core.settings import KafkaSettings
 from onair.sim.sample_features import feature_log
+from onair.stack import Stack
 from onair.submit import submit
 
 # Mixed into the log: each must land in dead-letters with this reason, and change nothing.
@@ -64,8 +66,30 @@ def test_features_in_redis_equal_the_reference(kafka_and_store):
         for reason in BAD_RECORDS.values():
             assert any(reason in e for e in errors), (reason, errors)
         assert flink_rest.job_state(job_id) == "RUNNING"
+        # The state backend is configured as docs/features.md says (on the cluster onair up
+        # started, whose TaskManagers keep RocksDB's files in the state directory).
+        if not os.environ.get("FLINK_REST_URL"):
+            options = _rocksdb_options(job_id, "entities")
+            assert options, "no RocksDB column family 'entities' for the job"
+            assert all("compaction_style=kCompactionStyleUniversal" in o
+                       and "filter_policy=bloomfilter" in o for o in options)
     finally:
         flink_rest.cancel(job_id)
+
+
+def _rocksdb_options(job_id: str, state: str) -> list[str]:
+    """Per RocksDB instance of the job holding column family ``state``: its options and table
+    options, from the instance's newest OPTIONS file."""
+    found = []
+    for db in Stack.default().flink_tmp.glob(f"tm_*/tmp/job_{job_id}_op_*/db"):
+        newest = max(db.glob("OPTIONS-*"), key=lambda p: int(p.name.split("-")[1]),
+                     default=None)
+        sections = newest.read_text().split("\n[") if newest else []
+        mine = [s for s in sections if s.startswith((f'CFOptions "{state}"',
+                                                     f'TableOptions/BlockBasedTable "{state}"'))]
+        if mine:
+            found.append("\n".join(mine))
+    return found
 
 
 @pytest.mark.integration
