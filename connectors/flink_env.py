@@ -36,6 +36,10 @@ def restart_strategy(cfg: FlinkJobSettings) -> dict[str, str]:
     }
 
 
+ROCKSDB_METRICS = ("num-running-compactions", "compaction-pending", "is-write-stopped",
+                   "background-errors", "total-sst-files-size", "estimate-num-keys")
+
+
 def stream_env(cfg: FlinkJobSettings) -> StreamExecutionEnvironment:
     conf = Configuration()
     conf.set_string("python.execution-mode", cfg.python_mode)
@@ -63,6 +67,11 @@ def stream_env(cfg: FlinkJobSettings) -> StreamExecutionEnvironment:
             # with each merge of new files into it; universal merges recent files among
             # themselves and rewrites all once the newer files add up to twice the oldest.
             conf.set_string("state.backend.rocksdb.compaction.style", "UNIVERSAL")
+            # What operators watch of RocksDB (docs/monitoring.md); each is a property read
+            # when the metric is, with the column family (the state's name) as a label.
+            for prop in ROCKSDB_METRICS:
+                conf.set_string(f"state.backend.rocksdb.metrics.{prop}", "true")
+            conf.set_string("state.backend.rocksdb.metrics.column-family-as-variable", "true")
     env = StreamExecutionEnvironment.get_execution_environment(conf)
     env.set_parallelism(cfg.parallelism)
     env.set_buffer_timeout(cfg.buffer_timeout_ms)

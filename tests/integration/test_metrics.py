@@ -92,6 +92,13 @@ def test_top_prometheus_series_and_alerts(services, topic_prefix, capsys, tmp_pa
             "flink_taskmanager_job_task_operator_onair_records_in": lambda v: v >= 5200,
             "flink_taskmanager_job_task_operator_onair_latency_p99_ms": lambda v: 0 < v < 60_000,
             "flink_taskmanager_job_task_operator_pendingRecords": lambda v: v >= 0,
+            # RocksDB's (compute_features' default backend), for any state of the job
+            "flink_taskmanager_job_task_operator_column_family_rocksdb_estimate_num_keys":
+                lambda v: v > 0,
+            "flink_taskmanager_job_task_operator_column_family_rocksdb_is_write_stopped":
+                lambda v: v == 0,
+            "flink_taskmanager_job_task_operator_column_family_rocksdb_background_errors":
+                lambda v: v == 0,
         }
         for name, plausible in series.items():
             got = _query(f'max by (job_name) ({name}{{job_id="{job}"}})')
