@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from connectors.lake import local_path
-from connectors.redis_client import redis_client
+from connectors.redis_client import redis_client, unlink_matching
 from core.settings import RedisSettings
 from models.features.batch import TABLE_FEATURES, TABLE_KEYS
 
@@ -175,18 +175,8 @@ class BatchOnlineStore:
         return pointer
 
     def delete_runs_except(self, keep: set[str | None]) -> int:
-        deleted = 0
-        batch = []
-        for key in self.client.scan_iter(match=f"{self.prefix}:*:*:*", count=1000):
-            run = key.decode().split(":")[-3]
-            if run not in keep:
-                batch.append(key)
-            if len(batch) >= PIPELINE_BATCH:
-                deleted += self.client.unlink(*batch)
-                batch = []
-        if batch:
-            deleted += self.client.unlink(*batch)
-        return deleted
+        return unlink_matching(self.client, f"{self.prefix}:*:*:*", batch=PIPELINE_BATCH,
+                               keep=lambda key: key.decode().split(":")[-3] in keep)
 
     # ------------------------------------------------------------------ reading
     def current(self, max_age_s: float = 5.0) -> dict | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
@@ -36,3 +38,19 @@ def redis_client(settings: RedisSettings | None = None, **overrides) -> redis.Re
             kw["ssl_ca_certs"] = settings.tls_ca
     kw.update(overrides)
     return redis.Redis.from_url(settings.url, **kw)
+
+
+def unlink_matching(client: redis.Redis, pattern: str, *, batch: int = 1000,
+                    keep: Callable[[bytes], bool] | None = None) -> int:
+    """Unlink the keys matching ``pattern`` (but those ``keep`` says to keep), ``batch`` per
+    SCAN step and UNLINK call; returns how many went."""
+    deleted, found = 0, []
+    for key in client.scan_iter(match=pattern, count=batch):
+        if keep is None or not keep(key):
+            found.append(key)
+        if len(found) >= batch:
+            deleted += client.unlink(*found)
+            found = []
+    if found:
+        deleted += client.unlink(*found)
+    return deleted

@@ -57,6 +57,7 @@ from scale_parts import alarm_streams, plot, ranking_catalogs
 from connectors import flink_rest
 from connectors.feature_store import RedisFeatureStore
 from connectors.kafka_admin import create_topics, producer
+from connectors.redis_client import unlink_matching
 from core.settings import FlinkSettings, KafkaSettings
 from models.features.buckets import bucket_of
 from onair.stack import Stack
@@ -319,14 +320,7 @@ def run_size(listeners: int, backend: str, args, out: dict) -> None:
     out["read_1000_p99_ms"] = round(float(np.percentile(reads[20:], 99)), 2)
     # The next size (and run) starts without this one's keys: left behind, a million per
     # size filled Redis over a day of runs, and a restarted Redis was loading them for minutes.
-    batch = []
-    for key in store.client.scan_iter(match=f"{store.settings.key_prefix}:*", count=10_000):
-        batch.append(key)
-        if len(batch) == 10_000:
-            store.client.unlink(*batch)
-            batch.clear()
-    if batch:
-        store.client.unlink(*batch)
+    unlink_matching(store.client, f"{store.settings.key_prefix}:*", batch=10_000)
 
 
 def main() -> None:
